@@ -1,0 +1,388 @@
+"""The sidecar's configuration: frozen dataclasses, parsed from YAML and environment.
+
+These classes are the one model of the configuration. `parse` reads a YAML mapping
+into them (camelCase keys, as in the `LLMCache` spec), and `schema.py` walks the same
+fields to write the CRD's OpenAPI schema, so the two cannot drift. Every error names
+the key path: `backend.memory.maxByte: unknown key; did you mean maxBytes?`.
+
+Settings are never mutated: a reload parses a new `Settings` and swaps one reference.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import types
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from pathlib import Path
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
+
+import yaml
+
+Isolation = Literal["credential", "namespace"]
+BackendType = Literal["memory", "redis", "dual"]
+ProviderKind = Literal["openai", "azure", "anthropic", "gemini"]
+ReplayMode = Literal["fast", "paced"]
+
+ENV_PREFIX = "LLMCACHE_"
+_UNIONS = (Union, types.UnionType)
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+_DURATION_RE = re.compile(r"^(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\d+)ms)?$")
+
+
+class ConfigError(ValueError):
+    """A configuration value is wrong; `path` says which one."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(f"{path}: {message}" if path else message)
+        self.path = path
+        self.message = message
+
+
+def key(name: str, doc: str, **extra: Any) -> dict[str, Any]:
+    """Field metadata: the camelCase key, its description, and schema extras."""
+    return {"key": name, "doc": doc, **extra}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MemorySettings:
+    max_bytes: int = field(
+        default=256 * 2**20,
+        metadata=key("maxBytes", "Upper bound of the bytes the in-memory cache holds.", minimum=1024),
+    )
+    max_entries: int = field(
+        default=100_000,
+        metadata=key("maxEntries", "Upper bound of the entries the in-memory cache holds.", minimum=1),
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RedisSettings:
+    url: str = field(
+        default="redis://127.0.0.1:6379/0",
+        metadata=key("url", "Redis URL: redis://host:port/db, or rediss:// for TLS."),
+    )
+    password_file: str | None = field(
+        default=None,
+        metadata=key("passwordFile", "File holding the Redis password (a mounted Secret)."),
+    )
+    timeout_ms: int = field(
+        default=50,
+        metadata=key("timeoutMs", "Socket timeout of every Redis call; past it the call is a miss.", minimum=1),
+    )
+    max_connections: int = field(
+        default=64,
+        metadata=key("maxConnections", "Size of the connection pool.", minimum=1),
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DualSettings:
+    front_ttl: float = field(
+        default=60.0,
+        metadata=key(
+            "frontTtl",
+            "Longest time an entry stays in the memory tier; a flush elsewhere is seen within it.",
+            duration=True,
+        ),
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BackendSettings:
+    type: BackendType = field(
+        default="memory",
+        metadata=key("type", "Where entries live: memory (this pod), redis (shared), dual (memory in front of redis)."),
+    )
+    memory: MemorySettings = field(default_factory=MemorySettings, metadata=key("memory", "In-memory tier."))
+    redis: RedisSettings = field(default_factory=RedisSettings, metadata=key("redis", "Redis connection."))
+    dual: DualSettings = field(default_factory=DualSettings, metadata=key("dual", "Two-tier settings."))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProviderSettings:
+    kind: ProviderKind | None = field(
+        default=None,
+        metadata=key("kind", "Wire format: openai (and compatibles), azure, anthropic, gemini. Defaults to the name for built-in providers."),
+    )
+    upstream: str | None = field(
+        default=None,
+        metadata=key("upstream", "Base URL requests are forwarded to, e.g. https://api.openai.com."),
+    )
+    timeout: float = field(
+        default=600.0,
+        metadata=key("timeout", "Longest time an upstream call may take.", duration=True),
+    )
+
+
+BUILTIN_PROVIDERS: Mapping[str, ProviderSettings] = {
+    "openai": ProviderSettings(kind="openai", upstream="https://api.openai.com"),
+    "anthropic": ProviderSettings(kind="anthropic", upstream="https://api.anthropic.com"),
+    "gemini": ProviderSettings(kind="gemini", upstream="https://generativelanguage.googleapis.com"),
+}
+
+
+def _default_providers() -> dict[str, ProviderSettings]:
+    return dict(BUILTIN_PROVIDERS)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KeyParams:
+    exclude: tuple[str, ...] = field(
+        default=("user", "metadata"),
+        metadata=key("exclude", "Top-level body fields left out of the cache key."),
+    )
+    include: tuple[str, ...] = field(
+        default=(),
+        metadata=key("include", "If set, only these top-level body fields make the key (exclude is then ignored)."),
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CoalesceSettings:
+    enabled: bool = field(
+        default=True,
+        metadata=key("enabled", "Identical requests in flight at once go upstream once."),
+    )
+    max_wait: float = field(
+        default=60.0,
+        metadata=key("maxWait", "Longest time a follower waits for the leader's answer before its own call.", duration=True),
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    listen: str = field(default="127.0.0.1:8787", metadata=key("listen", "Data port address (host:port)."))
+    admin: str = field(default="127.0.0.1:8788", metadata=key("admin", "Admin port address (host:port)."))
+    ttl: float = field(
+        default=3600.0,
+        metadata=key("ttl", "Default time-to-live of an entry: seconds, or a duration such as 1h or 30m.", duration=True),
+    )
+    namespace: str = field(default="default", metadata=key("namespace", "Prefix that isolates this cache's entries."))
+    isolation: Isolation = field(
+        default="credential",
+        metadata=key("isolation", "credential: entries are also keyed by a hash of the caller's API key; namespace: shared by all callers."),
+    )
+    max_body_bytes: int = field(
+        default=10 * 2**20,
+        metadata=key("maxBodyBytes", "Larger request bodies pass through uncached.", minimum=1),
+    )
+    replay: ReplayMode = field(
+        default="fast",
+        metadata=key("replay", "How a cached stream is replayed: fast, or paced with the original gaps."),
+    )
+    backend: BackendSettings = field(default_factory=BackendSettings, metadata=key("backend", "Cache storage."))
+    providers: dict[str, ProviderSettings] = field(
+        default_factory=_default_providers,
+        metadata=key("providers", "Providers by the name used in the path: /<name>/... is forwarded to its upstream."),
+    )
+    key_params: KeyParams = field(default_factory=KeyParams, metadata=key("keyParams", "Which body fields make the key."))
+    coalesce: CoalesceSettings = field(
+        default_factory=CoalesceSettings, metadata=key("coalesce", "Single-flight of identical requests.")
+    )
+
+    def _check(self, path: str) -> None:
+        """Check addresses and names, and fill built-in provider defaults (once, at parse)."""
+        _check_address(self.listen, "listen")
+        _check_address(self.admin, "admin")
+        if not _NAME_RE.match(self.namespace):
+            raise ConfigError("namespace", "use letters, digits, '.', '_' and '-' (at most 63)")
+        resolved: dict[str, ProviderSettings] = {}
+        for name, provider in self.providers.items():
+            sub = f"providers.{name}"
+            if not _NAME_RE.match(name):
+                raise ConfigError(sub, "a provider name is used in the URL path: letters, digits, '.', '_', '-'")
+            builtin = BUILTIN_PROVIDERS.get(name)
+            kind = provider.kind or (builtin.kind if builtin else None)
+            upstream = provider.upstream or (builtin.upstream if builtin else None)
+            if kind is None:
+                raise ConfigError(f"{sub}.kind", "required for a provider that is not built in")
+            if upstream is None:
+                raise ConfigError(f"{sub}.upstream", "required for a provider that is not built in")
+            if not upstream.startswith(("http://", "https://")):
+                raise ConfigError(f"{sub}.upstream", f"expected an http(s) URL, got {upstream!r}")
+            resolved[name] = replace(provider, kind=kind, upstream=upstream.rstrip("/"))
+        object.__setattr__(self, "providers", resolved)
+
+
+T = TypeVar("T")
+
+
+def parse(cls: type[T], data: Any, path: str = "") -> T:
+    """Build dataclass `cls` from a mapping, checking keys and types."""
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(path, f"expected a mapping, got {_type_name(data)}")
+    hints = get_type_hints(cls)
+    by_key = {f.metadata["key"]: f for f in fields(cls)}  # type: ignore[arg-type]
+    values: dict[str, Any] = {}
+    for name, raw in data.items():
+        sub = f"{path}.{name}" if path else str(name)
+        fld = by_key.get(name)
+        if fld is None:
+            close = difflib.get_close_matches(str(name), list(by_key), n=1)
+            hint = f"; did you mean {close[0]}?" if close else f"; known keys: {', '.join(sorted(by_key))}"
+            raise ConfigError(sub, "unknown key" + hint)
+        values[fld.name] = _value(hints[fld.name], raw, sub, fld.metadata)
+    result = cls(**values)
+    check = getattr(result, "_check", None)
+    if check is not None:
+        check(path)
+    return result
+
+
+def _value(tp: Any, raw: Any, path: str, meta: Mapping[str, Any]) -> Any:
+    origin, args = get_origin(tp), get_args(tp)
+    if origin in _UNIONS:
+        if raw is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _value(inner, raw, path, meta)
+    if raw is None:
+        raise ConfigError(path, "must not be null")
+    if origin is Literal:
+        if raw not in args:
+            raise ConfigError(path, f"must be one of {', '.join(map(str, args))}, got {raw!r}")
+        return raw
+    if is_dataclass(tp):
+        return parse(tp, raw, path)  # type: ignore[type-var]
+    if origin is dict:
+        if not isinstance(raw, Mapping):
+            raise ConfigError(path, f"expected a mapping, got {_type_name(raw)}")
+        return {str(k): _value(args[1], v, f"{path}.{k}", {}) for k, v in raw.items()}
+    if origin is tuple:
+        if not isinstance(raw, list):
+            raise ConfigError(path, f"expected a list, got {_type_name(raw)}")
+        return tuple(_value(args[0], v, f"{path}[{i}]", {}) for i, v in enumerate(raw))
+    if tp is float and meta.get("duration"):
+        value = parse_duration(raw, path)
+    elif tp is bool:
+        if not isinstance(raw, bool):
+            raise ConfigError(path, f"expected true or false, got {raw!r}")
+        value = raw
+    elif tp is int:
+        if isinstance(raw, bool) or not isinstance(raw, int):
+            raise ConfigError(path, f"expected an integer, got {raw!r}")
+        value = raw
+    elif tp is float:
+        if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+            raise ConfigError(path, f"expected a number, got {raw!r}")
+        value = float(raw)
+    elif tp is str:
+        if not isinstance(raw, str):
+            raise ConfigError(path, f"expected a string, got {_type_name(raw)}")
+        value = raw
+    else:  # pragma: no cover - a model type parse() does not know is a bug here
+        raise TypeError(f"{path}: unsupported type {tp!r}")
+    minimum = meta.get("minimum")
+    if minimum is not None and value < minimum:
+        raise ConfigError(path, f"must be at least {minimum}, got {value}")
+    return value
+
+
+def parse_duration(raw: Any, path: str = "") -> float:
+    """Seconds from a number or a duration string: 90, 1.5, "90s", "30m", "1h30m", "500ms"."""
+    if isinstance(raw, bool):
+        raise ConfigError(path, f"expected a duration, got {raw!r}")
+    if isinstance(raw, (int, float)):
+        seconds = float(raw)
+    elif isinstance(raw, str) and (m := _DURATION_RE.match(raw.strip())) and any(m.groups()):
+        h, mi, s, ms = (int(g) if g else 0 for g in m.groups())
+        seconds = h * 3600 + mi * 60 + s + ms / 1000
+    else:
+        raise ConfigError(path, f"expected seconds or a duration such as 30s, 5m, 1h; got {raw!r}")
+    if seconds < 0:
+        raise ConfigError(path, f"must not be negative, got {raw!r}")
+    return seconds
+
+
+def _type_name(value: Any) -> str:
+    return {dict: "a mapping", list: "a list", str: "a string"}.get(type(value), type(value).__name__)
+
+
+def _check_address(value: str, path: str) -> None:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ConfigError(path, f"expected host:port, got {value!r}")
+
+
+
+
+def load(path: str | os.PathLike[str] | None, env: Mapping[str, str] | None = None) -> Settings:
+    """Read the YAML file (if any), apply `LLMCACHE_*` overrides, and parse."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError("", f"cannot read config file {path}: {exc.strerror}") from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError("", f"config file {path} is not valid YAML: {exc}") from exc
+        if loaded is not None:
+            if not isinstance(loaded, dict):
+                raise ConfigError("", f"config file {path} must hold a mapping")
+            data = loaded
+    return parse(Settings, apply_env(data, os.environ if env is None else env))
+
+
+def apply_env(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
+    """Override single settings from `LLMCACHE_<PATH>` variables.
+
+    The path is the key path in upper snake case: `LLMCACHE_TTL=600`,
+    `LLMCACHE_BACKEND_TYPE=redis`, `LLMCACHE_BACKEND_REDIS_URL=redis://...`,
+    `LLMCACHE_PROVIDERS_OPENAI_UPSTREAM=http://...`. Values are read as YAML scalars.
+    """
+    names = _env_paths(Settings, data, ())
+    result = _deep_copy(data)
+    for var, raw in env.items():
+        if not var.startswith(ENV_PREFIX) or var in {"LLMCACHE_CONFIG"}:
+            continue
+        target = names.get(var)
+        if target is None:
+            close = difflib.get_close_matches(var, list(names), n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            raise ConfigError(var, "unknown environment setting" + hint)
+        node = result
+        for part in target[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(".".join(target), "cannot override inside a non-mapping value")
+        try:
+            node[target[-1]] = yaml.safe_load(raw) if raw else None
+        except yaml.YAMLError as exc:
+            raise ConfigError(var, f"not a valid value: {exc}") from exc
+    return result
+
+
+def _env_paths(cls: type, data: Any, prefix: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    hints = get_type_hints(cls)
+    out: dict[str, tuple[str, ...]] = {}
+    data = data if isinstance(data, Mapping) else {}
+    for fld in fields(cls):
+        path = (*prefix, fld.metadata["key"])
+        tp = hints[fld.name]
+        if get_origin(tp) in _UNIONS:
+            tp = next(a for a in get_args(tp) if a is not type(None))
+        if is_dataclass(tp):
+            out.update(_env_paths(tp, data.get(path[-1]), path))  # type: ignore[arg-type]
+        elif get_origin(tp) is dict:
+            value_cls = get_args(tp)[1]
+            names = set(data.get(path[-1]) or ()) | set(BUILTIN_PROVIDERS)
+            for name in names:
+                out.update(_env_paths(value_cls, (data.get(path[-1]) or {}).get(name), (*path, name)))
+        else:
+            out[ENV_PREFIX + "_".join(_snake(p) for p in path)] = path
+    return out
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).replace("-", "_").upper()
+
+
+def _deep_copy(data: Any) -> Any:
+    if isinstance(data, dict):
+        return {k: _deep_copy(v) for k, v in data.items()}
+    return data

@@ -105,7 +105,10 @@ class BackendSettings:
 class ProviderSettings:
     kind: ProviderKind | None = field(
         default=None,
-        metadata=key("kind", "Wire format: openai (and compatibles), azure, anthropic, gemini. Defaults to the name for built-in providers."),
+        metadata=key(
+            "kind",
+            "Wire format: openai (or compatible), azure, anthropic, gemini. Built-in providers default to their name.",
+        ),
     )
     upstream: str | None = field(
         default=None,
@@ -148,7 +151,9 @@ class CoalesceSettings:
     )
     max_wait: float = field(
         default=60.0,
-        metadata=key("maxWait", "Longest time a follower waits for the leader's answer before its own call.", duration=True),
+        metadata=key(
+            "maxWait", "Longest time a follower waits for the leader's answer before its own call.", duration=True
+        ),
     )
 
 
@@ -158,12 +163,21 @@ class Settings:
     admin: str = field(default="127.0.0.1:8788", metadata=key("admin", "Admin port address (host:port)."))
     ttl: float = field(
         default=3600.0,
-        metadata=key("ttl", "Default time-to-live of an entry: seconds, or a duration such as 1h or 30m.", duration=True),
+        metadata=key(
+            "ttl", "Default time-to-live of an entry: seconds, or a duration such as 1h or 30m.", duration=True
+        ),
     )
     namespace: str = field(default="default", metadata=key("namespace", "Prefix that isolates this cache's entries."))
+    flush: str = field(
+        default="",
+        metadata=key("flush", "Changing this value empties this cache's namespace: it is part of every key."),
+    )
     isolation: Isolation = field(
         default="credential",
-        metadata=key("isolation", "credential: entries are also keyed by a hash of the caller's API key; namespace: shared by all callers."),
+        metadata=key(
+            "isolation",
+            "credential: entries are also keyed by a hash of the caller's API key; namespace: shared by all callers.",
+        ),
     )
     max_body_bytes: int = field(
         default=10 * 2**20,
@@ -178,7 +192,9 @@ class Settings:
         default_factory=_default_providers,
         metadata=key("providers", "Providers by the name used in the path: /<name>/... is forwarded to its upstream."),
     )
-    key_params: KeyParams = field(default_factory=KeyParams, metadata=key("keyParams", "Which body fields make the key."))
+    key_params: KeyParams = field(
+        default_factory=KeyParams, metadata=key("keyParams", "Which body fields make the key.")
+    )
     coalesce: CoalesceSettings = field(
         default_factory=CoalesceSettings, metadata=key("coalesce", "Single-flight of identical requests.")
     )
@@ -247,8 +263,8 @@ def _value(tp: Any, raw: Any, path: str, meta: Mapping[str, Any]) -> Any:
         if raw not in args:
             raise ConfigError(path, f"must be one of {', '.join(map(str, args))}, got {raw!r}")
         return raw
-    if is_dataclass(tp):
-        return parse(tp, raw, path)  # type: ignore[type-var]
+    if isinstance(tp, type) and is_dataclass(tp):
+        return parse(tp, raw, path)
     if origin is dict:
         if not isinstance(raw, Mapping):
             raise ConfigError(path, f"expected a mapping, got {_type_name(raw)}")
@@ -257,6 +273,7 @@ def _value(tp: Any, raw: Any, path: str, meta: Mapping[str, Any]) -> Any:
         if not isinstance(raw, list):
             raise ConfigError(path, f"expected a list, got {_type_name(raw)}")
         return tuple(_value(args[0], v, f"{path}[{i}]", {}) for i, v in enumerate(raw))
+    value: Any
     if tp is float and meta.get("duration"):
         value = parse_duration(raw, path)
     elif tp is bool:
@@ -300,15 +317,14 @@ def parse_duration(raw: Any, path: str = "") -> float:
 
 
 def _type_name(value: Any) -> str:
-    return {dict: "a mapping", list: "a list", str: "a string"}.get(type(value), type(value).__name__)
+    names: dict[type, str] = {dict: "a mapping", list: "a list", str: "a string"}
+    return names.get(type(value), type(value).__name__)
 
 
 def _check_address(value: str, path: str) -> None:
     host, sep, port = value.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
         raise ConfigError(path, f"expected host:port, got {value!r}")
-
-
 
 
 def load(path: str | os.PathLike[str] | None, env: Mapping[str, str] | None = None) -> Settings:
@@ -336,7 +352,7 @@ def apply_env(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
     `LLMCACHE_PROVIDERS_OPENAI_UPSTREAM=http://...`. Values are read as YAML scalars.
     """
     names = _env_paths(Settings, data, ())
-    result = _deep_copy(data)
+    result: dict[str, Any] = _deep_copy(data)
     for var, raw in env.items():
         if not var.startswith(ENV_PREFIX) or var in {"LLMCACHE_CONFIG"}:
             continue

@@ -28,9 +28,7 @@ class RedisCache:
         self._lease_prefix = f"{prefix}lease:"
 
     @classmethod
-    def from_url(
-        cls, url: str, *, password: str | None, timeout: float, max_connections: int
-    ) -> RedisCache:
+    def from_url(cls, url: str, *, password: str | None, timeout: float, max_connections: int) -> RedisCache:
         client = aioredis.Redis.from_url(
             url,
             password=password,
@@ -49,7 +47,7 @@ class RedisCache:
         if data is None:
             return None
         try:
-            return entry.decode(data)
+            return entry.decode(data if isinstance(data, bytes) else data.encode())
         except entry.EntryFormatError as exc:
             raise BackendError(f"unreadable entry: {exc}") from exc
 

@@ -32,14 +32,22 @@ _LEASE_POLL = (0.02, 0.25)  # first and longest gap between polls for another po
 
 
 async def handle(request: web.Request) -> web.StreamResponse:
-    state = request.app[STATE]
-    rt = state.runtime
-    route = rt.routes.get(request.match_info["provider"])
+    """Reverse-proxy mode: `/<provider>/<path>` is forwarded to that provider's upstream."""
+    route = request.app[STATE].runtime.routes.get(request.match_info["provider"])
     if route is None:
         return _error(
             404, "unknown_provider", f"llmcache: no provider named {request.match_info['provider']!r} is configured"
         )
-    tail = request.match_info["path"]
+    return await serve(request, route, request.match_info["path"])
+
+
+async def serve(request: web.Request, route: Route, tail: str) -> web.StreamResponse:
+    """Answer one request bound for `route` (path `tail` below its upstream), from the cache if possible.
+
+    Both modes end here: reverse proxy (`handle`) and transparent interception.
+    """
+    state = request.app[STATE]
+    rt = state.runtime
     if not rt.caching or request.method != "POST" or not route.kind.cacheable.match(tail):
         return await _relay(request, route, tail, request.content, status_header=None)
 

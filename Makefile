@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 CONFIG ?=
 
-PACKAGES := -e sidecar
+PACKAGES := -e sidecar -e embedder
 
 .PHONY: help venv run test lint format system-deps demo bench clean
 
@@ -18,7 +18,7 @@ help:
 	@echo "make bench   hit/miss latency and throughput, RSS (figures in docs/benchmarks.md)"
 	@echo "make lint    ruff, mypy --strict, import-linter"
 
-$(STAMP): sidecar/pyproject.toml requirements-dev.txt
+$(STAMP): sidecar/pyproject.toml embedder/pyproject.toml requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
 	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt $(PACKAGES)

@@ -6,20 +6,8 @@ from typing import Any
 
 from aiohttp import web
 
-from .provider_core import (
-    Answer,
-    Call,
-    Dialect,
-    Json,
-    Reply,
-    SseEvent,
-    Stream,
-    conversation,
-    endpoint,
-    first_tool,
-    pieces,
-    sse_json,
-)
+from .provider_answers import Answer, Json, conversation, first_tool, pieces
+from .provider_core import Call, Dialect, Reply, SseEvent, Stream, endpoint, sse_json
 
 # status -> (status name, message)
 ERRORS: dict[int, tuple[str, str]] = {
@@ -27,7 +15,10 @@ ERRORS: dict[int, tuple[str, str]] = {
     403: ("PERMISSION_DENIED", "The caller does not have permission"),
     404: ("NOT_FOUND", "Requested entity was not found."),
     429: ("RESOURCE_EXHAUSTED", "Resource has been exhausted (e.g. check quota)."),
-    500: ("INTERNAL", "An internal error has occurred. Please retry or report in https://developers.generativeai.google/guide/troubleshooting"),
+    500: (
+        "INTERNAL",
+        "An internal error has occurred. Please retry or report in https://developers.generativeai.google/guide/troubleshooting",
+    ),
     503: ("UNAVAILABLE", "The model is overloaded. Please try again later."),
     504: ("DEADLINE_EXCEEDED", "Deadline expired before operation could complete."),
 }
@@ -39,8 +30,12 @@ MISSING_KEY = (
 
 
 def error_json(status: int, message: str | None = None) -> Json:
-    name, default_message = ERRORS.get(status, ("INTERNAL", "Internal error encountered."))
-    return {"error": {"code": status, "message": message or default_message, "status": name}}
+    name, default_message = ERRORS.get(
+        status, ("INTERNAL", "Internal error encountered.")
+    )
+    return {
+        "error": {"code": status, "message": message or default_message, "status": name}
+    }
 
 
 class GeminiDialect(Dialect):
@@ -60,9 +55,18 @@ class GeminiDialect(Dialect):
 
 def _answer(call: Call) -> Answer:
     body = call.body
-    prompt, question = conversation(body.get("contents"), system=body.get("systemInstruction"), content_key="parts")
-    mode = ((body.get("toolConfig") or {}).get("functionCallingConfig") or {}).get("mode")
-    return Answer(call.serial, prompt, question, first_tool(body.get("tools"), "none" if mode == "NONE" else None))
+    prompt, question = conversation(
+        body.get("contents"), system=body.get("systemInstruction"), content_key="parts"
+    )
+    mode = ((body.get("toolConfig") or {}).get("functionCallingConfig") or {}).get(
+        "mode"
+    )
+    return Answer(
+        call.serial,
+        prompt,
+        question,
+        first_tool(body.get("tools"), "none" if mode == "NONE" else None),
+    )
 
 
 def generate(call: Call) -> Reply:
@@ -72,8 +76,13 @@ def generate(call: Call) -> Reply:
 
 def stream_generate(call: Call) -> Reply:
     answer = _answer(call)
-    parts = _parts(answer) if answer.tool else [{"text": p} for p in pieces(answer.text)]
-    chunks = [_chunk(answer, call, [part], last=i == len(parts) - 1) for i, part in enumerate(parts)]
+    parts = (
+        _parts(answer) if answer.tool else [{"text": p} for p in pieces(answer.text)]
+    )
+    chunks = [
+        _chunk(answer, call, [part], last=i == len(parts) - 1)
+        for i, part in enumerate(parts)
+    ]
     if call.query.get("alt") != "sse":
         return chunks  # without alt=sse the API streams one JSON array
     return Stream([sse_json(chunk) for chunk in chunks])
@@ -96,7 +105,11 @@ def _chunk(answer: Answer, call: Call, parts: list[Json], *, last: bool) -> Json
             "candidatesTokenCount": answer.output_tokens,
             "totalTokenCount": total,
         }
-    return {**chunk, "modelVersion": call.params["model"], "responseId": f"fake-{answer.serial}"}
+    return {
+        **chunk,
+        "modelVersion": call.params["model"],
+        "responseId": f"fake-{answer.serial}",
+    }
 
 
 def routes() -> list[web.RouteDef]:
@@ -106,7 +119,13 @@ def routes() -> list[web.RouteDef]:
         route
         for version in ("v1beta", "v1")
         for route in (
-            web.post(f"/{version}/models/{{model}}:generateContent", endpoint(gemini, generate)),
-            web.post(f"/{version}/models/{{model}}:streamGenerateContent", endpoint(gemini, stream_generate)),
+            web.post(
+                f"/{version}/models/{{model}}:generateContent",
+                endpoint(gemini, generate),
+            ),
+            web.post(
+                f"/{version}/models/{{model}}:streamGenerateContent",
+                endpoint(gemini, stream_generate),
+            ),
         )
     ]

@@ -80,7 +80,10 @@ def wrk(name: str, url: str, script: str, concurrency: int, seconds: int) -> Res
     try:
         out = subprocess.run(
             ["wrk", f"-t{threads}", f"-c{concurrency}", f"-d{seconds}s", "--latency", "-s", f.name, url],
-            capture_output=True, text=True, check=True, timeout=seconds + 30,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=seconds + 30,
         ).stdout
     finally:
         os.unlink(f.name)
@@ -136,10 +139,16 @@ def fake_provider() -> Iterator[str]:
 def sidecar(upstream: str, backend: dict[str, object], workdir: Path) -> Iterator[tuple[str, int]]:
     port, admin = free_port(), free_port()
     cfg = workdir / f"sidecar-{port}.yaml"
-    cfg.write_text(yaml.safe_dump({
-        "listen": f"127.0.0.1:{port}", "admin": f"127.0.0.1:{admin}", "backend": backend,
-        "providers": {"openai": {"upstream": upstream}},
-    }))
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "listen": f"127.0.0.1:{port}",
+                "admin": f"127.0.0.1:{admin}",
+                "backend": backend,
+                "providers": {"openai": {"upstream": upstream}},
+            }
+        )
+    )
     with process([str(Path(PY).parent / "llmcache-sidecar"), "--config", str(cfg), "--log-level", "WARNING"]) as proc:
         wait_http(f"http://127.0.0.1:{admin}/healthz")
         yield f"http://127.0.0.1:{port}", proc.pid
@@ -155,7 +164,9 @@ def baseline(redis_url: str) -> Iterator[str]:
 
 def table(results: list[Result]) -> str:
     lines = ["| scenario | concurrency | requests/s | p50 ms | p99 ms | non-2xx |", "|---|---:|---:|---:|---:|---:|"]
-    lines += [f"| {r.name} | {r.concurrency} | {r.rps:,.0f} | {r.p50_ms:.3f} | {r.p99_ms:.3f} | {r.errors} |" for r in results]
+    lines += [
+        f"| {r.name} | {r.concurrency} | {r.rps:,.0f} | {r.p50_ms:.3f} | {r.p99_ms:.3f} | {r.errors} |" for r in results
+    ]
     return "\n".join(lines)
 
 
@@ -170,7 +181,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, fake_provider() as provider, running_redis(Path(tmp)) as redis:
         work = Path(tmp)
         for c in (1, 32):
-            results.append(wrk("direct (no sidecar)", provider + "/v1/chat/completions", UNIQUE_BODY_LUA, c, args.seconds))
+            results.append(
+                wrk("direct (no sidecar)", provider + "/v1/chat/completions", UNIQUE_BODY_LUA, c, args.seconds)
+            )
         with sidecar(provider, {"type": "memory"}, work) as (url, pid):
             time.sleep(0.5)
             idle = rss_mib(pid)

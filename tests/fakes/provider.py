@@ -51,9 +51,7 @@ async def record(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Record every request that reaches the fake, before anything can refuse it."""
     body = await request.read()
     headers = {name.lower(): value for name, value in request.headers.items()}
-    request.app[FAKE].record(
-        Received(request.method, request.path, dict(request.query), headers, body)
-    )
+    request.app[FAKE].record(Received(request.method, request.path, dict(request.query), headers, body))
     return await handler(request)
 
 
@@ -85,9 +83,7 @@ async def serve(host: str, port: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__.splitlines()[0] if __doc__ else None
-    )
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     args = parser.parse_args(argv)

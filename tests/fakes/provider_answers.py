@@ -65,17 +65,11 @@ def text_of(content: Any) -> str:
     return ""
 
 
-def conversation(
-    turns: Any, *, system: Any = None, content_key: str = "content"
-) -> tuple[str, str]:
+def conversation(turns: Any, *, system: Any = None, content_key: str = "content") -> tuple[str, str]:
     """(all prompt text, last user message) of a list of role/content turns."""
-    messages = (
-        [m for m in turns if isinstance(m, dict)] if isinstance(turns, list) else []
-    )
+    messages = [m for m in turns if isinstance(m, dict)] if isinstance(turns, list) else []
     texts = [text_of(system), *(text_of(m.get(content_key)) for m in messages)]
-    users = [
-        text_of(m.get(content_key)) for m in messages if m.get("role", "user") == "user"
-    ]
+    users = [text_of(m.get(content_key)) for m in messages if m.get("role", "user") == "user"]
     return " ".join(t for t in texts if t), users[-1] if users else ""
 
 
@@ -111,17 +105,10 @@ def slices(text: str, size: int = 12) -> list[str]:
 
 def embedding(text: str, dim: int) -> list[float]:
     """A deterministic unit vector from a hash of ``text``, exactly representable as float32."""
-    stream = b"".join(
-        hashlib.sha256(f"{i}:{text}".encode()).digest() for i in range(dim // 8 + 1)
-    )
-    raw = [
-        int.from_bytes(stream[4 * i : 4 * i + 4], "big") / 2**31 - 1.0
-        for i in range(dim)
-    ]
+    stream = b"".join(hashlib.sha256(f"{i}:{text}".encode()).digest() for i in range(dim // 8 + 1))
+    raw = [int.from_bytes(stream[4 * i : 4 * i + 4], "big") / 2**31 - 1.0 for i in range(dim)]
     norm = sum(x * x for x in raw) ** 0.5 or 1.0
-    return list(
-        struct.unpack(f"<{dim}f", struct.pack(f"<{dim}f", *(x / norm for x in raw)))
-    )
+    return list(struct.unpack(f"<{dim}f", struct.pack(f"<{dim}f", *(x / norm for x in raw))))
 
 
 def float32_base64(vector: Sequence[float]) -> str:

@@ -34,12 +34,8 @@ ERRORS: dict[int, tuple[str, str]] = {
 }
 
 
-def error_json(
-    status: int, kind: str | None = None, message: str | None = None
-) -> Json:
-    default_kind, default_message = ERRORS.get(
-        status, ("api_error", "Internal server error")
-    )
+def error_json(status: int, kind: str | None = None, message: str | None = None) -> Json:
+    default_kind, default_message = ERRORS.get(status, ("api_error", "Internal server error"))
     error = {"type": kind or default_kind, "message": message or default_message}
     return {"type": "error", "error": error, "request_id": "req_fake"}
 
@@ -47,9 +43,7 @@ def error_json(
 class AnthropicDialect(Dialect):
     def reject(self, request: web.Request) -> web.Response | None:
         if not (request.headers.get("x-api-key") or bearer(request)):
-            return web.json_response(
-                error_json(401, message="x-api-key header is required"), status=401
-            )
+            return web.json_response(error_json(401, message="x-api-key header is required"), status=401)
         return None
 
     def error_body(self, status: int) -> Any:
@@ -81,9 +75,7 @@ def messages(call: Call) -> Reply:
     )
 
 
-def _message(
-    answer: Answer, model: str, content: list[Json], stop_reason: str | None
-) -> Json:
+def _message(answer: Answer, model: str, content: list[Json], stop_reason: str | None) -> Json:
     usage = {
         "input_tokens": answer.input_tokens,
         "output_tokens": answer.output_tokens if stop_reason else 1,
@@ -116,10 +108,7 @@ def _block(answer: Answer, *, done: bool) -> Json:
 
 def _deltas(answer: Answer) -> list[Json]:
     if answer.tool:
-        return [
-            {"type": "input_json_delta", "partial_json": part}
-            for part in slices(answer.arguments_json)
-        ]
+        return [{"type": "input_json_delta", "partial_json": part} for part in slices(answer.arguments_json)]
     return [{"type": "text_delta", "text": part} for part in pieces(answer.text)]
 
 
@@ -132,10 +121,7 @@ def _events(answer: Answer, model: str) -> list[SseEvent]:
         event("message_start", message=_message(answer, model, [], None)),
         event("content_block_start", index=0, content_block=_block(answer, done=False)),
         event("ping"),
-        *(
-            event("content_block_delta", index=0, delta=delta)
-            for delta in _deltas(answer)
-        ),
+        *(event("content_block_delta", index=0, delta=delta) for delta in _deltas(answer)),
         event("content_block_stop", index=0),
         event(
             "message_delta",

@@ -59,11 +59,7 @@ class Behaviour:
 
     def over(self, base: Behaviour) -> Behaviour:
         """This behaviour's set fields, the rest taken from ``base``."""
-        changes = {
-            f.name: getattr(self, f.name)
-            for f in fields(self)
-            if getattr(self, f.name) is not None
-        }
+        changes = {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
         return replace(base, **changes)
 
     @classmethod
@@ -77,9 +73,7 @@ class Behaviour:
             try:
                 values[name] = int(raw)
             except ValueError:
-                raise web.HTTPBadRequest(
-                    text=f"{header} must be an integer, got {raw!r}"
-                ) from None
+                raise web.HTTPBadRequest(text=f"{header} must be an integer, got {raw!r}") from None
         return cls(**values)
 
 
@@ -122,11 +116,7 @@ class FakeProvider:
 
     def count(self, path_suffix: str | None = None) -> int:
         """How many requests arrived (whose path ends with ``path_suffix``, if given)."""
-        return sum(
-            1
-            for r in self.received
-            if path_suffix is None or r.path.endswith(path_suffix)
-        )
+        return sum(1 for r in self.received if path_suffix is None or r.path.endswith(path_suffix))
 
     def reset(self) -> None:
         self.received.clear()
@@ -140,9 +130,7 @@ class FakeProvider:
         return self._serial
 
     def next_behaviour(self, headers: Mapping[str, str]) -> Behaviour:
-        defaults = Behaviour(
-            delay_ms=self.default_delay_ms, chunk_delay_ms=self.default_chunk_delay_ms
-        )
+        defaults = Behaviour(delay_ms=self.default_delay_ms, chunk_delay_ms=self.default_chunk_delay_ms)
         planned = self._planned.popleft() if self._planned else Behaviour()
         return Behaviour.from_headers(headers).over(planned.over(defaults))
 
@@ -161,9 +149,7 @@ class SseEvent:
     event: str | None = None
 
     def encode(self, newline: str) -> bytes:
-        lines = ([f"event: {self.event}"] if self.event else []) + [
-            f"data: {self.data}"
-        ]
+        lines = ([f"event: {self.event}"] if self.event else []) + [f"data: {self.data}"]
         return (newline.join(lines) + newline * 2).encode()
 
 
@@ -178,9 +164,7 @@ class Stream:
     events: Sequence[SseEvent]
 
 
-def script(
-    events: Sequence[SseEvent], behaviour: Behaviour, dialect: Dialect
-) -> tuple[list[SseEvent], bool]:
+def script(events: Sequence[SseEvent], behaviour: Behaviour, dialect: Dialect) -> tuple[list[SseEvent], bool]:
     """What to actually send, and whether to drop the connection afterwards.
 
     A cut or an error always lands before the last event, so the end marker is never sent.
@@ -245,12 +229,8 @@ class Dialect(ABC):
     def stream_error(self, index: int) -> SseEvent:
         """The provider's mid-stream error event, sent as event number ``index`` (from 0)."""
 
-    def error_response(
-        self, status: int, headers: Mapping[str, str] | None = None
-    ) -> web.Response:
-        return web.json_response(
-            self.error_body(status), status=status, headers=headers
-        )
+    def error_response(self, status: int, headers: Mapping[str, str] | None = None) -> web.Response:
+        return web.json_response(self.error_body(status), status=status, headers=headers)
 
 
 @dataclass(frozen=True)

@@ -30,12 +30,8 @@ MISSING_KEY = (
 
 
 def error_json(status: int, message: str | None = None) -> Json:
-    name, default_message = ERRORS.get(
-        status, ("INTERNAL", "Internal error encountered.")
-    )
-    return {
-        "error": {"code": status, "message": message or default_message, "status": name}
-    }
+    name, default_message = ERRORS.get(status, ("INTERNAL", "Internal error encountered."))
+    return {"error": {"code": status, "message": message or default_message, "status": name}}
 
 
 class GeminiDialect(Dialect):
@@ -55,12 +51,8 @@ class GeminiDialect(Dialect):
 
 def _answer(call: Call) -> Answer:
     body = call.body
-    prompt, question = conversation(
-        body.get("contents"), system=body.get("systemInstruction"), content_key="parts"
-    )
-    mode = ((body.get("toolConfig") or {}).get("functionCallingConfig") or {}).get(
-        "mode"
-    )
+    prompt, question = conversation(body.get("contents"), system=body.get("systemInstruction"), content_key="parts")
+    mode = ((body.get("toolConfig") or {}).get("functionCallingConfig") or {}).get("mode")
     return Answer(
         call.serial,
         prompt,
@@ -76,13 +68,8 @@ def generate(call: Call) -> Reply:
 
 def stream_generate(call: Call) -> Reply:
     answer = _answer(call)
-    parts = (
-        _parts(answer) if answer.tool else [{"text": p} for p in pieces(answer.text)]
-    )
-    chunks = [
-        _chunk(answer, call, [part], last=i == len(parts) - 1)
-        for i, part in enumerate(parts)
-    ]
+    parts = _parts(answer) if answer.tool else [{"text": p} for p in pieces(answer.text)]
+    chunks = [_chunk(answer, call, [part], last=i == len(parts) - 1) for i, part in enumerate(parts)]
     if call.query.get("alt") != "sse":
         return chunks  # without alt=sse the API streams one JSON array
     return Stream([sse_json(chunk) for chunk in chunks])

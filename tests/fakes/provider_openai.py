@@ -37,9 +37,7 @@ MISSING_KEY = (
     "You didn't provide an API key. You need to provide your API key in an "
     "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
 )
-SERVER_ERROR = (
-    "The server had an error while processing your request. Sorry about that!"
-)
+SERVER_ERROR = "The server had an error while processing your request. Sorry about that!"
 # status -> (type, code, message)
 ERRORS: dict[int, tuple[str, str | None, str]] = {
     400: ("invalid_request_error", None, "Invalid request."),
@@ -70,11 +68,7 @@ MODELS = ("gpt-4o-mini", "gpt-4o", "text-embedding-3-small")
 
 
 def error_json(status: int) -> Json:
-    default = (
-        ("server_error", None, SERVER_ERROR)
-        if status >= 500
-        else ("invalid_request_error", None, "Error.")
-    )
+    default = ("server_error", None, SERVER_ERROR) if status >= 500 else ("invalid_request_error", None, "Error.")
     kind, code, message = ERRORS.get(status, default)
     return {"error": {"message": message, "type": kind, "param": None, "code": code}}
 
@@ -109,20 +103,15 @@ class AzureDialect(OpenAIDialect):
                 "Access denied due to missing subscription key. "
                 "Make sure to include subscription key when making requests to an API."
             )
-            return web.json_response(
-                {"error": {"code": "401", "message": message}}, status=401
-            )
+            return web.json_response({"error": {"code": "401", "message": message}}, status=401)
         if "api-version" not in request.query:
-            return web.json_response(
-                {"error": {"code": "404", "message": "Resource not found"}}, status=404
-            )
+            return web.json_response({"error": {"code": "404", "message": "Resource not found"}}, status=404)
         return None
 
     def error_body(self, status: int) -> Any:
         if status == 429:
             message = (
-                "Requests have exceeded call rate limit of your current pricing tier. "
-                "Please retry after 1 second."
+                "Requests have exceeded call rate limit of your current pricing tier. Please retry after 1 second."
             )
             return {"error": {"code": "429", "message": message}}
         return error_json(status)
@@ -153,12 +142,9 @@ def chat_completions(call: Call) -> Reply:
     finish = "tool_calls" if answer.tool else "stop"
     if body.get("stream"):
         choices: list[Json] = [
-            {"index": 0, "delta": d, "logprobs": None, "finish_reason": None}
-            for d in _deltas(answer)
+            {"index": 0, "delta": d, "logprobs": None, "finish_reason": None} for d in _deltas(answer)
         ]
-        choices.append(
-            {"index": 0, "delta": {}, "logprobs": None, "finish_reason": finish}
-        )
+        choices.append({"index": 0, "delta": {}, "logprobs": None, "finish_reason": finish})
         return _stream(
             {**envelope, "object": "chat.completion.chunk"},
             choices,
@@ -183,8 +169,7 @@ def _deltas(answer: Answer) -> list[Json]:
             "tool_calls": [{"index": 0, **_tool_call(answer, "")}],
         }
         rest = [
-            {"tool_calls": [{"index": 0, "function": {"arguments": part}}]}
-            for part in slices(answer.arguments_json)
+            {"tool_calls": [{"index": 0, "function": {"arguments": part}}]} for part in slices(answer.arguments_json)
         ]
         return [first, *rest]
     return [
@@ -215,19 +200,13 @@ def _envelope(call: Call, id_: str, object_: str) -> Json:
 
 def _usage_if_asked(body: Json, answer: Answer) -> Json | None:
     options = body.get("stream_options")
-    return (
-        usage(answer)
-        if isinstance(options, dict) and options.get("include_usage")
-        else None
-    )
+    return usage(answer) if isinstance(options, dict) and options.get("include_usage") else None
 
 
 def _stream(envelope: Json, choices: list[Json], final_usage: Json | None) -> Stream:
     """OpenAI's chunk stream: one choice per chunk, an optional usage chunk, then [DONE]."""
     usage_field = {"usage": None} if final_usage is not None else {}
-    events = [
-        sse_json({**envelope, "choices": [choice], **usage_field}) for choice in choices
-    ]
+    events = [sse_json({**envelope, "choices": [choice], **usage_field}) for choice in choices]
     if final_usage is not None:
         events.append(sse_json({**envelope, "choices": [], "usage": final_usage}))
     return Stream([*events, SseEvent("[DONE]")])
@@ -242,13 +221,8 @@ def completions(call: Call) -> Reply:
     answer = Answer(call.serial, prompt, prompt)
     envelope = _envelope(call, f"cmpl-fake-{call.serial}", "text_completion")
     if body.get("stream"):
-        choices = [
-            {"index": 0, "text": p, "logprobs": None, "finish_reason": None}
-            for p in pieces(answer.text)
-        ]
-        choices.append(
-            {"index": 0, "text": "", "logprobs": None, "finish_reason": "stop"}
-        )
+        choices = [{"index": 0, "text": p, "logprobs": None, "finish_reason": None} for p in pieces(answer.text)]
+        choices.append({"index": 0, "text": "", "logprobs": None, "finish_reason": "stop"})
         return _stream(envelope, choices, _usage_if_asked(body, answer))
     choice = {
         "index": 0,
@@ -301,10 +275,7 @@ def _embedding_inputs(raw: Any) -> list[str]:
 
 
 def models(call: Call) -> Reply:
-    data = [
-        {"id": name, "object": "model", "created": 1700000000, "owned_by": "openai"}
-        for name in MODELS
-    ]
+    data = [{"id": name, "object": "model", "created": 1700000000, "owned_by": "openai"} for name in MODELS]
     return {"object": "list", "data": data}
 
 

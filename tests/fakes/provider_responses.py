@@ -92,9 +92,7 @@ def _response_events(answer: Answer, call: Call) -> list[SseEvent]:
     sequence = itertools.count()
 
     def event(type_: str, **fields: Any) -> SseEvent:
-        return sse_json(
-            {"type": type_, **fields, "sequence_number": next(sequence)}, type_
-        )
+        return sse_json({"type": type_, **fields, "sequence_number": next(sequence)}, type_)
 
     where = {
         "item_id": f"msg_fake_{answer.serial}",
@@ -110,10 +108,7 @@ def _response_events(answer: Answer, call: Call) -> list[SseEvent]:
             item=_message(answer, done=False),
         ),
         event("response.content_part.added", **where, part=_output_text("")),
-        *(
-            event("response.output_text.delta", **where, delta=p, logprobs=[])
-            for p in pieces(answer.text)
-        ),
+        *(event("response.output_text.delta", **where, delta=p, logprobs=[]) for p in pieces(answer.text)),
         event("response.output_text.done", **where, text=answer.text, logprobs=[]),
         event("response.content_part.done", **where, part=_output_text(answer.text)),
         event(

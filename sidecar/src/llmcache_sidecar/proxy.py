@@ -167,9 +167,17 @@ async def _answer_miss(
         except (TimeoutError, FlightFailed, aiohttp.ClientError, OSError):
             head = None
         if head is not None and head.ok:
-            state.counters.coalesced += 1
-            detail = "coalesced" if not head.from_cache else "coalesced-peer"
-            return await _answer_from_flight(request, flight, head, key, cache_status.hit(detail=detail))
+            status = cache_status.hit(detail="coalesced-peer" if head.from_cache else "coalesced")
+            if head.is_stream:  # live from the first event; a cut reaches every reader alike
+                state.counters.coalesced += 1
+                return await _answer_from_flight(request, flight, head, key, status)
+            try:
+                answer = await flight.body()
+            except FlightFailed:
+                pass  # nothing was sent yet: this caller makes its own call below
+            else:
+                state.counters.coalesced += 1
+                return _buffered(head, answer, key, status)
         # The leader failed: this caller makes its own call, uncoalesced.
         coalescing = False
 
@@ -270,16 +278,13 @@ def _publish_entry(flight: Flight, entry: CachedResponse) -> None:
 async def _answer_from_flight(
     request: web.Request, flight: Flight, head: Head, key: str, status: str
 ) -> web.StreamResponse:
-    headers = CIMultiDict(upstream.response_headers(head.headers) if not head.from_cache else head.headers)
-    headers["Cache-Status"] = status
-    headers["x-llmcache-key"] = key
     if not head.is_stream:
         try:
             body = await flight.body()
         except FlightFailed as exc:
             return _error(502, "upstream_broken", f"llmcache: the upstream answer broke off: {exc}")
-        return web.Response(status=head.status, body=body, headers=headers)
-    response = web.StreamResponse(status=head.status, headers=headers)
+        return _buffered(head, body, key, status)
+    response = web.StreamResponse(status=head.status, headers=_flight_headers(head, key, status))
     try:
         await response.prepare(request)
         async for chunk in flight.read():
@@ -290,6 +295,17 @@ async def _answer_from_flight(
     except ConnectionResetError:
         logger.debug("client left during the stream of %s", keys.short(key))
     return response
+
+
+def _flight_headers(head: Head, key: str, status: str) -> CIMultiDict[str]:
+    headers = CIMultiDict(head.headers if head.from_cache else upstream.response_headers(head.headers))
+    headers["Cache-Status"] = status
+    headers["x-llmcache-key"] = key
+    return headers
+
+
+def _buffered(head: Head, body: bytes, key: str, status: str) -> web.Response:
+    return web.Response(status=head.status, body=body, headers=_flight_headers(head, key, status))
 
 
 async def _relay(

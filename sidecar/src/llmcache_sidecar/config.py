@@ -158,6 +158,61 @@ class CoalesceSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class PriceSettings:
+    input: float = field(default=0.0, metadata=key("input", "US dollars per million input tokens.", minimum=0))
+    output: float = field(default=0.0, metadata=key("output", "US dollars per million output tokens.", minimum=0))
+
+
+# List prices (USD per million tokens) of common models, late 2026; a config entry with the
+# same name replaces one, and a name matches dated variants by prefix (gpt-4o-mini-2024-07-18).
+DEFAULT_PRICES: Mapping[str, PriceSettings] = {
+    "gpt-4o": PriceSettings(input=2.50, output=10.00),
+    "gpt-4o-mini": PriceSettings(input=0.15, output=0.60),
+    "gpt-4.1": PriceSettings(input=2.00, output=8.00),
+    "gpt-4.1-mini": PriceSettings(input=0.40, output=1.60),
+    "gpt-4.1-nano": PriceSettings(input=0.10, output=0.40),
+    "text-embedding-3-small": PriceSettings(input=0.02),
+    "text-embedding-3-large": PriceSettings(input=0.13),
+    "claude-opus-4": PriceSettings(input=15.00, output=75.00),
+    "claude-sonnet-4": PriceSettings(input=3.00, output=15.00),
+    "claude-haiku-4": PriceSettings(input=1.00, output=5.00),
+    "claude-3-5-haiku": PriceSettings(input=0.80, output=4.00),
+    "gemini-2.5-pro": PriceSettings(input=1.25, output=10.00),
+    "gemini-2.5-flash": PriceSettings(input=0.30, output=2.50),
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TelemetrySettings:
+    traces: bool = field(
+        default=True,
+        metadata=key("traces", "Record a span per request; exported over OTLP when an endpoint is set."),
+    )
+    metrics: bool = field(default=True, metadata=key("metrics", "Keep metrics for /metrics and OTLP."))
+    otlp_endpoint: str | None = field(
+        default=None,
+        metadata=key(
+            "otlpEndpoint",
+            "OTLP/HTTP endpoint, e.g. http://otel-collector:4318; OTEL_EXPORTER_OTLP_ENDPOINT works too.",
+        ),
+    )
+    log_format: Literal["json", "text"] = field(
+        default="json",
+        metadata=key("logFormat", "json: one JSON object per line, with the trace id; text: plain lines."),
+    )
+    prices: dict[str, PriceSettings] = field(
+        default_factory=dict,
+        metadata=key(
+            "prices", "Prices by model name, added to (or replacing) the built-in table, for the money-saved metric."
+        ),
+    )
+
+    @property
+    def price_table(self) -> dict[str, PriceSettings]:
+        return {**DEFAULT_PRICES, **self.prices}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
     listen: str = field(default="127.0.0.1:8787", metadata=key("listen", "Data port address (host:port)."))
     admin: str = field(default="127.0.0.1:8788", metadata=key("admin", "Admin port address (host:port)."))
@@ -197,6 +252,9 @@ class Settings:
     )
     coalesce: CoalesceSettings = field(
         default_factory=CoalesceSettings, metadata=key("coalesce", "Single-flight of identical requests.")
+    )
+    telemetry: TelemetrySettings = field(
+        default_factory=TelemetrySettings, metadata=key("telemetry", "Traces, metrics and logs.")
     )
 
     def _check(self, path: str) -> None:

@@ -56,6 +56,8 @@ class CachedResponse:
     model: str | None = None
     usage: Usage = field(default_factory=Usage)
     chunk_times: tuple[tuple[int, float], ...] = ()
+    elapsed: float = 0.0
+    """Seconds the provider took to give the whole answer: what a hit saves in time."""
 
     @property
     def size(self) -> int:
@@ -74,6 +76,7 @@ def encode(entry: CachedResponse) -> bytes:
             "m": entry.model,
             "u": (entry.usage.input_tokens, entry.usage.output_tokens),
             "ct": entry.chunk_times,
+            "el": entry.elapsed,
         }
     )
     codec, body = _CODEC_PLAIN, entry.body
@@ -110,6 +113,7 @@ def decode(data: bytes) -> CachedResponse:
             model=meta["m"],
             usage=Usage(*meta["u"]),
             chunk_times=tuple((o, t) for o, t in meta["ct"]),
+            elapsed=meta["el"],
         )
     except (orjson.JSONDecodeError, zlib.error, KeyError, TypeError, ValueError) as exc:
         raise EntryFormatError(f"corrupt entry: {exc}") from exc

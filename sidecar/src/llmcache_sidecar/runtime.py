@@ -17,10 +17,12 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from llmcache_sidecar import telemetry
 from llmcache_sidecar.backends import CacheBackend, build_backend
 from llmcache_sidecar.coalesce import Coalescer
-from llmcache_sidecar.config import Settings
+from llmcache_sidecar.config import PriceSettings, Settings
 from llmcache_sidecar.providers import KINDS, ProviderKind
+from llmcache_sidecar.telemetry import Aggregates
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +44,7 @@ class Runtime:
     backend: CacheBackend
     caching: bool = True
     """False when the config file is gone: every request passes through."""
+    prices: dict[str, PriceSettings] = field(default_factory=dict)
 
     @property
     def flush_suffix(self) -> str:
@@ -55,13 +58,14 @@ def routes_for(settings: Settings) -> dict[str, Route]:
     }
 
 
-def build_runtime(settings: Settings, *, previous: Runtime | None = None, on_error: Any = None) -> Runtime:
+def build_runtime(settings: Settings, *, previous: Runtime | None = None) -> Runtime:
     """A runtime for `settings`, keeping the previous backend when its settings did not change."""
     if previous is not None and previous.settings.backend == settings.backend:
         backend = previous.backend
     else:
-        backend = build_backend(settings.backend, on_error)
-    return Runtime(settings, routes_for(settings), backend)
+        name = settings.backend.type
+        backend = build_backend(settings.backend, lambda op, error: telemetry.backend_error(name, op, error))
+    return Runtime(settings, routes_for(settings), backend, prices=settings.telemetry.price_table)
 
 
 @dataclass(slots=True)
@@ -81,6 +85,7 @@ class State:
     runtime: Runtime
     session: aiohttp.ClientSession | None = None
     counters: Counters = field(default_factory=Counters)
+    aggregates: Aggregates = field(default_factory=Aggregates)
     coalescer: Coalescer = field(default_factory=Coalescer)
     epoch: tuple[int, float] | None = None
     """The namespace's flush epoch as last read from the backend, and when."""

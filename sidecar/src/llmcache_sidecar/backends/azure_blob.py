@@ -21,6 +21,7 @@ from azure.storage.blob.aio import ContainerClient
 from llmcache_sidecar.backends.base import BackendError
 
 _ERRORS = (AzureError, OSError)
+_PART_BYTES = 2**20
 
 
 class AzureBlobStore:
@@ -101,6 +102,10 @@ class AzureBlobStore:
 
     def _make_client(self) -> ContainerClient:
         options: dict[str, Any] = {
+            # Bodies over 1 MiB go up as 1 MiB blocks and one commit (still atomic for
+            # readers): aiohttp copies a larger single body on the event loop.
+            "max_single_put_size": _PART_BYTES,
+            "max_block_size": _PART_BYTES,
             "retry_total": 0,
             "connection_timeout": self._timeout,
             "read_timeout": self._timeout,

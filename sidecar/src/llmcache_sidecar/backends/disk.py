@@ -60,6 +60,10 @@ class DiskCache:
         self._bytes = 0
         self._loading: asyncio.Task[None] | None = None
 
+    def path_of(self, key: str) -> Path:
+        """The file that holds the entry for `key`."""
+        return self._entry_path(_file_name(key))
+
     async def get(self, key: str) -> CachedResponse | None:
         await self._ready()
         name = _file_name(key)

@@ -65,6 +65,10 @@ class ObjectCache:
         self._entries = f"{prefix}entries/"
         self._epochs = f"{prefix}epochs/"
 
+    def object_name(self, key: str) -> str:
+        """Where the entry for `key` is stored."""
+        return self._entries + key
+
     async def get(self, key: str) -> CachedResponse | None:
         data = await self.store.read(self._entries + key)
         if data is None:

@@ -16,6 +16,7 @@ after a failover; reads and writes both go to the master.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -51,6 +52,16 @@ class RedisCache:
         self._epoch_prefix = f"{prefix}epoch:"
         self._lease_prefix = f"{prefix}lease:"
         self._also_close = tuple(also_close)
+        # redis-py's asyncio RedisCluster races when its first commands run concurrently
+        # (several coroutines initialise the topology at once and some get a half-made
+        # connection): the first call initialises it alone, under this lock.
+        self._initialized = not isinstance(client, RedisCluster)
+        self._init_lock = asyncio.Lock()
+
+    @property
+    def client(self) -> Client:
+        """The redis-py client, for what the cache interface does not cover (admin, tests)."""
+        return self._client
 
     @classmethod
     def from_url(cls, url: str, *, password: str | None, timeout: float, max_connections: int) -> RedisCache:
@@ -148,26 +159,39 @@ class RedisCache:
 
     async def stats(self) -> BackendStats:
         """Counts the whole Redis database (every shard of a cluster): give llmcache its own."""
-        entries = await self._call(self._client.dbsize)
-        memory: dict[str, Any] = await self._call(lambda: self._client.info("memory"))
-        if isinstance(self._client, RedisCluster):
-            # A cluster answers INFO per node: {node name: {field: value}}.
-            used = sum(int(node.get("used_memory", 0)) for node in memory.values() if isinstance(node, dict))
+        client = self._client
+        if isinstance(client, RedisCluster):
+            counts: Any = await self._call(lambda: client.dbsize(target_nodes=RedisCluster.PRIMARIES))
+            entries = sum(counts.values()) if isinstance(counts, dict) else int(counts)
+            # Asked of every primary, a cluster answers {node name: {field: value}}.
+            per_node: dict[str, Any] = await self._call(
+                lambda: client.info("memory", target_nodes=RedisCluster.PRIMARIES)
+            )
+            used = sum(int(node.get("used_memory", 0)) for node in per_node.values())
         else:
+            entries = await self._call(client.dbsize)
+            memory: dict[str, Any] = await self._call(lambda: client.info("memory"))
             used = int(memory.get("used_memory", 0))
         return BackendStats(entries=int(entries), bytes=used)
 
     async def ping(self) -> None:
         await self._call(self._client.ping)
 
+    async def _initialize(self) -> None:
+        async with self._init_lock:
+            if not self._initialized and isinstance(self._client, RedisCluster):
+                await self._client.initialize()
+                self._initialized = True
+
     async def aclose(self) -> None:
         await self._client.aclose()
         for extra in self._also_close:
             await extra.aclose()
 
-    @staticmethod
-    async def _call(command: Callable[[], Awaitable[Any]]) -> Any:
+    async def _call(self, command: Callable[[], Awaitable[Any]]) -> Any:
         try:
+            if not self._initialized:
+                await self._initialize()
             return await command()
         except RedisError as exc:
             raise BackendError(str(exc)) from exc

@@ -14,6 +14,7 @@ kind of outage (a refused connection fails fast; a silent one has to time out).
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import signal
@@ -115,6 +116,10 @@ def _redis_says(port: int, *command: str) -> bytes:
         return conn.recv(65536)
 
 
+def _pongs(port: int) -> bool:
+    return _redis_says(port, "PING").startswith(b"+PONG")
+
+
 def _http_answers(port: int, path: str = "/") -> bool:
     with socket.create_connection(("127.0.0.1", port), timeout=2) as conn:
         conn.sendall(f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n".encode())
@@ -135,7 +140,7 @@ def redis(workdir: Path) -> Iterator[Servers]:
     log = workdir / f"redis-{port}.log"
     servers = Servers([_spawn(_redis_args(port, workdir), log)], [port])
     try:
-        _wait("redis-server", lambda: _redis_says(port, "PING").startswith(b"+PONG"), servers.processes, log)
+        _wait("redis-server", functools.partial(_pongs, port), servers.processes, log)
         yield servers
     finally:
         servers.stop()
@@ -155,8 +160,7 @@ def redis_cluster(workdir: Path, nodes: int = 3) -> Iterator[Servers]:
             servers.processes.append(_spawn(args, workdir / f"redis-{port}.log"))
             servers.ports.append(port)
         for port in servers.ports:
-            _wait("cluster node", lambda p=port: _redis_says(p, "PING").startswith(b"+PONG"),
-                  servers.processes, workdir / f"redis-{port}.log")  # fmt: skip
+            _wait("cluster node", functools.partial(_pongs, port), servers.processes, workdir / f"redis-{port}.log")
         addresses = [f"127.0.0.1:{p}" for p in servers.ports]
         subprocess.run(
             [_binary("redis-cli"), "--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes"],

@@ -1,7 +1,9 @@
 """Redis through redis.asyncio: standalone, Sentinel or Cluster; one client per process.
 
-Every call is bounded by the client's socket timeouts (connect and read), which
-redis-py enforces inside its reader; no extra `wait_for` per command is added. Values
+A standalone Redis call is bounded by the client's socket timeouts (connect and
+read), which redis-py enforces inside its reader; no extra `wait_for` per command is
+added. Cluster and Sentinel clients retry and rediscover internally, so for them
+`FailOpen` adds its own deadline per call. Values
 are `entry.encode()` bytes stored with a millisecond TTL (`SET key value PX ttl`).
 Epochs are plain counters (`INCR`), leases `SET NX PX`.
 
@@ -39,7 +41,6 @@ class RedisCache:
     """Translates every redis-py error into `BackendError` at this boundary."""
 
     name = "redis"
-    self_bounded = True
 
     def __init__(
         self,
@@ -47,8 +48,10 @@ class RedisCache:
         *,
         prefix: str = "llmc:",
         also_close: Sequence[aioredis.Redis] = (),
+        self_bounded: bool = True,
     ) -> None:
         self._client = client
+        self.self_bounded = self_bounded
         self._epoch_prefix = f"{prefix}epoch:"
         self._lease_prefix = f"{prefix}lease:"
         self._also_close = tuple(also_close)
@@ -87,7 +90,10 @@ class RedisCache:
             max_connections=max_connections,
             health_check_interval=0,
         )
-        return cls(client)
+        # Not self-bounded: on a timeout the cluster client refreshes its topology and
+        # retries, several socket timeouts in all (measured: ~6x), so FailOpen's deadline
+        # is what holds the call to timeoutMs.
+        return cls(client, self_bounded=False)
 
     @classmethod
     def sentinel(
@@ -118,7 +124,8 @@ class RedisCache:
             max_connections=max_connections,
             health_check_interval=0,
         )
-        return cls(client, also_close=manager.sentinels)
+        # Not self-bounded either: finding the master asks each Sentinel in turn.
+        return cls(client, also_close=manager.sentinels, self_bounded=False)
 
     async def get(self, key: str) -> CachedResponse | None:
         data = await self._call(lambda: self._client.get(key))

@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 CONFIG ?=
 
-PACKAGES := -e sidecar -e embedder
+PACKAGES := -e "sidecar[all]" -e embedder
 
 .PHONY: help venv run test lint format system-deps demo bench clean
 
@@ -30,7 +30,7 @@ run: $(STAMP)
 	$(BIN)/llmcache-sidecar $(if $(CONFIG),--config $(CONFIG))
 
 system-deps:
-	scripts/install-system-deps.sh
+	scripts/install-test-servers.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from llmcache_sidecar import __version__, config
+from llmcache_sidecar import __version__, config, transparent
 from llmcache_sidecar.app import make_admin_app, make_app
 from llmcache_sidecar.runtime import STATE
 
@@ -37,7 +37,9 @@ async def serve(settings: config.Settings, config_path: Path | None, *, ready: a
         for runner, address in zip(runners, (settings.listen, settings.admin), strict=True):
             await runner.setup()
             host, port = _split(address)
-            await web.TCPSite(runner, host, port, shutdown_timeout=5.0, reuse_address=True).start()
+            # The data port is also a forward proxy in transparent mode (CONNECT needs its own front).
+            site = transparent.DataSite if runner is runners[0] and settings.transparent.enabled else web.TCPSite
+            await site(runner, host, port, shutdown_timeout=5.0, reuse_address=True).start()
         logger.info(
             "llmcache-sidecar %s: data on %s, admin on %s, backend %s",
             __version__,

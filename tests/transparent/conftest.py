@@ -80,7 +80,9 @@ class StaticResolver(AbstractResolver):
     def __init__(self, ports: Mapping[str, int]) -> None:
         self._ports = ports
 
-    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
         target = self._ports.get(host)
         if target is None:
             raise OSError(f"test resolver: {host} is not known")
@@ -102,8 +104,15 @@ ServerFactory = Callable[..., Awaitable[TestServer]]
 
 
 @pytest.fixture
-def upstream_cert(pki: Pki) -> ssl.SSLContext:
-    """The certificate the fake provider presents; tests override it to present a bad one."""
+def upstream_cert(request: pytest.FixtureRequest, pki: Pki) -> ssl.SSLContext:
+    """The certificate the fake provider presents: a good one, or (indirect parametrization)
+    one from a CA the sidecar does not trust, or one for another name."""
+    kind = getattr(request, "param", "good")
+    if kind == "untrusted-ca":
+        return server_context(trustme.CA(), *PROVIDER_HOSTS)
+    if kind == "wrong-name":
+        return server_context(pki.public_ca, "api.not-openai.example")
+    assert kind == "good", kind
     return server_context(pki.public_ca, *PROVIDER_HOSTS)
 
 

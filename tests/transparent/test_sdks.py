@@ -12,6 +12,7 @@ import json
 import os
 import sys
 import textwrap
+from typing import Any
 
 import anthropic
 import httpx
@@ -22,24 +23,25 @@ import requests
 from tests.transparent.conftest import Pki, Proxy, TlsUpstream
 
 MESSAGES = [{"role": "user", "content": "What is the capital of France?"}]
-CHAT = {"model": "gpt-4o-mini", "messages": MESSAGES}
+CHAT: dict[str, Any] = {"model": "gpt-4o-mini", "messages": MESSAGES}
 
 
 def http_client(proxy: Proxy, pki: Pki) -> httpx.AsyncClient:
+    """Plain httpx, as an app's own HTTP code would use it."""
     return httpx.AsyncClient(proxy=proxy.url, verify=pki.client_context())
 
 
-def httpx2_client(proxy: Proxy, pki: Pki) -> httpx2.AsyncClient:
-    """The anthropic SDK builds on httpx2, the successor of httpx."""
+def sdk_client(proxy: Proxy, pki: Pki) -> httpx2.AsyncClient:
+    """The `http_client` the SDKs take: they build on httpx2, the successor of httpx."""
     return httpx2.AsyncClient(proxy=proxy.url, verify=pki.client_context())
 
 
 async def test_the_openai_sdk_gets_its_second_identical_call_from_the_cache(
     proxy: Proxy, pki: Pki, tls_upstream: TlsUpstream
 ) -> None:
-    async with openai.AsyncOpenAI(api_key="sk-a", max_retries=0, http_client=http_client(proxy, pki)) as client:
-        first = await client.chat.completions.with_raw_response.create(**CHAT)  # type: ignore[call-overload]
-        second = await client.chat.completions.with_raw_response.create(**CHAT)  # type: ignore[call-overload]
+    async with openai.AsyncOpenAI(api_key="sk-a", max_retries=0, http_client=sdk_client(proxy, pki)) as client:
+        first = await client.chat.completions.with_raw_response.create(**CHAT)
+        second = await client.chat.completions.with_raw_response.create(**CHAT)
 
     assert str(first.http_request.url) == "https://api.openai.com/v1/chat/completions"
     assert first.headers["cache-status"] == "llmcache; fwd=miss; stored"
@@ -52,10 +54,10 @@ async def test_the_openai_sdk_gets_its_second_identical_call_from_the_cache(
 async def test_a_streamed_answer_is_replayed_through_the_tunnel(
     proxy: Proxy, pki: Pki, tls_upstream: TlsUpstream
 ) -> None:
-    async with openai.AsyncOpenAI(api_key="sk-a", max_retries=0, http_client=http_client(proxy, pki)) as client:
+    async with openai.AsyncOpenAI(api_key="sk-a", max_retries=0, http_client=sdk_client(proxy, pki)) as client:
         texts = []
         for _ in range(2):
-            stream = await client.chat.completions.create(**CHAT, stream=True)  # type: ignore[call-overload]
+            stream = await client.chat.completions.create(**CHAT, stream=True)
             texts.append("".join([c.choices[0].delta.content or "" async for c in stream if c.choices]))
     assert texts[0] and texts[1] == texts[0]
     assert tls_upstream.fake.count("/v1/chat/completions") == 1
@@ -64,10 +66,10 @@ async def test_a_streamed_answer_is_replayed_through_the_tunnel(
 async def test_the_anthropic_sdk_gets_its_second_identical_call_from_the_cache(
     proxy: Proxy, pki: Pki, tls_upstream: TlsUpstream
 ) -> None:
-    async with anthropic.AsyncAnthropic(api_key="sk-ant", max_retries=0, http_client=httpx2_client(proxy, pki)) as c:
-        params = {"model": "claude-fake-model", "max_tokens": 64, "messages": MESSAGES}
-        first = await c.messages.with_raw_response.create(**params)  # type: ignore[call-overload]
-        second = await c.messages.with_raw_response.create(**params)  # type: ignore[call-overload]
+    async with anthropic.AsyncAnthropic(api_key="sk-ant", max_retries=0, http_client=sdk_client(proxy, pki)) as c:
+        params: dict[str, Any] = {"model": "claude-fake-model", "max_tokens": 64, "messages": MESSAGES}
+        first = await c.messages.with_raw_response.create(**params)
+        second = await c.messages.with_raw_response.create(**params)
 
     assert str(first.http_request.url) == "https://api.anthropic.com/v1/messages"
     assert second.headers["cache-status"] == "llmcache; hit"
@@ -119,11 +121,11 @@ async def test_intercepted_and_reverse_proxy_calls_share_one_entry(
 ) -> None:
     """The data port still serves /<provider>/... and both modes build the same key."""
     async with openai.AsyncOpenAI(
-        api_key="sk-a", max_retries=0, base_url=f"{proxy.url}/openai/v1", http_client=httpx.AsyncClient()
+        api_key="sk-a", max_retries=0, base_url=f"{proxy.url}/openai/v1", http_client=httpx2.AsyncClient()
     ) as direct:
-        first = await direct.chat.completions.with_raw_response.create(**CHAT)  # type: ignore[call-overload]
-    async with openai.AsyncOpenAI(api_key="sk-a", max_retries=0, http_client=http_client(proxy, pki)) as proxied:
-        second = await proxied.chat.completions.with_raw_response.create(**CHAT)  # type: ignore[call-overload]
+        first = await direct.chat.completions.with_raw_response.create(**CHAT)
+    async with openai.AsyncOpenAI(api_key="sk-a", max_retries=0, http_client=sdk_client(proxy, pki)) as proxied:
+        second = await proxied.chat.completions.with_raw_response.create(**CHAT)
     assert first.headers["cache-status"] == "llmcache; fwd=miss; stored"
     assert second.headers["cache-status"] == "llmcache; hit"
     assert first.headers["x-llmcache-key"] == second.headers["x-llmcache-key"]

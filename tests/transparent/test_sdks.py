@@ -178,3 +178,30 @@ async def test_proxy_and_trust_from_environment_variables_alone(
     assert json.loads(out) == [miss, hit, miss, hit, hit]  # openai, openai, anthropic, anthropic, requests
     assert tls_upstream.fake.count("/v1/chat/completions") == 1
     assert tls_upstream.fake.count("/v1/messages") == 1
+
+
+async def test_azure_and_gemini_hosts_are_intercepted_and_cached_too(
+    proxy: Proxy, pki: Pki, tls_upstream: TlsUpstream
+) -> None:
+    calls = [
+        (
+            "https://myres.openai.azure.com/openai/deployments/gpt4o/chat/completions?api-version=2024-10-21",
+            {"api-key": "az-key"},
+            {"messages": MESSAGES},
+        ),
+        (
+            "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.0-flash:generateContent",
+            {"x-goog-api-key": "g-key"},
+            {"contents": [{"role": "user", "parts": [{"text": "Hi"}]}]},
+        ),
+    ]
+    async with http_client(proxy, pki) as http:
+        for url, headers, body in calls:
+            statuses = []
+            for _ in range(2):
+                r = await http.post(url, json=body, headers=headers)
+                assert r.status_code == 200, r.text
+                statuses.append(r.headers["cache-status"])
+            assert statuses == ["llmcache; fwd=miss; stored", "llmcache; hit"], url
+    assert tls_upstream.fake.count("/chat/completions") == 1
+    assert tls_upstream.fake.count(":generateContent") == 1

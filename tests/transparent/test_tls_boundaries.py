@@ -184,3 +184,40 @@ async def test_the_tunnel_carries_a_half_close_and_the_answer_after_it(proxy: Pr
     finally:
         server.close()
         await server.wait_closed()
+
+
+@pytest.mark.parametrize(
+    ("head", "expect"),
+    [
+        (
+            b"POST /openai/v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer sk-a\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}",
+            b"cache-status: llmcache; fwd=miss",  # the app's reverse-proxy route served it
+        ),
+        (b"CONNECT 127.0.0.1:1 HTTP/1.1\r\n\r\n", b"HTTP/1.1 502 Bad Gateway"),  # the front answered
+    ],
+    ids=["reverse-proxy", "connect"],
+)
+async def test_a_request_that_arrives_byte_by_byte_is_still_routed(
+    proxy: Proxy, tls_upstream: TlsUpstream, head: bytes, expect: bytes
+) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+    for i in range(len(head)):
+        writer.write(head[i : i + 1])
+        await writer.drain()
+        await asyncio.sleep(0)
+    answer = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    assert expect.lower() in answer.lower()
+    await close(writer)
+
+
+async def test_a_connection_that_sends_nothing_is_closed_after_the_head_timeout(
+    proxy: Proxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from llmcache_sidecar import transparent
+
+    monkeypatch.setattr(transparent, "HEAD_TIMEOUT", 0.05)
+    reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+    answer = await asyncio.wait_for(reader.read(), 5)
+    assert answer.startswith(b"HTTP/1.1 408 ")
+    await close(writer)

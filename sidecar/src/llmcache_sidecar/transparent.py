@@ -26,6 +26,7 @@ common clients do); one that sends its ClientHello early to an intercepted host 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import re
 import socket
@@ -153,9 +154,20 @@ class Transparent:
         return self._redirect.port if self._redirect is not None else None
 
     async def start(self, state: State) -> None:
-        from llmcache_sidecar import certs, redirect  # cryptography is needed only here
+        try:
+            from llmcache_sidecar import certs, redirect  # cryptography is needed only here
+        except ImportError as exc:
+            raise RuntimeError(
+                f"transparent mode needs the cryptography package ({exc}): pip install 'llmcache-sidecar[transparent]'"
+            ) from exc
 
         assert self.settings.ca_cert_file and self.settings.ca_key_file
+        if not _is_loopback(self.listen_host):
+            logger.warning(
+                "transparent mode on %s: anyone who reaches this address can tunnel through the pod; "
+                "keep the data port on 127.0.0.1",
+                self.listen_host,
+            )
         self._state = state
         self._leaves = certs.LeafCache(
             self.settings.ca_cert_file, self.settings.ca_key_file, validity=self.settings.leaf_validity
@@ -367,6 +379,13 @@ async def handle(request: web.Request) -> web.StreamResponse:
         return _error(400, "expected an absolute http:// URL")
     port = url.port or (443 if url.scheme == "https" else 80)
     return await proxy.serve(request, service.route(rt, Target(url.host.lower(), port), url.scheme), tail)
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def _error(status: int, message: str) -> web.Response:

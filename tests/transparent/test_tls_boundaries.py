@@ -214,9 +214,9 @@ async def test_a_request_that_arrives_byte_by_byte_is_still_routed(
 async def test_a_connection_that_sends_nothing_is_closed_after_the_head_timeout(
     proxy: Proxy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from llmcache_sidecar import transparent
+    from llmcache_sidecar import front
 
-    monkeypatch.setattr(transparent, "HEAD_TIMEOUT", 0.05)
+    monkeypatch.setattr(front, "HEAD_TIMEOUT", 0.05)
     reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
     answer = await asyncio.wait_for(reader.read(), 5)
     assert answer.startswith(b"HTTP/1.1 408 ")

@@ -44,7 +44,7 @@ def make_app(
         app.cleanup_ctx.append(reload.watcher(config_path, reload_interval))
     app.router.add_route("*", "/{provider}/{path:.*}", proxy.handle)
     if settings.transparent.enabled:
-        transparent.install(app)  # serve it with transparent.DataSite
+        transparent.install(app)  # serve it with front.DataSite
     return app
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from llmcache_sidecar import __version__, config, transparent
+from llmcache_sidecar import __version__, config, front
 from llmcache_sidecar.app import make_admin_app, make_app
 from llmcache_sidecar.runtime import STATE
 
@@ -38,7 +38,7 @@ async def serve(settings: config.Settings, config_path: Path | None, *, ready: a
             await runner.setup()
             host, port = _split(address)
             # The data port is also a forward proxy in transparent mode (CONNECT needs its own front).
-            site = transparent.DataSite if runner is runners[0] and settings.transparent.enabled else web.TCPSite
+            site = front.DataSite if runner is runners[0] and settings.transparent.enabled else web.TCPSite
             await site(runner, host, port, shutdown_timeout=5.0, reuse_address=True).start()
         logger.info(
             "llmcache-sidecar %s: data on %s, admin on %s, backend %s",

@@ -12,12 +12,9 @@ tunnel, never decrypted. Plain-HTTP proxy requests (absolute form, `POST http://
 to a listed host are served the same way (and go upstream over https); others are
 forwarded as they are.
 
-aiohttp's server does not route CONNECT, so `Front`, the protocol of the data port's
-listening socket, reads the start of each new connection. A CONNECT it handles itself.
-Anything else is handed, with the bytes already read, to an aiohttp server protocol (the
-app's own for `/<provider>/...` requests, the transparent one for absolute-form ones), which
-then owns the connection: after its first request a keep-alive connection costs nothing
-extra. `DataSite` listens with it; `redirect` adds the iptables port.
+Where connections come from: `front.DataSite` (the data port, which tells CONNECT and
+absolute-form requests from reverse-proxy ones) and `redirect` (the iptables port). The
+plumbing (tunnels, hand-over to aiohttp) is in `tunnel`; certificates in `certs`.
 
 Limit: a client must wait for `200 Connection Established` before it starts TLS (all
 common clients do); one that sends its ClientHello early to an intercepted host gets a 400.
@@ -44,6 +41,7 @@ from llmcache_sidecar.config import TransparentSettings
 from llmcache_sidecar.entry import Usage
 from llmcache_sidecar.providers import KINDS, ProviderKind
 from llmcache_sidecar.runtime import STATE, Route, Runtime, State
+from llmcache_sidecar.tunnel import Holder, Pipe, link, refuse
 
 if TYPE_CHECKING:
     from llmcache_sidecar.certs import LeafCache
@@ -54,9 +52,6 @@ logger = logging.getLogger(__name__)
 CONNECT_TIMEOUT: Final = 10.0
 """Longest wait for a tunnelled host to accept the connection."""
 HANDSHAKE_TIMEOUT: Final = 10.0
-HEAD_TIMEOUT: Final = 30.0
-"""Longest time a new connection may take to send its request line (CONNECT: its whole head)."""
-MAX_HEAD: Final = 16 * 1024
 PASSTHROUGH_TIMEOUT: Final = 3600.0
 """Total time limit of a forwarded plain-HTTP request to a host that is not intercepted."""
 
@@ -218,12 +213,19 @@ class Transparent:
     async def connect(self, transport: asyncio.Transport, target: Target, early: bytes) -> None:
         """Answer `CONNECT target` on `transport` (reading paused): intercept or tunnel."""
         self.counters.connects += 1
+        try:
+            await self._connect(transport, target, early)
+        except BaseException:
+            transport.abort()  # shutdown, or a bug: never leave the client waiting
+            raise
+
+    async def _connect(self, transport: asyncio.Transport, target: Target, early: bytes) -> None:
         if self.provider_for(target.host) is None:
             await self._tunnel_connect(transport, target, early)
             return
         if early:
             self.counters.refused += 1
-            _refuse(transport, 400, "send nothing before the 200 answer to CONNECT")
+            refuse(transport, 400, "send nothing before the 200 answer to CONNECT")
             return
         from llmcache_sidecar.certs import CertificateError
 
@@ -232,7 +234,7 @@ class Transparent:
         except CertificateError as exc:
             self.counters.refused += 1
             logger.error("cannot make a certificate for %s: %s", target.host, exc)
-            _refuse(transport, 502, "the interception CA cannot sign")
+            refuse(transport, 502, "the interception CA cannot sign")
             return
         if transport.is_closing():
             return
@@ -257,7 +259,7 @@ class Transparent:
         except (OSError, TimeoutError) as exc:
             self.counters.refused += 1
             logger.info("cannot tunnel to %s:%d: %s", target.host, target.port, exc)
-            _refuse(transport, 502, f"cannot connect to {target.authority(0)}")
+            refuse(transport, 502, f"cannot connect to {target.authority(0)}")
             return
         if transport.is_closing():  # the client left meanwhile
             far.close()
@@ -393,208 +395,3 @@ def _error(status: int, message: str) -> web.Response:
         {"error": {"message": f"llmcache: {message}", "type": "llmcache_error", "code": "bad_proxy_request"}},
         status=status,
     )
-
-
-def _refuse(transport: asyncio.Transport, status: int, reason: str) -> None:
-    if transport.is_closing():
-        return
-    body = f"llmcache: {reason}\n".encode()
-    phrase = {400: "Bad Request", 408: "Request Timeout", 431: "Request Header Fields Too Large", 502: "Bad Gateway"}
-    transport.write(
-        f"HTTP/1.1 {status} {phrase.get(status, 'Error')}\r\nContent-Type: text/plain\r\n"
-        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
-        + body
-    )
-    transport.close()
-
-
-# --- protocols ------------------------------------------------------------------------------
-
-
-class Holder(asyncio.Protocol):
-    """Holds a fresh TLS connection until it is handed to the transparent aiohttp server.
-
-    `loop.start_tls` never calls `connection_made` and may deliver data before it returns,
-    so that data is kept and passed on by `hand_over`. `connect_accepted_socket(ssl=...)`
-    does call `connection_made`, after the handshake: the hand-over then happens there.
-    """
-
-    def __init__(self, service: Transparent, target: Target) -> None:
-        self._service = service
-        self._target = target
-        self._data: list[bytes] = []
-        self._eof = False
-        self._lost = False
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.hand_over(transport)
-
-    def data_received(self, data: bytes) -> None:
-        self._data.append(data)
-
-    def eof_received(self) -> bool:
-        self._eof = True
-        return True
-
-    def connection_lost(self, exc: BaseException | None) -> None:
-        self._lost = True
-
-    def hand_over(self, transport: asyncio.BaseTransport) -> None:
-        if self._lost:
-            return
-        self._service.counters.intercepted += 1
-        self._service.intercepted[transport] = self._target
-        handler = self._service.server()
-        transport.set_protocol(handler)
-        handler.connection_made(transport)
-        for chunk in self._data:
-            handler.data_received(chunk)
-        if self._eof:
-            handler.eof_received()
-
-
-class Pipe(asyncio.Protocol):
-    """One end of a tunnel: what arrives is written to the other end, with back-pressure both ways."""
-
-    def __init__(self, *, paused: bool = False) -> None:
-        self.transport: asyncio.Transport | None = None
-        self.peer: Pipe | None = None
-        self._paused = paused
-        self._eof = False
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        if self._paused:  # until `link`: nothing may reach a peer that is not there yet
-            transport.pause_reading()
-
-    def data_received(self, data: bytes) -> None:
-        assert self.peer is not None and self.peer.transport is not None
-        self.peer.transport.write(data)
-
-    def eof_received(self) -> bool:
-        self._eof = True
-        assert self.peer is not None and self.peer.transport is not None
-        other = self.peer.transport
-        if self.peer._eof or other.is_closing():
-            other.close()  # both halves are done
-            return False
-        if other.can_write_eof():
-            other.write_eof()
-            return True  # keep our write half open for the other side's remaining answer
-        other.close()
-        return False
-
-    def connection_lost(self, exc: BaseException | None) -> None:
-        peer = self.peer.transport if self.peer is not None else None
-        if peer is not None and not peer.is_closing():
-            if exc is None:
-                peer.close()  # after what is buffered
-            else:
-                peer.abort()
-
-    def pause_writing(self) -> None:
-        if self.peer is not None and self.peer.transport is not None:
-            self.peer.transport.pause_reading()
-
-    def resume_writing(self) -> None:
-        if self.peer is not None and self.peer.transport is not None:
-            self.peer.transport.resume_reading()
-
-
-def link(a: Pipe, b: Pipe) -> None:
-    a.peer, b.peer = b, a
-
-
-class Front(asyncio.Protocol):
-    """The first protocol of every data-port connection: it decides who owns it.
-
-    It reads only the method and the first byte of the request target: `CONNECT` goes to
-    `Transparent.connect`, a target that does not start with `/` (absolute form) to the
-    transparent server, everything else to the app's server, and the front steps out.
-    """
-
-    __slots__ = ("_app_server", "_buffer", "_service", "_timer", "_transport")
-
-    def __init__(self, app_server: web.Server, service: Transparent) -> None:
-        self._app_server = app_server
-        self._service = service
-        self._transport: asyncio.Transport | None = None
-        self._buffer = b""
-        self._timer: asyncio.TimerHandle | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
-        self._timer = asyncio.get_running_loop().call_later(HEAD_TIMEOUT, self._too_slow)
-
-    def data_received(self, data: bytes) -> None:
-        buffer = self._buffer + data if self._buffer else data
-        space = buffer.find(b" ", 0, 16)
-        if (space < 0 and len(buffer) < 16) or space == len(buffer) - 1:
-            self._buffer = buffer  # not enough to decide yet
-            return
-        if space < 0 or buffer[space + 1] in b"/*":
-            self._give(self._app_server, buffer)  # origin form (or not HTTP: the app's server answers 400)
-        elif buffer[:space] != b"CONNECT":
-            self._give(self._service.server, buffer)  # absolute form: a plain-HTTP proxy request
-        else:
-            self._connect(buffer)
-
-    def eof_received(self) -> bool:
-        return False  # nothing decided yet: close
-
-    def connection_lost(self, exc: BaseException | None) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-
-    def _give(self, server: web.Server, data: bytes) -> None:
-        assert self._transport is not None and self._timer is not None
-        self._timer.cancel()
-        handler = server()
-        self._transport.set_protocol(handler)
-        handler.connection_made(self._transport)
-        handler.data_received(data)
-
-    def _connect(self, buffer: bytes) -> None:
-        assert self._transport is not None and self._timer is not None
-        end = buffer.find(b"\r\n\r\n")
-        if end < 0:
-            if len(buffer) > MAX_HEAD:
-                _refuse(self._transport, 431, "the CONNECT head is too large")
-            else:
-                self._buffer = buffer
-            return
-        self._timer.cancel()
-        self._transport.pause_reading()
-        line = buffer[: buffer.find(b"\r\n")].decode("latin-1").split(" ")
-        target = parse_authority(line[1]) if len(line) == 3 and line[2].startswith("HTTP/1.") else None
-        if target is None:
-            _refuse(self._transport, 400, "expected CONNECT host:port HTTP/1.1")
-            return
-        self._service.spawn(self._service.connect(self._transport, target, buffer[end + 4 :]))
-
-    def _too_slow(self) -> None:
-        if self._transport is not None:
-            _refuse(self._transport, 408, "no request in time")
-
-
-class DataSite(web.TCPSite):
-    """The data port with `Front` in front of the app's server (transparent mode only)."""
-
-    __slots__ = ()
-
-    async def start(self) -> None:
-        await web.BaseSite.start(self)
-        app_server = self._runner.server
-        assert app_server is not None and isinstance(self._runner, web.AppRunner)
-        service = self._runner.app[TRANSPARENT]
-        self._server = await asyncio.get_running_loop().create_server(
-            lambda: Front(app_server, service),
-            self._host,
-            self._port,
-            backlog=self._backlog,
-            reuse_address=self._reuse_address,
-            reuse_port=self._reuse_port,
-        )
-        self._bound_port = self._server.sockets[0].getsockname()[1]

@@ -210,8 +210,11 @@ def telemetry_runs(provider: str, work: Path, seconds: int, path: str) -> list[R
         variants = [
             ("hit (memory), telemetry off", {"telemetry": {"metrics": False, "traces": False}}, {}),
             ("hit (memory), metrics on", {}, {}),
-            ("hit (memory), metrics + traces 100%", {"telemetry": {"otlpEndpoint": sink}},
-             {"OTEL_TRACES_SAMPLER": "always_on"}),
+            (
+                "hit (memory), metrics + traces 100%",
+                {"telemetry": {"otlpEndpoint": sink}},
+                {"OTEL_TRACES_SAMPLER": "always_on"},
+            ),
         ]
         for name, extra, env in variants:
             with sidecar(provider, {"type": "memory"}, work, extra=extra, env=env) as running:
@@ -228,12 +231,24 @@ def backend_runs(provider: str, work: Path, seconds: int, path: str) -> list[Res
         (work / sub).mkdir(exist_ok=True)
     with servers.redis_cluster(work / "cluster") as cluster, servers.moto_s3(work / "moto") as moto:
         _create_bucket(moto.port)
-        s3 = {"bucket": "bench", "endpointUrl": f"http://127.0.0.1:{moto.port}", "region": "us-east-1",
-              "addressingStyle": "path"}
+        s3 = {
+            "bucket": "bench",
+            "endpointUrl": f"http://127.0.0.1:{moto.port}",
+            "region": "us-east-1",
+            "addressingStyle": "path",
+        }
         backends: list[tuple[str, dict[str, object], dict[str, str]]] = [
             ("disk", {"type": "disk", "disk": {"path": str(work / "disk")}}, {}),
-            ("dual (memory over redis cluster)", {"type": "dual", "redis": {"url": f"redis://127.0.0.1:{cluster.port}/0", "cluster": True}}, {}),
-            ("redis cluster", {"type": "redis", "redis": {"url": f"redis://127.0.0.1:{cluster.port}/0", "cluster": True}}, {}),
+            (
+                "dual (memory over redis cluster)",
+                {"type": "dual", "redis": {"url": f"redis://127.0.0.1:{cluster.port}/0", "cluster": True}},
+                {},
+            ),
+            (
+                "redis cluster",
+                {"type": "redis", "redis": {"url": f"redis://127.0.0.1:{cluster.port}/0", "cluster": True}},
+                {},
+            ),
             ("s3 (moto)", {"type": "s3", "s3": s3}, s3_env),
         ]
         for name, backend, env in backends:
@@ -268,10 +283,14 @@ def streaming_and_coalescing(provider: str, work: Path) -> list[str]:
 
     async def burst(url: str, n: int, round_: int) -> float:
         body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"burst {round_}"}]}
-        async with aiohttp.ClientSession(headers={"Authorization": "Bearer sk-bench", "x-fake-delay-ms": "300"}) as http:
+        async with aiohttp.ClientSession(
+            headers={"Authorization": "Bearer sk-bench", "x-fake-delay-ms": "300"}
+        ) as http:
+
             async def one() -> None:
                 async with http.post(url, json=body) as resp:
                     await resp.read()
+
             started = time.perf_counter()
             await asyncio.gather(*(one() for _ in range(n)))
             return time.perf_counter() - started
@@ -314,7 +333,9 @@ def main() -> None:
         work = Path(tmp)
         if "core" in only:
             for c in (1, 32):
-                results.append(wrk("direct (no sidecar)", provider + "/v1/chat/completions", UNIQUE_BODY_LUA, c, args.seconds))
+                results.append(
+                    wrk("direct (no sidecar)", provider + "/v1/chat/completions", UNIQUE_BODY_LUA, c, args.seconds)
+                )
             with sidecar(provider, {"type": "memory"}, work) as running:
                 url, pid = running.url, running.pid
                 time.sleep(0.5)

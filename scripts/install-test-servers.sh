@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the servers that tests/backends and bench/backends.py start on loopback:
 #   - Debian: redis-server and redis-tools (standalone, Sentinel via --sentinel, and
-#     Cluster via `redis-cli --cluster create`); nodejs and npm for azurite.
+#     Cluster via `redis-cli --cluster create`); nodejs and npm for azurite; iptables and
+#     iproute2 for the transparent-mode network-namespace test; wrk for make bench.
 #   - npm: azurite (Azure Blob emulator), pinned, into the git-ignored .tools/ folder
 #     of the repository, where tests/backends/servers.py looks for it first.
 # The Python-side servers (moto[server], gcp-storage-emulator) are pip packages in
@@ -19,6 +20,10 @@ command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
+# transparent mode's network-namespace test redirects with iptables (root only)
+command -v iptables >/dev/null 2>&1 || missing+=(iptables)
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)  # make bench
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "install-test-servers: apt-get install ${missing[*]}"
     $SUDO apt-get update -qq

@@ -10,33 +10,46 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import aiohttp
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from llmcache_sidecar import admin, proxy, reload, telemetry
+from llmcache_sidecar import admin, proxy, reload, telemetry, transparent
 from llmcache_sidecar.config import Settings
 from llmcache_sidecar.runtime import STATE, State, build_runtime
 
 logger = logging.getLogger(__name__)
 DRAIN_SECONDS = 10.0
 SIZE_REFRESH_SECONDS = 15.0
+ConnectorFactory = Callable[[], aiohttp.BaseConnector]
+UPSTREAM_CONNECTOR = web.AppKey[ConnectorFactory]("llmcache_upstream_connector")
 
 
-def make_app(settings: Settings, *, config_path: Path | None = None, reload_interval: float = 2.0) -> web.Application:
+def make_app(
+    settings: Settings,
+    *,
+    config_path: Path | None = None,
+    reload_interval: float = 2.0,
+    upstream_connector: ConnectorFactory | None = None,
+) -> web.Application:
+    """The data app. `upstream_connector` replaces the upstream connector: tests use it to
+    resolve provider hosts to a local fake and to trust a test CA."""
     # Not client_max_size=...: that would answer 413, but an oversized body must pass
     # through uncached, so proxy.py reads the body with its own cap.
     app = web.Application()
     app[STATE] = State(build_runtime(settings))
+    app[UPSTREAM_CONNECTOR] = upstream_connector or _default_connector
     app.cleanup_ctx.append(_http_session)
     app.cleanup_ctx.append(_background_work)
     app.cleanup_ctx.append(_telemetry)
     if config_path is not None:
         app.cleanup_ctx.append(reload.watcher(config_path, reload_interval))
     app.router.add_route("*", "/{provider}/{path:.*}", proxy.handle)
+    if settings.transparent.enabled:
+        transparent.install(app)  # serve it with front.DataSite
     return app
 
 
@@ -52,11 +65,15 @@ def make_admin_app(state: State, *, metrics: CollectorRegistry | None = None) ->
 
 async def _http_session(app: web.Application) -> AsyncIterator[None]:
     state = app[STATE]
-    connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, enable_cleanup_closed=True)
+    connector = app[UPSTREAM_CONNECTOR]()
     async with aiohttp.ClientSession(connector=connector, auto_decompress=False, trust_env=False) as session:
         state.session = session
         yield
         state.session = None
+
+
+def _default_connector() -> aiohttp.BaseConnector:
+    return aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, enable_cleanup_closed=True)
 
 
 async def _background_work(app: web.Application) -> AsyncIterator[None]:

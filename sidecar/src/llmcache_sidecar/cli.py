@@ -8,13 +8,11 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
 
 from aiohttp import web
 
-from llmcache_sidecar import __version__, config, logs, otel
+from llmcache_sidecar import __version__, config, front, logs, otel
 from llmcache_sidecar.app import make_admin_app, make_app
 from llmcache_sidecar.runtime import STATE
 
@@ -31,7 +29,10 @@ async def serve(settings: config.Settings, config_path: Path | None, *, ready: a
     handles = otel.setup(settings.telemetry)
     app = make_app(settings, config_path=config_path)
     admin = make_admin_app(app[STATE], metrics=handles.registry)
-    runners = [web.AppRunner(app, access_log=None), web.AppRunner(admin, access_log=None)]
+    runners = [
+        web.AppRunner(app, access_log=None, shutdown_timeout=5.0),
+        web.AppRunner(admin, access_log=None, shutdown_timeout=5.0),
+    ]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -40,7 +41,9 @@ async def serve(settings: config.Settings, config_path: Path | None, *, ready: a
         for runner, address in zip(runners, (settings.listen, settings.admin), strict=True):
             await runner.setup()
             host, port = _split(address)
-            await web.TCPSite(runner, host, port, shutdown_timeout=5.0, reuse_address=True).start()
+            # The data port is also a forward proxy in transparent mode (CONNECT needs its own front).
+            site = front.DataSite if runner is runners[0] and settings.transparent.enabled else web.TCPSite
+            await site(runner, host, port, reuse_address=True).start()
         logger.info(
             "llmcache-sidecar %s: data on %s, admin on %s, backend %s",
             __version__,
@@ -56,16 +59,6 @@ async def serve(settings: config.Settings, config_path: Path | None, *, ready: a
         for runner in reversed(runners):
             await runner.cleanup()
         handles.shutdown()
-
-
-def _run(main: Coroutine[Any, Any, None]) -> None:
-    """Run on uvloop where it is installed (a dependency on Linux): about a third more hits per second."""
-    try:
-        import uvloop
-    except ImportError:
-        asyncio.run(main)
-        return
-    uvloop.run(main)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logs.setup(args.log_level, settings.telemetry.log_format)
     try:
-        _run(serve(settings, args.config))
+        asyncio.run(serve(settings, args.config))
     except OSError as exc:
         print(f"llmcache-sidecar: cannot listen: {exc}", file=sys.stderr)
         return 1

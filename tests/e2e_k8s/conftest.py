@@ -10,15 +10,14 @@ import pytest
 from tests.k8s.controlplane import ControlPlane, missing_prerequisites, running_control_plane
 
 # CI sets this so that a missing binary fails the run instead of hiding behind a skip.
-REQUIRE_ENV = "LLMCACHE_REQUIRE_TOOLS"
+REQUIRE_ENV = "REQUIRE_TEST_TOOLS"
 
 
 def pytest_configure(config: pytest.Config) -> None:
     # Registered here so --strict-markers works without a root pytest config.
     config.addinivalue_line(
         "markers",
-        "e2e_k8s: needs etcd + the kube-apiserver built by scripts/build-kube-apiserver.sh"
-        " (run with `make e2e-k8s`)",
+        "e2e_k8s: needs etcd + the kube-apiserver built by scripts/build-kube-apiserver.sh (run with `make e2e-k8s`)",
     )
 
 

@@ -32,9 +32,7 @@ WIDGET_CRD: dict[str, Any] = {
                             "spec": {
                                 "type": "object",
                                 "required": ["size"],
-                                "properties": {
-                                    "size": {"type": "string", "enum": ["small", "large"]}
-                                },
+                                "properties": {"size": {"type": "string", "enum": ["small", "large"]}},
                             }
                         },
                     }
@@ -60,9 +58,7 @@ def widget(name: str, size: str) -> str:
 def widgets(control_plane: ControlPlane) -> ControlPlane:
     applied = control_plane.kubectl("apply", "-f", "-", input=json.dumps(WIDGET_CRD))
     assert applied.returncode == 0, applied.stderr
-    established = control_plane.kubectl(
-        "wait", "--for=condition=Established", "--timeout=30s", f"crd/{CRD_NAME}"
-    )
+    established = control_plane.kubectl("wait", "--for=condition=Established", "--timeout=30s", f"crd/{CRD_NAME}")
     assert established.returncode == 0, established.stderr
     return control_plane
 

@@ -106,9 +106,7 @@ class ControlPlane:
             f"--cache-dir={self.kubeconfig.parent / 'kubectl-cache'}",
             *args,
         ]
-        return subprocess.run(
-            cmd, input=input, capture_output=True, text=True, timeout=timeout, check=False
-        )
+        return subprocess.run(cmd, input=input, capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def _write_kubeconfig(path: Path, server: str, token: str) -> None:
@@ -116,9 +114,7 @@ def _write_kubeconfig(path: Path, server: str, token: str) -> None:
     config = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [
-            {"name": "test", "cluster": {"server": server, "insecure-skip-tls-verify": True}}
-        ],
+        "clusters": [{"name": "test", "cluster": {"server": server, "insecure-skip-tls-verify": True}}],
         "users": [{"name": "admin", "user": {"token": token}}],
         "contexts": [{"name": "test", "context": {"cluster": "test", "user": "admin"}}],
         "current-context": "test",
@@ -151,18 +147,14 @@ def _get_status(url: str, token: str) -> int | None:
         return None
 
 
-def _wait_ready(
-    server: str, token: str, procs: dict[str, subprocess.Popen[bytes]], logs: dict[str, Path]
-) -> None:
+def _wait_ready(server: str, token: str, procs: dict[str, subprocess.Popen[bytes]], logs: dict[str, Path]) -> None:
     """Poll until /readyz is ok and the bootstrap controller made `default`."""
     deadline = time.monotonic() + READY_TIMEOUT_S
     checks = [f"{server}/readyz", f"{server}/api/v1/namespaces/default"]
     while checks:
         for name, proc in procs.items():
             if proc.poll() is not None:
-                raise RuntimeError(
-                    f"{name} exited with {proc.returncode}; log tail:\n{_tail(logs[name])}"
-                )
+                raise RuntimeError(f"{name} exited with {proc.returncode}; log tail:\n{_tail(logs[name])}")
         if _get_status(checks[0], token) == 200:
             checks.pop(0)
             continue
@@ -202,7 +194,9 @@ def running_control_plane(workdir: Path) -> Iterator[ControlPlane]:
     sa_key = workdir / "sa.key"
     subprocess.run(
         ["openssl", "genrsa", "-out", str(sa_key), "2048"],
-        check=True, capture_output=True, timeout=30,
+        check=True,
+        capture_output=True,
+        timeout=30,
     )
 
     client_port, peer_port, secure_port = free_ports(3)
@@ -235,9 +229,7 @@ def running_control_plane(workdir: Path) -> Iterator[ControlPlane]:
     try:
         for name, cmd in (("etcd", etcd_cmd), ("kube-apiserver", apiserver_cmd)):
             with logs[name].open("wb") as log:
-                procs[name] = subprocess.Popen(
-                    cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
-                )
+                procs[name] = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
         _wait_ready(server, token, procs, logs)
         kubeconfig = workdir / "kubeconfig"
         _write_kubeconfig(kubeconfig, server, token)

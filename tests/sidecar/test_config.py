@@ -133,3 +133,8 @@ def test_the_command_refuses_a_bad_config_at_start_naming_the_key(tmp_path: Path
     )
     assert result.returncode == 2
     assert "backend.redis.timeoutMS: unknown key; did you mean timeoutMs?" in result.stderr
+
+
+def test_variables_the_command_reads_itself_are_not_taken_for_settings() -> None:
+    env = {"LLMCACHE_CONFIG": "/etc/llmcache/config.yaml", "LLMCACHE_LOG_LEVEL": "DEBUG", "LLMCACHE_OPERATOR_X": "1"}
+    assert config.load(None, env=env) == config.load(None, env={})

@@ -29,6 +29,7 @@ ProviderKind = Literal["openai", "azure", "anthropic", "gemini"]
 ReplayMode = Literal["fast", "paced"]
 
 ENV_PREFIX = "LLMCACHE_"
+_NOT_SETTINGS = frozenset({"LLMCACHE_CONFIG", "LLMCACHE_LOG_LEVEL"})  # read by the command itself
 _UNIONS = (Union, types.UnionType)
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 _DURATION_RE = re.compile(r"^(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\d+)ms)?$")
@@ -687,7 +688,7 @@ def apply_env(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
     names = _env_paths(Settings, data, ())
     result: dict[str, Any] = _deep_copy(data)
     for var, raw in env.items():
-        if not var.startswith(ENV_PREFIX) or var in {"LLMCACHE_CONFIG"}:
+        if not var.startswith(ENV_PREFIX) or var in _NOT_SETTINGS or var.startswith("LLMCACHE_OPERATOR_"):
             continue
         target = names.get(var)
         if target is None:

@@ -161,6 +161,7 @@ class Settings:
         metadata=key("ttl", "Default time-to-live of an entry: seconds, or a duration such as 1h or 30m.", duration=True),
     )
     namespace: str = field(default="default", metadata=key("namespace", "Prefix that isolates this cache's entries."))
+    flush: str = field(default="", metadata=key("flush", "Changing this value empties this cache's namespace: it is part of every key."))
     isolation: Isolation = field(
         default="credential",
         metadata=key("isolation", "credential: entries are also keyed by a hash of the caller's API key; namespace: shared by all callers."),

@@ -42,11 +42,14 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
 
-def _start_redis(tmp: Path, password: str | None) -> tuple[subprocess.Popen[bytes], RedisServer]:
+def start_redis(
+    tmp: Path, password: str | None = None, port: int | None = None
+) -> tuple[subprocess.Popen[bytes], RedisServer]:
+    """A redis-server on `port` (a free one by default), listening when this returns."""
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.fail("redis-server is not installed: apt-get install redis-server")
-    port = free_port()
+    port = port or free_port()
     args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp)]
     if password:
         args += ["--requirepass", password]
@@ -65,7 +68,7 @@ def _start_redis(tmp: Path, password: str | None) -> tuple[subprocess.Popen[byte
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """A real redis-server on a free loopback port, without a password."""
-    proc, server = _start_redis(tmp_path_factory.mktemp("redis"), None)
+    proc, server = start_redis(tmp_path_factory.mktemp("redis"))
     try:
         yield server
     finally:
@@ -76,7 +79,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 @pytest.fixture(scope="session")
 def redis_with_password(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """A real redis-server that wants AUTH."""
-    proc, server = _start_redis(tmp_path_factory.mktemp("redis-auth"), "s3cret-for-tests")
+    proc, server = start_redis(tmp_path_factory.mktemp("redis-auth"), "s3cret-for-tests")
     try:
         yield server
     finally:
@@ -109,9 +112,15 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> TLS:
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
-                key_encipherment=False, data_encipherment=False, key_agreement=False,
-                encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -134,17 +143,13 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> TLS:
             critical=False,
         )
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-        )
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
     certfile, keyfile = folder / "tls.crt", folder / "tls.key"
     certfile.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     keyfile.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     return TLS(ca_pem=ca.public_bytes(serialization.Encoding.PEM), certfile=certfile, keyfile=keyfile)
 

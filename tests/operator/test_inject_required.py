@@ -127,9 +127,15 @@ def test_native_sidecars_are_used_from_kubernetes_1_29(version: tuple[int, int] 
     assert injection.native_sidecars_supported(version) is native
 
 
-@pytest.mark.parametrize(("mode", "server_native", "native"), [
-    ("auto", True, True), ("auto", False, False), ("always", False, True), ("never", True, False),
-])
+@pytest.mark.parametrize(
+    ("mode", "server_native", "native"),
+    [
+        ("auto", True, True),
+        ("auto", False, False),
+        ("always", False, True),
+        ("never", True, False),
+    ],
+)
 def test_the_spec_can_force_or_forbid_native_sidecars(mode: str, server_native: bool, native: bool) -> None:
     the_cache = cache({"sidecar": {"nativeSidecar": mode}}, "c", "ns")
     assert injection.use_native_sidecar(the_cache, Policy(native_sidecars=server_native)) is native

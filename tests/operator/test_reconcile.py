@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 import yaml
-from llmcache_sidecar import config
-from llmcache_sidecar.config import ConfigError
 
 from llmcache_operator import reconcile, spec
+from llmcache_sidecar import config
+from llmcache_sidecar.config import ConfigError
 from tests.operator.caches import SHARED, cache
 
 GOLDEN = Path(__file__).parents[1] / "testdata" / "reconcile"
@@ -57,8 +57,12 @@ def test_the_config_map_is_owned_by_its_llmcache_so_it_goes_with_it() -> None:
     _, result = rendered("memory-default")
     (owner,) = result.config_map["metadata"]["ownerReferences"]
     assert owner == {
-        "apiVersion": "llmcache.dev/v1alpha1", "kind": "LLMCache", "name": "memory-default",
-        "uid": "uid-memory-default", "controller": True, "blockOwnerDeletion": True,
+        "apiVersion": "llmcache.dev/v1alpha1",
+        "kind": "LLMCache",
+        "name": "memory-default",
+        "uid": "uid-memory-default",
+        "controller": True,
+        "blockOwnerDeletion": True,
     }
 
 
@@ -87,8 +91,13 @@ def test_a_new_setting_appears_in_the_file_only_when_it_is_used() -> None:
 def status(previous: dict[str, Any] | None, problem: str | None, now: str, **changes: Any) -> dict[str, Any]:
     the_cache = cache({**SHARED, **changes}, "shared", "team-a")
     return reconcile.status_after_reconcile(
-        previous, cache=the_cache, rendered=reconcile.render(the_cache, uid="u"), backend_problem=problem,
-        generation=3, injected_pods=2, now=now,
+        previous,
+        cache=the_cache,
+        rendered=reconcile.render(the_cache, uid="u"),
+        backend_problem=problem,
+        generation=3,
+        injected_pods=2,
+        now=now,
     )
 
 
@@ -109,7 +118,8 @@ def test_a_reachable_backend_makes_the_cache_ready() -> None:
 def test_an_unreachable_backend_makes_the_cache_not_ready_and_says_why() -> None:
     result = status(None, "Error 111 connecting to redis:6379. Connection refused.", T0)
     assert conditions(result) == {
-        "Ready": ("False", "BackendUnreachable", T0), "BackendReachable": ("False", "Unreachable", T0),
+        "Ready": ("False", "BackendUnreachable", T0),
+        "BackendReachable": ("False", "Unreachable", T0),
     }
     ready = next(c for c in result["conditions"] if c["type"] == "Ready")
     assert "Connection refused" in ready["message"]

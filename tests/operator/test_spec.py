@@ -6,10 +6,10 @@ from dataclasses import fields
 from typing import Any
 
 import pytest
-from llmcache_sidecar import config
-from llmcache_sidecar.config import ConfigError, Settings
 
 from llmcache_operator import spec
+from llmcache_sidecar import config
+from llmcache_sidecar.config import ConfigError, Settings
 from tests.operator.caches import MODELS, SHARED
 
 
@@ -18,22 +18,53 @@ from tests.operator.caches import MODELS, SHARED
     [
         ({"ttl": "soon"}, "spec.ttl: expected seconds or a duration such as 30s, 5m, 1h; got 'soon'"),
         ({"backend": {"type": "memcached"}}, "spec.backend.type: must be one of memory, redis, dual, got 'memcached'"),
-        ({"backend": {"redis": {"pasword": "x"}}}, "spec.backend.redis.pasword: unknown key; known keys: maxConnections, passwordSecretRef, timeoutMs, url"),
-        ({"backend": {"redis": {"passwordFile": "/x"}}}, "spec.backend.redis.passwordFile: unknown key; did you mean passwordSecretRef?"),
-        ({"backend": {"redis": {"passwordSecretRef": {"name": "r"}}}}, "spec.backend.redis.passwordSecretRef.key: required"),
-        ({"providers": ["openai", "vllm"]}, "spec.providers[1]: 'vllm' is not built in (openai, anthropic, gemini); define it under customProviders.vllm"),
+        (
+            {"backend": {"redis": {"pasword": "x"}}},
+            "spec.backend.redis.pasword: unknown key; known keys: maxConnections, passwordSecretRef, timeoutMs, url",
+        ),
+        (
+            {"backend": {"redis": {"passwordFile": "/x"}}},
+            "spec.backend.redis.passwordFile: unknown key; did you mean passwordSecretRef?",
+        ),
+        (
+            {"backend": {"redis": {"passwordSecretRef": {"name": "r"}}}},
+            "spec.backend.redis.passwordSecretRef.key: required",
+        ),
+        (
+            {"providers": ["openai", "vllm"]},
+            "spec.providers[1]: 'vllm' is not built in (openai, anthropic, gemini);"
+            " define it under customProviders.vllm",
+        ),
         ({"providers": ["openai", "openai"]}, "spec.providers[1]: 'openai' is listed twice"),
-        ({"customProviders": {"vllm": {"kind": "openai", "upstream": "http://v"}}}, "spec.customProviders.vllm: not listed in providers"),
-        ({"providers": ["v"], "customProviders": {"v": {"upstream": "http://v"}}}, "spec.customProviders.v.kind: required for a provider that is not built in"),
-        ({"providers": ["v"], "customProviders": {"v": {"kind": "openai", "upstream": "ftp://v"}}}, "spec.customProviders.v.upstream: expected an http(s) URL, got 'ftp://v'"),
-        ({"podSelector": {"matchExpressions": [{"key": "a", "operator": "Exists", "values": ["x"]}]}}, "spec.podSelector.matchExpressions[0].values: must be empty with operator Exists"),
+        (
+            {"customProviders": {"vllm": {"kind": "openai", "upstream": "http://v"}}},
+            "spec.customProviders.vllm: not listed in providers",
+        ),
+        (
+            {"providers": ["v"], "customProviders": {"v": {"upstream": "http://v"}}},
+            "spec.customProviders.v.kind: required for a provider that is not built in",
+        ),
+        (
+            {"providers": ["v"], "customProviders": {"v": {"kind": "openai", "upstream": "ftp://v"}}},
+            "spec.customProviders.v.upstream: expected an http(s) URL, got 'ftp://v'",
+        ),
+        (
+            {"podSelector": {"matchExpressions": [{"key": "a", "operator": "Exists", "values": ["x"]}]}},
+            "spec.podSelector.matchExpressions[0].values: must be empty with operator Exists",
+        ),
         ({"podSelector": {"matchLabels": {"a": 1}}}, "spec.podSelector.matchLabels.a: expected a string, got int"),
         ({"sidecar": {"port": 70000}}, "spec.sidecar.port: must be at most 65535, got 70000"),
         ({"sidecar": {"adminPort": 8787}}, "spec.sidecar.adminPort: must differ from port"),
-        ({"sidecar": {"nativeSidecar": "yes"}}, "spec.sidecar.nativeSidecar: must be one of auto, always, never, got 'yes'"),
+        (
+            {"sidecar": {"nativeSidecar": "yes"}},
+            "spec.sidecar.nativeSidecar: must be one of auto, always, never, got 'yes'",
+        ),
         ({"namespace": "team a"}, "spec.namespace: use letters, digits, '.', '_' and '-' (at most 63)"),
-        ({"listen": "0.0.0.0:80"}, "spec.listen: unknown key; known keys: backend, coalesce, customProviders, flush,"
-         " isolation, keyParams, maxBodyBytes, namespace, podSelector, providers, replay, sidecar, ttl"),
+        (
+            {"listen": "0.0.0.0:80"},
+            "spec.listen: unknown key; known keys: backend, coalesce, customProviders, flush,"
+            " isolation, keyParams, maxBodyBytes, namespace, podSelector, providers, replay, sidecar, ttl",
+        ),
         ({"podSelektor": {}}, "spec.podSelektor: unknown key; did you mean podSelector?"),
     ],
 )
@@ -85,7 +116,9 @@ def test_quantities_may_be_written_as_numbers() -> None:
 
 
 def test_the_cache_namespace_can_be_shared_across_kubernetes_namespaces() -> None:
-    assert spec.parse({"namespace": "shared-prompts"}, name="c", namespace="team-a").settings.namespace == "shared-prompts"
+    assert (
+        spec.parse({"namespace": "shared-prompts"}, name="c", namespace="team-a").settings.namespace == "shared-prompts"
+    )
 
 
 def test_settings_written_back_to_a_mapping_parse_to_the_same_settings() -> None:

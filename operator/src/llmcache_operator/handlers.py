@@ -74,6 +74,7 @@ def injected_pods(
 @kopf.on.create(GROUP, VERSION, PLURAL)
 @kopf.on.update(GROUP, VERSION, PLURAL)
 async def reconcile_fn(
+    body: kopf.Body,
     spec: kopf.Spec,
     meta: kopf.Meta,
     status: kopf.Status,
@@ -88,6 +89,7 @@ async def reconcile_fn(
         cache = _parse(spec, name, namespace)
     except ConfigError as exc:
         patch.status.update(reconcile.status_after_invalid(status, error=exc, generation=generation, now=_now()))
+        kopf.warn(body, reason="InvalidSpec", message=str(exc))
         raise kopf.PermanentError(f"invalid spec: {exc}") from exc
     rendered = reconcile.render(cache, uid=meta["uid"])
     await rt.api.apply_config_map(rendered.config_map)

@@ -12,6 +12,7 @@ import asyncio
 import os
 import tempfile
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +39,12 @@ async def backend_problem(
             if value is None:
                 return f"Secret {mount.ref.name!r} (key {mount.ref.key!r}) not found in {namespace}"
             _write_private(Path(mount.path), value)
+        # timeoutMs bounds each request on the data path (tens of ms); a probe from another
+        # pod, on a fresh connection, gets the whole probe timeout instead.
+        settings = cache.settings.backend
+        slow_ok = replace(settings.redis, timeout_ms=max(settings.redis.timeout_ms, int(ping_timeout * 1000)))
         try:
-            backend = build_backend(cache.settings.backend)
+            backend = build_backend(replace(settings, redis=slow_ok))
         except (OSError, ValueError) as exc:
             return f"cannot configure the {cache.settings.backend.type} backend: {exc}"
         try:

@@ -1,68 +1,16 @@
-"""Real parts for the operator's tests: a redis-server, a TLS CA, and kopf pointed at kmock.
+"""Fixtures for the operator's tests: a redis-server, a TLS CA, and kopf pointed at a test API server.
 
-The Kubernetes API is faked where these fixtures say so (kmock's emulator); Redis and
-TLS are real.
+The Kubernetes API is faked where the tests say so (kmock's emulator); Redis and TLS are real.
 """
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
-import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import kopf
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-REDIS_START_TIMEOUT_S = 10.0
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass(frozen=True)
-class RedisServer:
-    port: int
-    password: str | None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-
-def start_redis(
-    tmp: Path, password: str | None = None, port: int | None = None
-) -> tuple[subprocess.Popen[bytes], RedisServer]:
-    """A redis-server on `port` (a free one by default), listening when this returns."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.fail("redis-server is not installed: apt-get install redis-server")
-    port = port or free_port()
-    args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp)]
-    if password:
-        args += ["--requirepass", password]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + REDIS_START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return proc, RedisServer(port, password)
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    pytest.fail(f"redis-server did not listen on {port} within {REDIS_START_TIMEOUT_S}s")
+from tests.operator.realparts import TLS, RedisServer, make_tls, start_redis
 
 
 @pytest.fixture(scope="session")
@@ -87,71 +35,10 @@ def redis_with_password(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Re
         proc.wait(timeout=10)
 
 
-@dataclass(frozen=True)
-class TLS:
-    ca_pem: bytes
-    certfile: Path
-    keyfile: Path
-
-
 @pytest.fixture(scope="session")
 def tls(tmp_path_factory: pytest.TempPathFactory) -> TLS:
-    """A CA and a server certificate for 127.0.0.1 and localhost, made with `cryptography`."""
-    folder = tmp_path_factory.mktemp("tls")
-    now = datetime.datetime.now(datetime.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "llmcache test CA")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                key_cert_sign=True,
-                crl_sign=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "llmcache-webhook")]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.IPv4Address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    certfile, keyfile = folder / "tls.crt", folder / "tls.key"
-    certfile.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    keyfile.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return TLS(ca_pem=ca.public_bytes(serialization.Encoding.PEM), certfile=certfile, keyfile=keyfile)
+    """A CA and a server certificate for 127.0.0.1 and localhost."""
+    return make_tls(tmp_path_factory.mktemp("tls"))
 
 
 # kopf logs in through login handlers; this one points it at the test's kmock (or any

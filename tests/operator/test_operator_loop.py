@@ -14,7 +14,6 @@ import kmock as kmock_lib
 import yaml
 
 from llmcache_operator.options import Options
-from tests.operator.conftest import RedisServer, free_port, start_redis
 from tests.operator.kopf_loop import (
     LLMCACHES,
     create,
@@ -25,6 +24,7 @@ from tests.operator.kopf_loop import (
     path_of,
     running_operator,
 )
+from tests.operator.realparts import RedisServer, free_port, start_redis
 
 OPTIONS = Options(webhook=None, retry_delay=0.3, backend_timeout=2.0)
 NS = "team-a"

@@ -6,7 +6,7 @@ from typing import Any
 
 from llmcache_operator import probe
 from llmcache_operator.spec import SecretKeyRef
-from tests.operator.conftest import RedisServer, free_port
+from tests.operator.realparts import RedisServer, free_port
 
 
 def secrets(values: dict[tuple[str, str], str]) -> Any:

@@ -28,8 +28,8 @@ from llmcache_operator.injection import Policy
 from llmcache_operator.options import Options, WebhookOptions
 from llmcache_operator.runtime import MEMO_KEY, Runtime
 from tests.operator.caches import SHARED, cache
-from tests.operator.conftest import TLS, free_port
 from tests.operator.kopf_loop import LLMCACHES, create, delete, eventually, llmcache, path_of, running_operator
+from tests.operator.realparts import TLS, free_port
 
 NS = "team-a"
 

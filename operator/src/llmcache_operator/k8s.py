@@ -1,0 +1,136 @@
+"""The few Kubernetes API calls the operator makes itself, thin and replaceable.
+
+kopf reads and patches the LLMCache resources; this module does the rest: apply a
+ConfigMap, read one key of a Secret (only to probe the backend, never stored),
+patch a resource's status from a pod event, and learn the server's version. It is
+the only module that imports the Kubernetes client (its asyncio flavour, so no call
+blocks the event loop); every call has a timeout.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from kubernetes.aio import client, config
+from kubernetes.aio.client.exceptions import ApiException
+
+from llmcache_operator import spec
+
+logger = logging.getLogger(__name__)
+TIMEOUT = 10.0
+FIELD_MANAGER = "llmcache-operator"
+_MINOR_RE = re.compile(r"^(\d+)")
+
+
+class Api:
+    """One API client for the operator's life; `aclose()` at cleanup."""
+
+    def __init__(self, api_client: client.ApiClient) -> None:
+        self._client = api_client
+        self._core = client.CoreV1Api(api_client)
+        self._custom = client.CustomObjectsApi(api_client)
+        self._version = client.VersionApi(api_client)
+
+    @classmethod
+    def for_server(cls, host: str, *, token: str | None = None, verify_ssl: bool = True) -> Api:
+        """A client for an explicit server URL (tests, or a proxy)."""
+        configuration = client.Configuration(host=host)
+        configuration.verify_ssl = verify_ssl
+        if token:
+            configuration.api_key = {"authorization": f"Bearer {token}"}
+        return cls(client.ApiClient(configuration))
+
+    @classmethod
+    async def from_environment(cls) -> Api:
+        """In a pod: its service account; elsewhere: the current kubeconfig context."""
+        configuration = client.Configuration()
+        try:
+            config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        except config.ConfigException:
+            await config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        return cls(client.ApiClient(configuration))
+
+    async def aclose(self) -> None:
+        await self._client.close()  # type: ignore[no-untyped-call]
+
+    async def apply_config_map(self, body: Mapping[str, Any]) -> None:
+        """Create the ConfigMap, or merge-patch it into the one that exists."""
+        meta = body["metadata"]
+        model = client.V1ConfigMap.from_dict(dict(body))
+        if model is None:
+            raise ValueError("not a ConfigMap")
+        try:
+            await self._core.create_namespaced_config_map(
+                meta["namespace"], model, field_manager=FIELD_MANAGER, _request_timeout=TIMEOUT
+            )
+            logger.info("created ConfigMap %s/%s", meta["namespace"], meta["name"])
+            return
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+        await self._core.patch_namespaced_config_map(
+            meta["name"],
+            meta["namespace"],
+            dict(body),
+            field_manager=FIELD_MANAGER,
+            _content_type="application/merge-patch+json",
+            _request_timeout=TIMEOUT,
+        )
+
+    async def read_secret_key(self, namespace: str, ref: spec.SecretKeyRef) -> str | None:
+        """The decoded value, or None when the Secret or its key does not exist."""
+        try:
+            secret = await self._core.read_namespaced_secret(ref.name, namespace, _request_timeout=TIMEOUT)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        encoded = (secret.data or {}).get(ref.key)
+        if encoded is None:
+            return None
+        try:
+            return base64.b64decode(encoded).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+
+    async def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> bool:
+        """Merge `status` into an LLMCache's status; False when the resource is gone."""
+        try:
+            await self._custom.patch_namespaced_custom_object_status(
+                spec.GROUP,
+                spec.VERSION,
+                namespace,
+                spec.PLURAL,
+                name,
+                {"status": dict(status)},
+                field_manager=FIELD_MANAGER,
+                _content_type="application/merge-patch+json",
+                _request_timeout=TIMEOUT,
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    async def server_version(self) -> tuple[int, int] | None:
+        """(major, minor) of the API server, or None when it does not say."""
+        try:
+            info = await self._version.get_code(_request_timeout=TIMEOUT)
+        except (ApiException, OSError, ValueError) as exc:
+            logger.warning("cannot read the API server's version (%s); assuming no native sidecars", exc)
+            return None
+        return parse_version(info.major, info.minor)
+
+
+def parse_version(major: str | None, minor: str | None) -> tuple[int, int] | None:
+    """`("1", "29+")` -> (1, 29); managed clusters append `+` to the minor."""
+    found = [_MINOR_RE.match(part or "") for part in (major, minor)]
+    if found[0] is None or found[1] is None:
+        return None
+    return int(found[0].group(1)), int(found[1].group(1))

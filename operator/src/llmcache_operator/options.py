@@ -1,0 +1,99 @@
+"""The operator's own settings, from its environment (the Helm chart sets them).
+
+| Variable | Default | Meaning |
+|---|---|---|
+| LLMCACHE_OPERATOR_SIDECAR_IMAGE | ghcr.io/llmcache/llmcache-sidecar:<version> | image when an LLMCache names none |
+| LLMCACHE_OPERATOR_NATIVE_SIDECARS | auto | auto (by server version), true, false |
+| LLMCACHE_OPERATOR_EXCLUDED_NAMESPACES | kube-system,kube-public,kube-node-lease | never injected |
+| LLMCACHE_OPERATOR_WEBHOOK | on | off: serve no admission webhook |
+| LLMCACHE_OPERATOR_WEBHOOK_ADDR / _PORT | 0.0.0.0 / 9443 | where the webhook listens (HTTPS) |
+| LLMCACHE_OPERATOR_WEBHOOK_CERT / _KEY | /tls/tls.crt / /tls/tls.key | its certificate, reloaded when it changes |
+| LLMCACHE_OPERATOR_BACKEND_TIMEOUT | 5 | seconds a backend probe may take |
+| LLMCACHE_OPERATOR_RETRY_DELAY | 30 | seconds between probes of an unreachable backend |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal, TypeVar
+
+from llmcache_operator import injection
+
+PREFIX = "LLMCACHE_OPERATOR_"
+NativeSetting = Literal["auto", "true", "false"]
+N = TypeVar("N", int, float)
+
+
+class OptionsError(ValueError):
+    """An operator environment variable has a value it cannot use."""
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookOptions:
+    addr: str = "0.0.0.0"
+    port: int = 9443
+    certfile: str = "/tls/tls.crt"
+    keyfile: str = "/tls/tls.key"
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    sidecar_image: str = injection.DEFAULT_IMAGE
+    native_sidecars: NativeSetting = "auto"
+    excluded_namespaces: frozenset[str] = injection.SYSTEM_NAMESPACES
+    webhook: WebhookOptions | None = WebhookOptions()
+    backend_timeout: float = 5.0
+    retry_delay: float = 30.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Options:
+        def get(name: str, default: str) -> str:
+            return env.get(PREFIX + name, default).strip()
+
+        native = get("NATIVE_SIDECARS", "auto").lower()
+        if native not in ("auto", "true", "false"):
+            raise OptionsError(f"{PREFIX}NATIVE_SIDECARS: expected auto, true or false, got {native!r}")
+        excluded = get("EXCLUDED_NAMESPACES", ",".join(sorted(injection.SYSTEM_NAMESPACES)))
+        webhook: WebhookOptions | None = None
+        if get("WEBHOOK", "on").lower() not in ("off", "false", "0"):
+            webhook = WebhookOptions(
+                addr=get("WEBHOOK_ADDR", "0.0.0.0"),
+                port=_number(PREFIX + "WEBHOOK_PORT", get("WEBHOOK_PORT", "9443"), int),
+                certfile=get("WEBHOOK_CERT", "/tls/tls.crt"),
+                keyfile=get("WEBHOOK_KEY", "/tls/tls.key"),
+            )
+        return cls(
+            sidecar_image=get("SIDECAR_IMAGE", injection.DEFAULT_IMAGE),
+            native_sidecars=native,  # type: ignore[arg-type]  # checked above
+            excluded_namespaces=frozenset(n.strip() for n in excluded.split(",") if n.strip()),
+            webhook=webhook,
+            backend_timeout=_number(PREFIX + "BACKEND_TIMEOUT", get("BACKEND_TIMEOUT", "5"), float),
+            retry_delay=_number(PREFIX + "RETRY_DELAY", get("RETRY_DELAY", "30"), float),
+        )
+
+    def policy(self, server_version: tuple[int, int] | None) -> injection.Policy:
+        native, possible = {
+            "true": (True, True),
+            "false": (False, False),
+            "auto": (
+                injection.native_sidecars_supported(server_version),
+                injection.native_sidecars_possible(server_version),
+            ),
+        }[self.native_sidecars]
+        return injection.Policy(
+            image=self.sidecar_image,
+            native_sidecars=native,
+            native_sidecars_possible=possible,
+            excluded_namespaces=self.excluded_namespaces,
+        )
+
+
+def _number(name: str, raw: str, kind: type[N]) -> N:
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise OptionsError(f"{name}: expected a number, got {raw!r}") from None
+    if value <= 0:
+        raise OptionsError(f"{name}: must be positive, got {raw!r}")
+    return value

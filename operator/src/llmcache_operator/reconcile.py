@@ -1,0 +1,186 @@
+"""What an LLMCache becomes: the sidecar's ConfigMap, its hash, and the resource's status.
+
+Pure: no kopf, no client, no clock (the caller passes `now`). The ConfigMap holds the
+sidecar's `Settings` written with their defaults left out, so that a newer operator
+adds a key only when the user asks for the feature that needs it: running pods may
+still have an older sidecar, and they hot-reload this file.
+
+Conditions follow Kubernetes conventions: `Ready` sums up (the config is rendered and
+the backend answers), `BackendReachable` says why not; `lastTransitionTime` moves only
+when a condition's status changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+import yaml
+
+from llmcache_operator import spec
+from llmcache_operator.spec import Cache, Condition, LastFlush, Status
+from llmcache_sidecar import config
+from llmcache_sidecar.config import ConfigError
+
+CONFIG_FILE = "config.yaml"
+CACHE_LABEL = "llmcache.dev/cache"
+HASH_ANNOTATION = "llmcache.dev/config-hash"
+COMMON_LABELS = {"app.kubernetes.io/managed-by": "llmcache-operator", "app.kubernetes.io/part-of": "llmcache"}
+READY = "Ready"
+BACKEND_REACHABLE = "BackendReachable"
+
+
+@dataclass(frozen=True, slots=True)
+class BackendCheck:
+    """What probing the backend found."""
+
+    reachable: bool | None
+    """None: the operator could not check (the sidecars may still reach it)."""
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    text: str
+    """The sidecar's config file."""
+    config_hash: str
+    config_map: dict[str, Any]
+
+
+def config_text(cache: Cache) -> str:
+    """The sidecar's YAML: non-default settings, plus namespace and providers always."""
+    data = spec.to_mapping(cache.settings, omit_defaults=True)
+    data["namespace"] = cache.settings.namespace
+    data["providers"] = {name: spec.to_mapping(p) for name, p in cache.settings.providers.items()}
+    return yaml.safe_dump(data, sort_keys=True)
+
+
+def config_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def render(cache: Cache, *, uid: str) -> Rendered:
+    """The ConfigMap for `cache`, owned by its LLMCache (uid) so that it goes when the resource goes."""
+    text = config_text(cache)
+    digest = config_hash(text)
+    body = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": cache.config_map,
+            "namespace": cache.namespace,
+            "labels": {**COMMON_LABELS, CACHE_LABEL: cache.name},
+            "annotations": {HASH_ANNOTATION: digest},
+            "ownerReferences": [
+                {
+                    "apiVersion": spec.API_VERSION,
+                    "kind": spec.KIND,
+                    "name": cache.name,
+                    "uid": uid,
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "data": {CONFIG_FILE: text},
+    }
+    return Rendered(text=text, config_hash=digest, config_map=body)
+
+
+def read_status(raw: Mapping[str, Any] | None) -> Status:
+    """The status as stored; anything unreadable counts as never written."""
+    known = {"conditions", "observedGeneration", "configHash", "configMap", "injectedPods", "lastFlush"}
+    data = {k: v for k, v in (raw or {}).items() if k in known}
+    try:
+        return parse_status(data)
+    except ConfigError:
+        return Status()
+
+
+def parse_status(data: Mapping[str, Any]) -> Status:
+    return config.parse(Status, data, "status")
+
+
+def status_after_reconcile(
+    previous: Mapping[str, Any] | None,
+    *,
+    cache: Cache,
+    rendered: Rendered,
+    backend: BackendCheck,
+    generation: int,
+    injected_pods: int,
+    now: str,
+) -> dict[str, Any]:
+    """The status patch after the ConfigMap was applied and the backend probed."""
+    old = read_status(previous)
+    where = f"Sidecar config {rendered.config_hash} is in ConfigMap {cache.config_map}"
+    if backend.reachable is False:
+        reachable = Condition(type=BACKEND_REACHABLE, status="False", reason="Unreachable", message=backend.message)
+        ready = Condition(
+            type=READY,
+            status="False",
+            reason="BackendUnreachable",
+            message=f"{where}, but the backend does not answer ({backend.message});"
+            " sidecars pass requests through uncached.",
+        )
+    else:
+        if backend.reachable is None:
+            reachable = Condition(
+                type=BACKEND_REACHABLE, status="Unknown", reason="NotChecked", message=backend.message
+            )
+        else:
+            reachable = Condition(type=BACKEND_REACHABLE, status="True", reason="Answered", message=backend.message)
+        ready = Condition(type=READY, status="True", reason="Reconciled", message=f"{where}.")
+    conditions = with_condition(old.conditions, ready, now=now, generation=generation)
+    conditions = with_condition(conditions, reachable, now=now, generation=generation)
+    last_flush = old.last_flush
+    flush = cache.settings.flush
+    if flush and (last_flush is None or last_flush.value != flush):
+        last_flush = LastFlush(value=flush, time=now)
+    status = Status(
+        conditions=conditions,
+        observed_generation=generation,
+        config_hash=rendered.config_hash,
+        config_map=cache.config_map,
+        injected_pods=injected_pods,
+        last_flush=last_flush,
+    )
+    result = spec.to_mapping(status, omit_defaults=True)
+    result["conditions"] = [spec.to_mapping(c) for c in conditions]  # every field, "Unknown" included
+    return result
+
+
+def status_after_invalid(
+    previous: Mapping[str, Any] | None, *, error: ConfigError, generation: int, now: str
+) -> dict[str, Any]:
+    """The status patch for a spec that does not parse: the last good ConfigMap stays as it was."""
+    old = read_status(previous)
+    ready = Condition(type=READY, status="False", reason="InvalidSpec", message=str(error))
+    conditions = with_condition(old.conditions, ready, now=now, generation=generation)
+    if not any(c.type == BACKEND_REACHABLE for c in conditions):
+        unknown = Condition(
+            type=BACKEND_REACHABLE, status="Unknown", reason="NotChecked", message="The spec is invalid."
+        )
+        conditions = with_condition(conditions, unknown, now=now, generation=generation)
+    return {"conditions": [spec.to_mapping(c) for c in conditions], "observedGeneration": generation}
+
+
+def injected_pods_patch(previous: Mapping[str, Any] | None, count: int) -> dict[str, Any]:
+    """The status patch for a new count of injected pods; empty when nothing changed."""
+    return {} if read_status(previous).injected_pods == count else {"injectedPods": count}
+
+
+def with_condition(
+    conditions: tuple[Condition, ...], new: Condition, *, now: str, generation: int
+) -> tuple[Condition, ...]:
+    """`conditions` with `new` set in place of its type; the transition time moves only on a status change."""
+    old = next((c for c in conditions if c.type == new.type), None)
+    since = now
+    if old is not None and old.status == new.status and old.last_transition_time:
+        since = old.last_transition_time
+    new = replace(new, last_transition_time=since, observed_generation=generation)
+    if old is None:
+        return (*conditions, new)
+    return tuple(new if c.type == new.type else c for c in conditions)

@@ -1,0 +1,31 @@
+"""What the handlers share for the operator's life, kept in kopf's memo under one typed key."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from llmcache_operator import injection, k8s
+from llmcache_operator.options import Options
+
+MEMO_KEY = "llmcache"
+
+
+@dataclass(slots=True)
+class Runtime:
+    api: k8s.Api
+    options: Options
+    policy: injection.Policy
+    injected_counts: dict[tuple[str, str], int] = field(default_factory=dict)
+    """The injectedPods value last written per (namespace, cache), to write only changes."""
+
+
+def runtime(memo: Mapping[str, Any]) -> Runtime:
+    try:
+        found = memo[MEMO_KEY]
+    except KeyError:
+        raise RuntimeError("the operator's startup handler has not run") from None
+    if not isinstance(found, Runtime):
+        raise TypeError(f"memo[{MEMO_KEY!r}] is a {type(found).__name__}, not a Runtime")
+    return found

@@ -1,0 +1,565 @@
+"""The LLMCache resource: its spec (the sidecar's settings plus what only Kubernetes needs) and status.
+
+One model: every part of the spec that the sidecar reads *is* the sidecar's own
+dataclass (`llmcache_sidecar.config`), so `config.parse` checks it and
+`llmcache_sidecar.schema` writes its part of the CRD. Where the resource must differ
+from the sidecar's file, the spec class is *derived* from the sidecar's class by
+dropping, replacing or adding fields (`derive`), never by copying a field:
+
+- `listen`/`admin` are not in the spec: ports live under `sidecar` and the sidecar
+  always binds to 127.0.0.1 in the pod.
+- `providers` is a list of names (`[openai, anthropic]`); upstreams that are not
+  built in, or changes to a built-in one, go under `customProviders`.
+- Secrets are referenced, never copied: `backend.redis.passwordSecretRef` becomes
+  a Secret volume in the pod and `passwordFile` in the sidecar's config.
+- `namespace` (the cache's key prefix) defaults to the resource's Kubernetes namespace.
+
+`parse` turns a raw spec into a `Cache`: typed, checked, with the exact `Settings`
+the sidecar will read. Errors are `ConfigError`s whose path starts at `spec.`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import types
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass, make_dataclass
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+
+from llmcache_sidecar import config
+from llmcache_sidecar.config import BUILTIN_PROVIDERS, BackendSettings, ConfigError, ProviderSettings, Settings
+from llmcache_sidecar.config import key as meta
+
+GROUP = "llmcache.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+KIND = "LLMCache"
+PLURAL = "llmcaches"
+SINGULAR = "llmcache"
+SHORT_NAMES = ("llmc",)
+
+SIDECAR_HOST = "127.0.0.1"
+SECRET_ROOT = "/var/run/secrets/llmcache"
+"""Where referenced Secrets are mounted in the sidecar, one directory per reference."""
+
+# Kubernetes' own pattern for resource.Quantity (apimachinery's OpenAPI "quantity").
+QUANTITY_PATTERN = (
+    r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+)
+_QUANTITY_MAP = {"additionalProperties": {"x-kubernetes-int-or-string": True, "pattern": QUANTITY_PATTERN}}
+_PORT = {"maximum": 65535}
+
+FieldDef = tuple[str, Any, Any]
+"""(name, type, `field(...)`) as `make_dataclass` takes them; `field()` is typed as its default."""
+
+
+def derive(
+    base: type,
+    name: str,
+    doc: str,
+    *,
+    drop: Sequence[str] = (),
+    replace: Mapping[str, Sequence[FieldDef]] | None = None,
+    first: Sequence[FieldDef] = (),
+    last: Sequence[FieldDef] = (),
+    check: Callable[[Any, str], None] | None = None,
+) -> type[Any]:
+    """A frozen dataclass with `base`'s fields (same types, defaults and metadata), edited.
+
+    `replace` maps a field of `base` to the fields that take its place, in its place.
+    `check(self, path)` becomes the `_check` hook that `config.parse` calls.
+    """
+    replace = replace or {}
+    hints = get_type_hints(base)
+    unknown = (set(drop) | set(replace)) - {f.name for f in fields(base)}
+    if unknown:
+        raise TypeError(f"{base.__name__} has no fields {sorted(unknown)}")
+    defs: list[FieldDef] = list(first)
+    for fld in fields(base):
+        if fld.name in drop:
+            continue
+        if fld.name in replace:
+            defs.extend(replace[fld.name])
+            continue
+        copy: dataclasses.Field[Any] = field(
+            default=fld.default, default_factory=fld.default_factory, metadata=fld.metadata
+        )
+        defs.append((fld.name, hints[fld.name], copy))
+    defs.extend(last)
+    namespace: dict[str, Any] = {"__doc__": doc}
+    if check is not None:
+        namespace["_check"] = check
+    cls = make_dataclass(name, defs, namespace=namespace, frozen=True, slots=True, kw_only=True)
+    cls.__module__ = __name__
+    return cls
+
+
+# --- Kubernetes-only parts ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SecretKeyRef:
+    """One key of a Secret in the resource's namespace."""
+
+    name: str = field(
+        default="", metadata=meta("name", "Name of the Secret, in the LLMCache's namespace.", required=True)
+    )
+    key: str = field(default="", metadata=meta("key", "Key within the Secret.", required=True))
+
+    def _check(self, path: str) -> None:
+        for fld_name, value in (("name", self.name), ("key", self.key)):
+            if not value:
+                raise ConfigError(f"{path}.{fld_name}", "required")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LabelSelectorRequirement:
+    key: str = field(default="", metadata=meta("key", "Label key.", required=True))
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"] = field(
+        default="In", metadata=meta("operator", "How the label's value is compared with values.")
+    )
+    values: tuple[str, ...] = field(
+        default=(), metadata=meta("values", "Values for In and NotIn; empty for Exists and DoesNotExist.")
+    )
+
+    def _check(self, path: str) -> None:
+        if not self.key:
+            raise ConfigError(f"{path}.key", "required")
+        if self.operator in ("In", "NotIn") and not self.values:
+            raise ConfigError(f"{path}.values", f"required with operator {self.operator}")
+        if self.operator in ("Exists", "DoesNotExist") and self.values:
+            raise ConfigError(f"{path}.values", f"must be empty with operator {self.operator}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LabelSelector:
+    """A Kubernetes label selector: every condition must hold; {} matches every pod."""
+
+    match_labels: dict[str, str] = field(
+        default_factory=dict, metadata=meta("matchLabels", "Labels the pod must carry with exactly these values.")
+    )
+    match_expressions: tuple[LabelSelectorRequirement, ...] = field(
+        default=(), metadata=meta("matchExpressions", "Further conditions on the pod's labels.")
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SidecarResources:
+    requests: dict[str, str] = field(
+        default_factory=lambda: {"cpu": "50m", "memory": "64Mi"},
+        metadata=meta(
+            "requests", "Resources reserved for the sidecar (default cpu 50m, memory 64Mi).", schema=_QUANTITY_MAP
+        ),
+    )
+    limits: dict[str, str] = field(
+        default_factory=dict,
+        metadata=meta(
+            "limits",
+            "Resource limits of the sidecar; a memory limit must leave room for backend.memory.maxBytes.",
+            schema=_QUANTITY_MAP,
+        ),
+    )
+
+
+NativeSidecarMode = Literal["auto", "always", "never"]
+PullPolicy = Literal["Always", "IfNotPresent", "Never"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SidecarSpec:
+    image: str | None = field(
+        default=None,
+        metadata=meta(
+            "image", "Sidecar image; defaults to the operator's own (ghcr.io/llmcache/llmcache-sidecar:<version>)."
+        ),
+    )
+    image_pull_policy: PullPolicy | None = field(
+        default=None, metadata=meta("imagePullPolicy", "Pull policy of the sidecar image.")
+    )
+    resources: SidecarResources = field(
+        default_factory=SidecarResources, metadata=meta("resources", "Requests and limits of the sidecar container.")
+    )
+    port: int = field(
+        default=8787,
+        metadata=meta("port", "Data port on 127.0.0.1 that app containers call.", minimum=1, schema=_PORT),
+    )
+    admin_port: int = field(
+        default=8788,
+        metadata=meta("adminPort", "Admin port on 127.0.0.1 (health, metrics, flush).", minimum=1, schema=_PORT),
+    )
+    native_sidecar: NativeSidecarMode = field(
+        default="auto",
+        metadata=meta(
+            "nativeSidecar",
+            "auto: a native sidecar (init container with restartPolicy Always) where the API server is 1.29 or"
+            " newer, else a regular container placed first; always: native also on 1.28 (feature gate) or an"
+            " unknown version, never below 1.28 (such a server refuses the pod); never: always a regular container.",
+        ),
+    )
+
+    def _check(self, path: str) -> None:
+        for fld_name, port in (("port", self.port), ("adminPort", self.admin_port)):
+            if port > 65535:
+                raise ConfigError(f"{path}.{fld_name}", f"must be at most 65535, got {port}")
+        if self.port == self.admin_port:
+            raise ConfigError(f"{path}.adminPort", "must differ from port")
+
+
+# --- The spec, derived from the sidecar's settings ----------------------------------------
+
+SECRET_REF_KEYS: dict[str, str] = {}
+"""The sidecar's `xFile` key -> the spec's `xSecretRef` key, for every one derived."""
+
+
+def _secret_ref_field(fld: dataclasses.Field[Any]) -> FieldDef:
+    """`xFile: str | None` (a file the sidecar reads) becomes `xSecretRef: SecretKeyRef | None`."""
+    file_key: str = fld.metadata["key"]
+    doc = f"Secret key mounted into the sidecar and read as its {file_key}. {fld.metadata['doc']}"
+    ref_key = file_key.removesuffix("File") + "SecretRef"
+    SECRET_REF_KEYS[file_key] = ref_key
+    name = fld.name.removesuffix("_file") + "_secret_ref"
+    return (name, SecretKeyRef | None, field(default=None, metadata=meta(ref_key, doc)))
+
+
+def with_secret_refs(cls: type) -> type:
+    """`cls`, or a class derived from it where every `*File` setting, at any depth, is a Secret reference.
+
+    A secret is never written into the spec or the ConfigMap: the sidecar reads it from a
+    file, and the spec says which Secret key that file is (`passwordSecretRef`,
+    `accessKeyIdSecretRef`, `credentialsSecretRef`, ...). Classes without such settings
+    are used as they are.
+    """
+    hints = get_type_hints(cls)
+    replace: dict[str, Sequence[FieldDef]] = {}
+    for fld in fields(cls):
+        if fld.name.endswith("_file"):
+            replace[fld.name] = [_secret_ref_field(fld)]
+            continue
+        inner, optional = _unwrap(hints[fld.name])
+        if not (is_dataclass(inner) and isinstance(inner, type)):
+            continue
+        derived = with_secret_refs(inner)
+        if derived is inner:
+            continue
+        if optional:
+            replace[fld.name] = [(fld.name, derived | None, field(default=None, metadata=fld.metadata))]
+        else:
+            replace[fld.name] = [(fld.name, derived, field(default_factory=derived, metadata=fld.metadata))]
+    if not replace:
+        return cls
+    name = cls.__name__.removesuffix("Settings") + "Spec"
+    return derive(cls, name, cls.__doc__ or "", replace=replace)
+
+
+def _unwrap(tp: Any) -> tuple[Any, bool]:
+    if get_origin(tp) in (Union, types.UnionType):
+        return next(a for a in get_args(tp) if a is not type(None)), True
+    return tp, False
+
+
+BackendSpec = with_secret_refs(BackendSettings)
+
+
+def _check_spec(self: Any, path: str) -> None:
+    names: tuple[str, ...] = self.providers
+    custom: Mapping[str, ProviderSettings] = self.custom_providers
+    seen: set[str] = set()
+    for i, name in enumerate(names):
+        if name in seen:
+            raise ConfigError(f"{path}.providers[{i}]", f"{name!r} is listed twice")
+        seen.add(name)
+        if name not in BUILTIN_PROVIDERS and name not in custom:
+            raise ConfigError(
+                f"{path}.providers[{i}]",
+                f"{name!r} is not built in ({', '.join(BUILTIN_PROVIDERS)}); define it under customProviders.{name}",
+            )
+    for name, provider in custom.items():
+        sub = f"{path}.customProviders.{name}"
+        if name not in seen:
+            raise ConfigError(sub, "not listed in providers")
+        if name in BUILTIN_PROVIDERS:
+            continue
+        if provider.kind is None:
+            raise ConfigError(f"{sub}.kind", "required for a provider that is not built in")
+        if provider.upstream is None:
+            raise ConfigError(f"{sub}.upstream", "required for a provider that is not built in")
+        if not provider.upstream.startswith(("http://", "https://")):
+            raise ConfigError(f"{sub}.upstream", f"expected an http(s) URL, got {provider.upstream!r}")
+
+
+LLMCacheSpec = derive(
+    Settings,
+    "LLMCacheSpec",
+    "Which pods get the llmcache sidecar, and how it caches their LLM calls.",
+    drop=["listen", "admin"],
+    first=[
+        (
+            "pod_selector",
+            LabelSelector | None,
+            field(
+                default=None,
+                metadata=meta(
+                    "podSelector",
+                    "Pods in this namespace whose labels match get the sidecar. Without it, only pods annotated"
+                    " llmcache.dev/inject: <name>. {} matches every pod.",
+                ),
+            ),
+        )
+    ],
+    replace={
+        "namespace": [
+            (
+                "namespace",
+                str | None,
+                field(
+                    default=None,
+                    metadata=meta(
+                        "namespace",
+                        "Prefix that isolates this cache's entries; defaults to the resource's Kubernetes namespace.",
+                    ),
+                ),
+            )
+        ],
+        "backend": [
+            (
+                "backend",
+                BackendSpec,
+                field(default_factory=BackendSpec, metadata=meta("backend", "Cache storage.", schema={"default": {}})),
+            )
+        ],
+        "providers": [
+            (
+                "providers",
+                tuple[str, ...],
+                field(
+                    default=tuple(BUILTIN_PROVIDERS),
+                    metadata=meta(
+                        "providers",
+                        "Providers the sidecar serves at /<name>/...; built in: "
+                        + ", ".join(BUILTIN_PROVIDERS)
+                        + ". Others are defined under customProviders.",
+                    ),
+                ),
+            ),
+            (
+                "custom_providers",
+                dict[str, ProviderSettings],
+                field(
+                    default_factory=dict,
+                    metadata=meta(
+                        "customProviders",
+                        "Upstreams by provider name: OpenAI-compatible servers, Azure OpenAI resources, or changes to"
+                        " a built-in provider. Each must also be listed in providers.",
+                    ),
+                ),
+            ),
+        ],
+    },
+    last=[
+        (
+            "sidecar",
+            SidecarSpec,
+            field(default_factory=SidecarSpec, metadata=meta("sidecar", "The injected sidecar container.")),
+        )
+    ],
+    check=_check_spec,
+)
+
+
+# --- Status ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Condition:
+    type: str = field(default="", metadata=meta("type", "Ready or BackendReachable."))
+    status: Literal["True", "False", "Unknown"] = field(
+        default="Unknown", metadata=meta("status", "True, False or Unknown.")
+    )
+    reason: str = field(default="", metadata=meta("reason", "One CamelCase word for machines."))
+    message: str = field(default="", metadata=meta("message", "What happened, for people."))
+    last_transition_time: str = field(
+        default="", metadata=meta("lastTransitionTime", "When status last changed.", schema={"format": "date-time"})
+    )
+    observed_generation: int | None = field(
+        default=None, metadata=meta("observedGeneration", "The generation this condition is about.")
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LastFlush:
+    value: str = field(default="", metadata=meta("value", "The spec.flush value that was rendered."))
+    time: str = field(
+        default="", metadata=meta("time", "When the operator rendered it.", schema={"format": "date-time"})
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Status:
+    conditions: tuple[Condition, ...] = field(default=(), metadata=meta("conditions", "Ready and BackendReachable."))
+    observed_generation: int | None = field(
+        default=None, metadata=meta("observedGeneration", "The generation the operator last acted on.")
+    )
+    config_hash: str | None = field(
+        default=None, metadata=meta("configHash", "Hash of the sidecar configuration in the ConfigMap.")
+    )
+    config_map: str | None = field(default=None, metadata=meta("configMap", "The ConfigMap the sidecars mount."))
+    injected_pods: int | None = field(
+        default=None, metadata=meta("injectedPods", "Running pods that carry this cache's sidecar.")
+    )
+    last_flush: LastFlush | None = field(
+        default=None, metadata=meta("lastFlush", "The last spec.flush value rendered, and when.")
+    )
+
+
+# --- Parsing ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SecretMount:
+    """A referenced Secret key, as a file the sidecar reads."""
+
+    ref: SecretKeyRef
+    volume: str
+    directory: str
+    file: str
+
+    @property
+    def path(self) -> str:
+        return f"{self.directory}/{self.file}"
+
+
+@dataclass(frozen=True, slots=True)
+class Cache:
+    """One LLMCache, understood: what reconcile renders and what injection adds to pods."""
+
+    name: str
+    namespace: str
+    settings: Settings
+    """Exactly what the sidecar reads: secret references already turned into mounted file paths."""
+    pod_selector: LabelSelector | None
+    sidecar: SidecarSpec
+    secrets: tuple[SecretMount, ...]
+
+    @property
+    def config_map(self) -> str:
+        return config_map_name(self.name)
+
+
+def config_map_name(cache_name: str) -> str:
+    return f"llmcache-{cache_name}"
+
+
+def parse(raw: Mapping[str, Any] | None, *, name: str, namespace: str, secret_root: str = SECRET_ROOT) -> Cache:
+    """Check a raw spec and build the `Cache` it describes; `ConfigError` names the field.
+
+    `secret_root` is where referenced Secrets are found as files: the pod's mount
+    directory by default, a scratch directory when the operator itself probes the backend.
+    """
+    spec: Any = config.parse(LLMCacheSpec, _quantities_as_strings(raw), "spec")
+    sidecar: SidecarSpec = spec.sidecar
+    data = to_mapping(spec)
+    for k8s_only in ("podSelector", "sidecar", "customProviders"):
+        del data[k8s_only]
+    data["listen"] = f"{SIDECAR_HOST}:{sidecar.port}"
+    data["admin"] = f"{SIDECAR_HOST}:{sidecar.admin_port}"
+    data["namespace"] = spec.namespace if spec.namespace is not None else namespace
+    data["providers"] = {
+        provider: to_mapping(spec.custom_providers.get(provider, ProviderSettings())) for provider in spec.providers
+    }
+    secrets = _mount_secret_refs(data["backend"], [], secret_root)
+    try:
+        settings = config.parse(Settings, data, "spec")
+    except ConfigError as exc:
+        # Settings' own checks speak of the sidecar's file: name what the user wrote instead.
+        path = exc.path if exc.path.startswith("spec") else f"spec.{exc.path}".rstrip(".")
+        raise ConfigError(_spec_words(path), _spec_words(exc.message)) from exc
+    return Cache(
+        name=name,
+        namespace=namespace,
+        settings=settings,
+        pod_selector=spec.pod_selector,
+        sidecar=sidecar,
+        secrets=tuple(secrets),
+    )
+
+
+def _mount_secret_refs(node: dict[str, Any], path: list[str], root: str) -> list[SecretMount]:
+    """Replace each `xSecretRef` under `node` by the `xFile` path where its Secret is mounted."""
+    mounts: list[SecretMount] = []
+    for key in list(node):
+        value = node[key]
+        if key.endswith("SecretRef"):
+            del node[key]
+            if value is None:
+                continue
+            stem = key.removesuffix("SecretRef")
+            slug = "-".join(_kebab(part) for part in [*path, stem])
+            ref = SecretKeyRef(name=value["name"], key=value["key"])
+            mount = SecretMount(ref, f"llmcache-{slug}", f"{root}/{slug}", _kebab(stem))
+            mounts.append(mount)
+            node[f"{stem}File"] = mount.path
+        elif isinstance(value, dict):
+            mounts += _mount_secret_refs(value, [*path, key], root)
+    return mounts
+
+
+def _kebab(name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"-\1", name).lower()
+
+
+def _spec_words(text: str) -> str:
+    return re.sub(r"\b\w+File\b", lambda m: SECRET_REF_KEYS.get(m.group(0), m.group(0)), text)
+
+
+def _quantities_as_strings(raw: Mapping[str, Any] | None) -> Any:
+    """`cpu: 1` is a valid quantity in YAML; the model keeps quantities as strings."""
+    if not isinstance(raw, Mapping):
+        return raw
+    sidecar = raw.get("sidecar")
+    resources = sidecar.get("resources") if isinstance(sidecar, Mapping) else None
+    if not isinstance(sidecar, Mapping) or not isinstance(resources, Mapping):
+        return raw
+    fixed = {
+        part: (
+            {k: str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v for k, v in values.items()}
+            if isinstance(values, Mapping)
+            else values
+        )
+        for part, values in resources.items()
+    }
+    return {**raw, "sidecar": {**sidecar, "resources": fixed}}
+
+
+# --- Back to plain data -------------------------------------------------------------------
+
+
+def to_mapping(obj: Any, *, omit_defaults: bool = False) -> dict[str, Any]:
+    """The camelCase mapping `config.parse` would read back into an equal `obj`."""
+    out: dict[str, Any] = {}
+    for fld in fields(obj):
+        value = getattr(obj, fld.name)
+        if omit_defaults and _is_default(fld, value):
+            continue
+        out[fld.metadata["key"]] = _plain(value, omit_defaults)
+    return out
+
+
+def _plain(value: Any, omit_defaults: bool) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return to_mapping(value, omit_defaults=omit_defaults)
+    if isinstance(value, tuple | list):
+        return [_plain(v, omit_defaults) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v, omit_defaults) for k, v in value.items()}
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _is_default(fld: dataclasses.Field[Any], value: Any) -> bool:
+    if fld.default is not MISSING:
+        return bool(value == fld.default)
+    if fld.default_factory is not MISSING:
+        return bool(value == fld.default_factory())
+    return False

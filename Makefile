@@ -7,9 +7,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 CONFIG ?=
 
-PACKAGES := -e "sidecar[all]" -e embedder
+PACKAGES := -e "sidecar[all]" -e embedder -e operator
 
-.PHONY: help venv run test lint format system-deps tools kube-apiserver e2e-k8s demo bench clean
+.PHONY: help venv run run-operator crds test lint format system-deps tools kube-apiserver e2e-k8s demo bench clean
 
 help:
 	@echo "make run     start the sidecar on 127.0.0.1:8787 (admin 127.0.0.1:8788); CONFIG=file.yaml to configure"
@@ -17,9 +17,11 @@ help:
 	@echo "make demo    offline demo: a fake provider, the sidecar, the openai SDK asking twice"
 	@echo "make bench   hit/miss latency and throughput, RSS (figures in docs/benchmarks.md)"
 	@echo "make lint    ruff, mypy --strict, import-linter"
+	@echo "make crds    regenerate crds/ from the config model"
+	@echo "make run-operator  run the operator against the current kubeconfig"
 	@echo "make e2e-k8s build (once, cached in ~/.cache) a kube-apiserver 1.20 and run the end-to-end tier against it"
 
-$(STAMP): sidecar/pyproject.toml embedder/pyproject.toml requirements-dev.txt
+$(STAMP): sidecar/pyproject.toml embedder/pyproject.toml operator/pyproject.toml requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
 	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt $(PACKAGES)
@@ -29,6 +31,15 @@ venv: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/llmcache-sidecar $(if $(CONFIG),--config $(CONFIG))
+
+# The operator against the current kubeconfig (kopf run). Its webhook is off unless you set
+# LLMCACHE_OPERATOR_WEBHOOK=on and give it a certificate (see docs/operator.md).
+run-operator: $(STAMP)
+	LLMCACHE_OPERATOR_WEBHOOK=$${LLMCACHE_OPERATOR_WEBHOOK:-off} $(BIN)/python -m llmcache_operator
+
+# The CRD is generated from the sidecar's config model; a test fails when the committed one drifts.
+crds: $(STAMP)
+	$(BIN)/python -m llmcache_operator.crd
 
 system-deps:
 	scripts/install-test-servers.sh
@@ -43,6 +54,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy sidecar/src
+	MYPYPATH=operator/src $(BIN)/mypy operator/src
 	$(BIN)/lint-imports
 
 format: $(STAMP)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
+
+import pytest
 
 from llmcache_operator import probe
 from llmcache_operator.spec import SecretKeyRef
@@ -70,7 +73,11 @@ async def test_a_disk_backend_lives_in_each_pod_and_is_not_probed_from_the_opera
     assert (check.reachable, check.message) == (True, "The dual backend lives in each pod.")
 
 
-async def test_an_s3_bucket_is_reported_as_not_checked_without_its_client_library() -> None:
+async def test_an_s3_bucket_is_reported_as_not_checked_without_its_client_library(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # As in the operator image, which has no S3 client: the backend module cannot be imported.
+    monkeypatch.setitem(sys.modules, "llmcache_sidecar.backends.s3", None)
     check = await probe.check_backend(
         {"backend": {"type": "s3", "s3": {"bucket": "b"}}}, name="c", namespace="n",
         read_secret=secrets({}), ping_timeout=1.0,

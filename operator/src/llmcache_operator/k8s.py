@@ -50,23 +50,21 @@ class Api:
         """In a pod: its service account; elsewhere: the current kubeconfig context."""
         configuration = client.Configuration()
         try:
-            config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+            config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call,unused-ignore]
         except config.ConfigException:
-            await config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+            await config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call,unused-ignore]
         return cls(client.ApiClient(configuration))
 
     async def aclose(self) -> None:
-        await self._client.close()  # type: ignore[no-untyped-call]
+        await self._client.close()  # type: ignore[no-untyped-call,unused-ignore]
 
     async def apply_config_map(self, body: Mapping[str, Any]) -> None:
         """Create the ConfigMap, or merge-patch it into the one that exists."""
         meta = body["metadata"]
-        model = client.V1ConfigMap.from_dict(dict(body))
-        if model is None:
-            raise ValueError("not a ConfigMap")
         try:
+            # A plain dict body: the client sends it as JSON, and it works on every client release.
             await self._core.create_namespaced_config_map(
-                meta["namespace"], model, field_manager=FIELD_MANAGER, _request_timeout=TIMEOUT
+                meta["namespace"], dict(body), field_manager=FIELD_MANAGER, _request_timeout=TIMEOUT
             )
             logger.info("created ConfigMap %s/%s", meta["namespace"], meta["name"])
             return

@@ -19,7 +19,7 @@ import orjson
 from aiohttp import web
 from multidict import CIMultiDict
 
-from llmcache_sidecar import cache_status, controls, keys, streaming, upstream
+from llmcache_sidecar import cache_status, controls, keys, semantic, streaming, upstream
 from llmcache_sidecar.coalesce import Flight, FlightFailed, Head
 from llmcache_sidecar.controls import ControlError, RequestControls
 from llmcache_sidecar.entry import CachedResponse
@@ -79,6 +79,8 @@ async def serve(request: web.Request, route: Route, tail: str) -> web.StreamResp
         if entry is not None and (ctl.max_age is None or time.time() - entry.created_at <= ctl.max_age):
             state.counters.hits += 1
             return await _answer_hit(request, rt, entry, key)
+        if (found := await semantic.lookup(state, rt, request, route, tail, parsed, ctl, key)) is not None:
+            return await _answer_hit(request, rt, found.entry, found.key, similarity=found.similarity)
     return await _answer_miss(request, state, rt, route, tail, body, parsed, ctl, key)
 
 
@@ -129,9 +131,13 @@ async def _epoch(state: State, rt: Runtime) -> str:
     return f"e{known[0]}{rt.flush_suffix}"
 
 
-async def _answer_hit(request: web.Request, rt: Runtime, entry: CachedResponse, key: str) -> web.StreamResponse:
+async def _answer_hit(
+    request: web.Request, rt: Runtime, entry: CachedResponse, key: str, *, similarity: float | None = None
+) -> web.StreamResponse:
     headers = CIMultiDict(entry.headers)
-    headers["Cache-Status"] = cache_status.hit()
+    headers["Cache-Status"] = cache_status.hit(detail="semantic" if similarity is not None else None)
+    if similarity is not None:
+        headers["x-llmcache-similarity"] = f"{similarity:.4f}"
     headers["Age"] = str(max(0, int(time.time() - entry.created_at)))
     headers["x-llmcache-key"] = key
     if not entry.is_stream:
@@ -234,6 +240,7 @@ async def _fly(
                 ttl = rt.settings.ttl if ctl.ttl is None else ctl.ttl
                 await rt.backend.set(key, entry, ttl)
                 state.counters.stored += 1
+                await semantic.remember(state, rt, key, ttl)
     finally:
         if registered:
             state.coalescer.land(key, flight)

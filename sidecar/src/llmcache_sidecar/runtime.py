@@ -21,6 +21,7 @@ from llmcache_sidecar.backends import CacheBackend, build_backend
 from llmcache_sidecar.coalesce import Coalescer
 from llmcache_sidecar.config import Settings
 from llmcache_sidecar.providers import KINDS, ProviderKind
+from llmcache_sidecar.semantic import SemanticCache, SemanticCounters, build_semantic
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ class Runtime:
     backend: CacheBackend
     caching: bool = True
     """False when the config file is gone: every request passes through."""
+    semantic: SemanticCache | None = None
 
     @property
     def flush_suffix(self) -> str:
@@ -61,7 +63,11 @@ def build_runtime(settings: Settings, *, previous: Runtime | None = None, on_err
         backend = previous.backend
     else:
         backend = build_backend(settings.backend, on_error)
-    return Runtime(settings, routes_for(settings), backend)
+    if previous is not None and previous.settings.semantic == settings.semantic:
+        semantic = previous.semantic
+    else:
+        semantic = build_semantic(settings.semantic)
+    return Runtime(settings, routes_for(settings), backend, semantic=semantic)
 
 
 @dataclass(slots=True)
@@ -81,6 +87,7 @@ class State:
     runtime: Runtime
     session: aiohttp.ClientSession | None = None
     counters: Counters = field(default_factory=Counters)
+    semantic: SemanticCounters = field(default_factory=SemanticCounters)
     coalescer: Coalescer = field(default_factory=Coalescer)
     epoch: tuple[int, float] | None = None
     """The namespace's flush epoch as last read from the backend, and when."""

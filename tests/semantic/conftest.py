@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestServer
-
 from llmcache_embedder.model import HashEncoder
 from llmcache_embedder.server import create_app
+
 from tests.conftest import Sidecar, SidecarFactory
 
 EMBED_MODEL = "hash-bow-256"

@@ -34,7 +34,7 @@ async def ask(
     **params: Any,
 ) -> Answer:
     """One chat completion through the openai SDK; waits for the cache write unless `drain=False`."""
-    messages: list[dict[str, str]] = [{"role": "system", "content": system}] if system else []
+    messages: list[Any] = [{"role": "system", "content": system}] if system else []
     for user, assistant in history:
         messages += [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
     messages.append({"role": "user", "content": question})
@@ -42,14 +42,15 @@ async def ask(
         raw = await client.chat.completions.with_raw_response.create(
             model=model, messages=messages, stream=stream, extra_headers=headers or {}, **params
         )
+        result: Any = raw.parse()
         if stream:
             parts = []
-            async for chunk in raw.parse():
+            async for chunk in result:
                 if chunk.choices and chunk.choices[0].delta.content:
                     parts.append(chunk.choices[0].delta.content)
             text = "".join(parts)
         else:
-            text = raw.parse().choices[0].message.content or ""
+            text = result.choices[0].message.content or ""
     if drain:
         await sidecar.state.drain(5)
     return Answer(

@@ -69,17 +69,33 @@ async def test_a_flush_empties_the_semantic_index_too(semantic_sidecar: Semantic
 
 
 NEAR_MISSES = [
-    ("negation", "Should I restart the pod after changing the ConfigMap?", "Should I not restart the pod after changing the ConfigMap?"),
+    (
+        "negation",
+        "Should I restart the pod after changing the ConfigMap?",
+        "Should I not restart the pod after changing the ConfigMap?",
+    ),
     ("direction", "How long is the flight from Sydney to Auckland?", "How long is the flight from Auckland to Sydney?"),
     ("number", "How do I scale my deployment to 3 replicas?", "How do I scale my deployment to 30 replicas?"),
     ("unit", "Set a memory limit of 512Mi on this container.", "Set a memory limit of 512Gi on this container."),
-    ("datetime", "Write a cron schedule that runs every day at 2am.", "Write a cron schedule that runs every day at 2pm."),
+    (
+        "datetime",
+        "Write a cron schedule that runs every day at 2am.",
+        "Write a cron schedule that runs every day at 2pm.",
+    ),
     ("entity", "What are the common side effects of metformin?", "What are the common side effects of metoprolol?"),
-    ("order", "Can a tenant sue a landlord for breaking the lease?", "Can a landlord sue a tenant for breaking the lease?"),
+    (
+        "order",
+        "Can a tenant sue a landlord for breaking the lease?",
+        "Can a landlord sue a tenant for breaking the lease?",
+    ),
     ("format", "List the planets of the solar system as JSON.", "List the planets of the solar system as a table."),
-    ("language", "Translate 'Where is the nearest pharmacy?' into French.", "Translate 'Where is the nearest pharmacy?' into German."),
+    (
+        "language",
+        "Translate 'Where is the nearest pharmacy?' into French.",
+        "Translate 'Where is the nearest pharmacy?' into German.",
+    ),
     ("code", "What does `git reset --hard HEAD~1` do?", "What does `git reset --soft HEAD~1` do?"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("reason", "stored", "asked"), NEAR_MISSES, ids=[n[0] for n in NEAR_MISSES])

@@ -51,7 +51,7 @@ def normalise(text: str) -> str:
             out.append(part)
         else:
             out.append(_WORD.sub(lambda m: _fix(m.group(0)), part.lower()))
-    return " ".join(" ".join(out).split())
+    return " ".join("".join(out).split())
 
 
 def _fix(word: str) -> str:

@@ -34,8 +34,9 @@ _NAMESPACE = uuid.UUID("6c6c6d63-6163-6865-2d73-656d616e7469")
 class QdrantIndex:
     name = "qdrant"
 
-    def __init__(self, client: AsyncQdrantClient, *, collection: str, timeout: float) -> None:
+    def __init__(self, client: AsyncQdrantClient, *, collection: str, timeout: float, local: bool = False) -> None:
         self._client = client
+        self._local = local
         self.collection = collection
         self._timeout = timeout
         self._ready: asyncio.Lock = asyncio.Lock()
@@ -44,9 +45,8 @@ class QdrantIndex:
     @classmethod
     def from_url(cls, url: str, *, api_key: str | None, collection: str, timeout: float) -> QdrantIndex:
         if url == ":memory:":
-            client = AsyncQdrantClient(location=":memory:")
-        else:
-            client = AsyncQdrantClient(url=url, api_key=api_key, timeout=max(1, round(timeout)))
+            return cls(AsyncQdrantClient(location=":memory:"), collection=collection, timeout=timeout, local=True)
+        client = AsyncQdrantClient(url=url, api_key=api_key, timeout=max(1, round(timeout)))
         return cls(client, collection=collection, timeout=timeout)
 
     async def search(self, bucket: str, vector: Vector, *, limit: int, threshold: float) -> list[Candidate]:
@@ -114,9 +114,10 @@ class QdrantIndex:
                     self.collection, vectors_config=models.VectorParams(size=size, distance=models.Distance.COSINE)
                 )
             )
-            await self._call(
-                self._client.create_payload_index(self.collection, "bucket", models.PayloadSchemaType.KEYWORD)
-            )
+            if not self._local:  # local mode has no payload indexes (and says so)
+                await self._call(
+                    self._client.create_payload_index(self.collection, "bucket", models.PayloadSchemaType.KEYWORD)
+                )
             self._created = True
 
     async def _call(self, call: Any) -> Any:

@@ -1,8 +1,9 @@
 """The vector index on plain Redis: no modules, vectors compared in the sidecar.
 
 Each bucket is one Redis list, newest first, trimmed to `max_per_bucket` on every
-add (`LPUSH` + `LTRIM` + `PEXPIRE` in one round trip), so a bucket never grows past
-its bound and disappears when its newest entry's time is up. A search reads the
+add (`LPUSH` + `LTRIM` + an expiry extended to the longest-lived prompt, in one round
+trip), so a bucket never grows past its bound and disappears when its last prompt's
+time is up; expired prompts inside a live bucket are skipped by searches. A search reads the
 bucket (`LRANGE`, one round trip of at most `max_per_bucket` entries: 256 prompts of
 all-MiniLM-L6-v2 are about 400 KB) and computes the similarities here, a few
 milliseconds of arithmetic. That is the price of working on any Redis; Redis Stack's
@@ -27,6 +28,15 @@ from llmcache_sidecar.semantic.embedder import Vector
 from llmcache_sidecar.semantic.index import Candidate, Stored, VectorIndexError, nearest
 
 _HEAD = struct.Struct("<dI")
+# The bucket lives as long as its longest-lived prompt: extend its expiry, never shorten it.
+# (A script rather than PEXPIRE GT/NX, so that Redis before 7.0 works too.)
+_EXTEND_TTL = """
+local left = redis.call('PTTL', KEYS[1])
+if left >= 0 and left < tonumber(ARGV[1]) or left == -1 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+return left
+"""
 PREFIX = "llmc:sem:"
 
 
@@ -67,7 +77,7 @@ class RedisIndex:
             async with self._client.pipeline(transaction=False) as pipe:
                 pipe.lpush(name, pack(stored))
                 pipe.ltrim(name, 0, self.max_per_bucket - 1)
-                pipe.pexpire(name, ttl_ms)  # the bucket lives as long as its newest prompt
+                pipe.eval(_EXTEND_TTL, 1, name, ttl_ms)
                 await pipe.execute()
         except RedisError as exc:
             raise VectorIndexError(str(exc)) from exc

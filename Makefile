@@ -7,9 +7,11 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 CONFIG ?=
 
-PACKAGES := -e sidecar -e embedder
+PACKAGES := -e 'sidecar[qdrant]' -e 'embedder[minilm]'
+# torch first, on its own and pinned: pip then takes the local CPU wheel, never the multi-GB CUDA build.
+TORCH    := torch==2.13.0
 
-.PHONY: help venv run test lint format system-deps demo bench clean
+.PHONY: help venv run test lint format system-deps demo bench eval-semantic clean
 
 help:
 	@echo "make run     start the sidecar on 127.0.0.1:8787 (admin 127.0.0.1:8788); CONFIG=file.yaml to configure"
@@ -17,10 +19,12 @@ help:
 	@echo "make demo    offline demo: a fake provider, the sidecar, the openai SDK asking twice"
 	@echo "make bench   hit/miss latency and throughput, RSS (figures in docs/benchmarks.md)"
 	@echo "make lint    ruff, mypy --strict, import-linter"
+	@echo "make eval-semantic  paraphrase hits and near-miss false hits, raw cosine vs the matcher, real model"
 
 $(STAMP): sidecar/pyproject.toml embedder/pyproject.toml requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install -q --disable-pip-version-check $(TORCH)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt $(PACKAGES)
 	touch $@
 
@@ -50,6 +54,9 @@ demo: $(STAMP)
 
 bench: $(STAMP) system-deps
 	$(BIN)/python -m bench.sidecar
+
+eval-semantic: $(STAMP)
+	$(BIN)/python -m scripts.eval_semantic $(EVAL_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

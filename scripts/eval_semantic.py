@@ -37,7 +37,7 @@ DATA = {
     "holdout": ROOT / "tests" / "data" / "semantic_pairs_holdout.jsonl",
 }
 THRESHOLDS = [0.50, 0.55, 0.60, 0.65, 0.70, 0.75, 0.80, 0.85, 0.90, 0.95]
-DEFAULT_THRESHOLD = 0.75  # keep in step with config.SemanticSettings.threshold
+DEFAULT_THRESHOLD = 0.80  # keep in step with config.SemanticSettings.threshold
 Row = dict[str, Any]
 
 

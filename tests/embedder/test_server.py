@@ -12,9 +12,8 @@ import aiohttp
 import openai
 import pytest
 from aiohttp.test_utils import TestServer
-from openai import AsyncOpenAI
-
 from llmcache_embedder.model import Encoder, HashEncoder
+from openai import AsyncOpenAI
 
 StartEmbedder = Callable[..., Awaitable[TestServer]]
 ClientFor = Callable[[TestServer], AsyncOpenAI]
@@ -145,9 +144,7 @@ async def test_concurrent_requests_are_batched_and_kept_apart(
     assert len(encoder.calls) - calls_before < len(inputs)
 
 
-async def test_failed_model_load_reports_unhealthy(
-    start_embedder: StartEmbedder, openai_client_for: ClientFor
-) -> None:
+async def test_failed_model_load_reports_unhealthy(start_embedder: StartEmbedder, openai_client_for: ClientFor) -> None:
     def broken() -> Encoder:
         raise RuntimeError("weights missing")
 

@@ -4,15 +4,14 @@ The official SDKs work against it unchanged. Every answer carries a serial numbe
 with each upstream call (``chatcmpl-fake-<n>``, ``msg_fake_<n>``, ``Echo #<n>: ...``, and the
 ``x-fake-serial`` header), so a test can tell a provider answer from a cached one.
 
-Knobs, per request by header or queued on the state with ``fake.plan(Behaviour(...), ...)``:
+Knobs, per request by header or queued on the state with ``fake.plan(Behaviour(...))``
+(headers win over the plan, the plan over ``fake.default_delay_ms`` and friends):
 
-=======================  ===========================================================
-``x-fake-status``        answer this status with the provider's error JSON
-``x-fake-delay-ms``      wait before the response starts
-``x-fake-chunk-delay-ms``  wait between SSE events
-``x-fake-cut-after``     stream: send N events, then drop the connection
-``x-fake-error-event``   stream: send N events, then the provider's error event
-=======================  ===========================================================
+- ``x-fake-status: 429``        answer that status with the provider's error JSON
+- ``x-fake-delay-ms: 200``      wait before the response starts
+- ``x-fake-chunk-delay-ms: 20`` wait between SSE events
+- ``x-fake-cut-after: N``       stream: send N events, then drop the connection
+- ``x-fake-error-event: N``     stream: send N events, then the provider's error event
 
 Run it alone with ``python -m tests.fakes.provider --port 0 --host 127.0.0.1``.
 """
@@ -26,10 +25,25 @@ import contextlib
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from . import provider_anthropic, provider_gemini, provider_openai
-from .provider_core import FAKE, KNOB_HEADERS, SERIAL_HEADER, Behaviour, FakeProvider, Received
+from . import provider_anthropic, provider_gemini, provider_openai, provider_responses
+from .provider_core import (
+    FAKE,
+    KNOB_HEADERS,
+    SERIAL_HEADER,
+    Behaviour,
+    FakeProvider,
+    Received,
+)
 
-__all__ = ["FAKE", "KNOB_HEADERS", "SERIAL_HEADER", "Behaviour", "FakeProvider", "Received", "make_fake_provider"]
+__all__ = [
+    "FAKE",
+    "KNOB_HEADERS",
+    "SERIAL_HEADER",
+    "Behaviour",
+    "FakeProvider",
+    "Received",
+    "make_fake_provider",
+]
 
 
 @web.middleware
@@ -37,19 +51,26 @@ async def record(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Record every request that reaches the fake, before anything can refuse it."""
     body = await request.read()
     headers = {name.lower(): value for name, value in request.headers.items()}
-    request.app[FAKE].received.append(Received(request.method, request.path, dict(request.query), headers, body))
+    request.app[FAKE].record(Received(request.method, request.path, dict(request.query), headers, body))
     return await handler(request)
 
 
 def make_fake_provider(fake: FakeProvider | None = None) -> web.Application:
     app = web.Application(middlewares=[record])
     app[FAKE] = fake if fake is not None else FakeProvider()
-    app.add_routes([*provider_openai.routes(), *provider_anthropic.routes(), *provider_gemini.routes()])
+    app.add_routes(
+        [
+            *provider_openai.routes(),
+            *provider_responses.routes(),
+            *provider_anthropic.routes(),
+            *provider_gemini.routes(),
+        ]
+    )
     return app
 
 
 async def serve(host: str, port: int) -> None:
-    runner = web.AppRunner(make_fake_provider())
+    runner = web.AppRunner(make_fake_provider(FakeProvider(keep_last=1000)))
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port)

@@ -6,20 +6,15 @@ from typing import Any
 
 from aiohttp import web
 
+from .provider_answers import Answer, Json, conversation, first_tool, pieces, slices
 from .provider_core import (
-    Answer,
     Call,
     Dialect,
-    Json,
     Reply,
     SseEvent,
     Stream,
     bearer,
-    conversation,
     endpoint,
-    first_tool,
-    pieces,
-    slices,
     sse_json,
 )
 
@@ -27,7 +22,10 @@ from .provider_core import (
 ERRORS: dict[int, tuple[str, str]] = {
     400: ("invalid_request_error", "Invalid request."),
     401: ("authentication_error", "invalid x-api-key"),
-    403: ("permission_error", "Your API key does not have permission to use the specified resource."),
+    403: (
+        "permission_error",
+        "Your API key does not have permission to use the specified resource.",
+    ),
     404: ("not_found_error", "The requested resource could not be found."),
     413: ("request_too_large", "Request exceeds the maximum allowed number of bytes."),
     429: ("rate_limit_error", "Number of requests has exceeded your rate limit."),
@@ -60,11 +58,21 @@ class AnthropicDialect(Dialect):
 def messages(call: Call) -> Reply:
     body = call.body
     prompt, question = conversation(body.get("messages"), system=body.get("system"))
-    answer = Answer(call.serial, prompt, question, first_tool(body.get("tools"), body.get("tool_choice")))
+    answer = Answer(
+        call.serial,
+        prompt,
+        question,
+        first_tool(body.get("tools"), body.get("tool_choice")),
+    )
     model = str(body.get("model") or "claude-fake")
     if body.get("stream"):
         return Stream(_events(answer, model))
-    return _message(answer, model, [_block(answer, done=True)], "tool_use" if answer.tool else "end_turn")
+    return _message(
+        answer,
+        model,
+        [_block(answer, done=True)],
+        "tool_use" if answer.tool else "end_turn",
+    )
 
 
 def _message(answer: Answer, model: str, content: list[Json], stop_reason: str | None) -> Json:
@@ -89,7 +97,12 @@ def _message(answer: Answer, model: str, content: list[Json], stop_reason: str |
 def _block(answer: Answer, *, done: bool) -> Json:
     if answer.tool:
         tool_input = answer.arguments if done else {}
-        return {"type": "tool_use", "id": f"toolu_fake_{answer.serial}", "name": answer.tool, "input": tool_input}
+        return {
+            "type": "tool_use",
+            "id": f"toolu_fake_{answer.serial}",
+            "name": answer.tool,
+            "input": tool_input,
+        }
     return {"type": "text", "text": answer.text if done else ""}
 
 

@@ -8,11 +8,7 @@ only describe *what* a provider answers; this module decides *how* it is deliver
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
 import json
-import re
-import struct
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -21,8 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-Json = dict[str, Any]
-
+from .provider_answers import Json
 
 # --------------------------------------------------------------------------- recorded requests
 
@@ -106,12 +101,18 @@ class FakeProvider:
     default_delay_ms: int = 0
     default_chunk_delay_ms: int = 0
     embedding_dim: int = 8
-    _planned: deque[Behaviour] = field(default_factory=deque)
-    _serial: int = 0
+    keep_last: int | None = None  # bound ``received`` (a long-running demo or bench)
+    _planned: deque[Behaviour] = field(default_factory=deque, init=False, repr=False)
+    _serial: int = field(default=0, init=False)
 
     def plan(self, *behaviours: Behaviour) -> None:
         """Queue behaviours, consumed one per call by the next calls."""
         self._planned.extend(behaviours)
+
+    def record(self, request: Received) -> None:
+        self.received.append(request)
+        if self.keep_last is not None and len(self.received) > 2 * self.keep_last:
+            del self.received[: -self.keep_last]
 
     def count(self, path_suffix: str | None = None) -> int:
         """How many requests arrived (whose path ends with ``path_suffix``, if given)."""
@@ -135,7 +136,8 @@ class FakeProvider:
 
 
 FAKE = web.AppKey("fake", FakeProvider)
-SERIAL_HEADER = "x-fake-serial"  # on every answer, as answers without an id (embeddings) carry it nowhere else
+# On every answer: the only place an answer without an id (embeddings) carries its serial.
+SERIAL_HEADER = "x-fake-serial"
 
 
 # --------------------------------------------------------------------------- SSE
@@ -177,18 +179,29 @@ def script(events: Sequence[SseEvent], behaviour: Behaviour, dialect: Dialect) -
 
 
 async def write_sse(
-    request: web.Request, stream: Stream, behaviour: Behaviour, dialect: Dialect, headers: Mapping[str, str]
+    request: web.Request,
+    stream: Stream,
+    behaviour: Behaviour,
+    dialect: Dialect,
+    headers: Mapping[str, str],
 ) -> web.StreamResponse:
     events, drop = script(stream.events, behaviour, dialect)
-    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", **headers})
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-cache",
+            **headers,
+        }
+    )
     await response.prepare(request)
     for index, event in enumerate(events):
         if index:
             await sleep_ms(behaviour.chunk_delay_ms)
         await response.write(event.encode(dialect.sse_newline))
     if drop:
-        # Close the socket mid-body: the client sees an incomplete chunked body, not a clean end.
-        # aiohttp's own write_eof afterwards fails with a ConnectionError, which it treats as a disconnect.
+        # Close the socket mid-body: the client sees an incomplete chunked body, not
+        # a clean end. aiohttp's own write_eof then fails with a ConnectionError,
+        # which it takes for a client disconnect.
         if request.transport is not None:
             request.transport.close()
         return response
@@ -282,99 +295,3 @@ def bearer(request: web.Request) -> str | None:
     if scheme.lower() != "bearer":
         return None
     return token.strip() or None
-
-
-# --------------------------------------------------------------------------- answers
-
-
-@dataclass(frozen=True)
-class Answer:
-    """The provider-neutral answer to one call; providers only format it."""
-
-    serial: int
-    prompt: str  # all prompt text, for token counts
-    question: str  # the last user message
-    tool: str | None = None  # call this tool instead of answering in text
-
-    @property
-    def text(self) -> str:
-        return f"Echo #{self.serial}: {self.question}"
-
-    @property
-    def arguments(self) -> Json:
-        return {"echo": self.question, "serial": self.serial}
-
-    @property
-    def arguments_json(self) -> str:
-        return json.dumps(self.arguments)
-
-    @property
-    def output(self) -> str:
-        return self.arguments_json if self.tool else self.text
-
-    @property
-    def input_tokens(self) -> int:
-        return words(self.prompt)
-
-    @property
-    def output_tokens(self) -> int:
-        return words(self.output)
-
-
-def text_of(content: Any) -> str:
-    """Plain text of a message content in any provider's shape (string, parts, blocks)."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return " ".join(t for t in map(text_of, content) if t)
-    if isinstance(content, dict):
-        if isinstance(content.get("text"), str):
-            return str(content["text"])
-        return text_of(content.get("parts") or content.get("content"))
-    return ""
-
-
-def conversation(turns: Any, *, system: Any = None, content_key: str = "content") -> tuple[str, str]:
-    """(all prompt text, last user message) of a list of role/content turns."""
-    messages = [m for m in turns if isinstance(m, dict)] if isinstance(turns, list) else []
-    texts = [text_of(system), *(text_of(m.get(content_key)) for m in messages)]
-    users = [text_of(m.get(content_key)) for m in messages if m.get("role", "user") == "user"]
-    return " ".join(t for t in texts if t), users[-1] if users else ""
-
-
-def first_tool(tools: Any, choice: Any = None) -> str | None:
-    """Name of the first declared tool in any provider's shape, unless tool use is switched off."""
-    if choice == "none" or (isinstance(choice, dict) and choice.get("type") == "none"):
-        return None
-    for tool in tools if isinstance(tools, list) else []:
-        if not isinstance(tool, dict):
-            continue
-        for candidate in (tool, tool.get("function"), *(tool.get("functionDeclarations") or [])):
-            if isinstance(candidate, dict) and isinstance(candidate.get("name"), str):
-                return str(candidate["name"])
-    return None
-
-
-def words(text: str) -> int:
-    return len(text.split())
-
-
-def pieces(text: str) -> list[str]:
-    """Word-sized stream deltas that join back to ``text``."""
-    return re.findall(r"\s*\S+|\s+$", text)
-
-
-def slices(text: str, size: int = 12) -> list[str]:
-    return [text[i : i + size] for i in range(0, len(text), size)]
-
-
-def embedding(text: str, dim: int) -> list[float]:
-    """A deterministic unit vector from a hash of ``text``, exactly representable as float32."""
-    stream = b"".join(hashlib.sha256(f"{i}:{text}".encode()).digest() for i in range(dim // 8 + 1))
-    raw = [int.from_bytes(stream[4 * i : 4 * i + 4], "big") / 2**31 - 1.0 for i in range(dim)]
-    norm = sum(x * x for x in raw) ** 0.5 or 1.0
-    return list(struct.unpack(f"<{dim}f", struct.pack(f"<{dim}f", *(x / norm for x in raw))))
-
-
-def float32_base64(vector: Sequence[float]) -> str:
-    return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()

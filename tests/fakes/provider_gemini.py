@@ -6,20 +6,8 @@ from typing import Any
 
 from aiohttp import web
 
-from .provider_core import (
-    Answer,
-    Call,
-    Dialect,
-    Json,
-    Reply,
-    SseEvent,
-    Stream,
-    conversation,
-    endpoint,
-    first_tool,
-    pieces,
-    sse_json,
-)
+from .provider_answers import Answer, Json, conversation, first_tool, pieces
+from .provider_core import Call, Dialect, Reply, SseEvent, Stream, endpoint, sse_json
 
 # status -> (status name, message)
 ERRORS: dict[int, tuple[str, str]] = {
@@ -27,7 +15,10 @@ ERRORS: dict[int, tuple[str, str]] = {
     403: ("PERMISSION_DENIED", "The caller does not have permission"),
     404: ("NOT_FOUND", "Requested entity was not found."),
     429: ("RESOURCE_EXHAUSTED", "Resource has been exhausted (e.g. check quota)."),
-    500: ("INTERNAL", "An internal error has occurred. Please retry or report in https://developers.generativeai.google/guide/troubleshooting"),
+    500: (
+        "INTERNAL",
+        "An internal error has occurred. Please retry or report in https://developers.generativeai.google/guide/troubleshooting",
+    ),
     503: ("UNAVAILABLE", "The model is overloaded. Please try again later."),
     504: ("DEADLINE_EXCEEDED", "Deadline expired before operation could complete."),
 }
@@ -62,7 +53,12 @@ def _answer(call: Call) -> Answer:
     body = call.body
     prompt, question = conversation(body.get("contents"), system=body.get("systemInstruction"), content_key="parts")
     mode = ((body.get("toolConfig") or {}).get("functionCallingConfig") or {}).get("mode")
-    return Answer(call.serial, prompt, question, first_tool(body.get("tools"), "none" if mode == "NONE" else None))
+    return Answer(
+        call.serial,
+        prompt,
+        question,
+        first_tool(body.get("tools"), "none" if mode == "NONE" else None),
+    )
 
 
 def generate(call: Call) -> Reply:
@@ -96,7 +92,11 @@ def _chunk(answer: Answer, call: Call, parts: list[Json], *, last: bool) -> Json
             "candidatesTokenCount": answer.output_tokens,
             "totalTokenCount": total,
         }
-    return {**chunk, "modelVersion": call.params["model"], "responseId": f"fake-{answer.serial}"}
+    return {
+        **chunk,
+        "modelVersion": call.params["model"],
+        "responseId": f"fake-{answer.serial}",
+    }
 
 
 def routes() -> list[web.RouteDef]:
@@ -106,7 +106,13 @@ def routes() -> list[web.RouteDef]:
         route
         for version in ("v1beta", "v1")
         for route in (
-            web.post(f"/{version}/models/{{model}}:generateContent", endpoint(gemini, generate)),
-            web.post(f"/{version}/models/{{model}}:streamGenerateContent", endpoint(gemini, stream_generate)),
+            web.post(
+                f"/{version}/models/{{model}}:generateContent",
+                endpoint(gemini, generate),
+            ),
+            web.post(
+                f"/{version}/models/{{model}}:streamGenerateContent",
+                endpoint(gemini, stream_generate),
+            ),
         )
     ]

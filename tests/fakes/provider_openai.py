@@ -1,48 +1,68 @@
-"""OpenAI and Azure OpenAI wire formats: chat completions, completions, embeddings, responses, models."""
+"""OpenAI and Azure OpenAI wire formats: chat completions, completions, embeddings, models.
+
+The Responses API lives in ``provider_responses``.
+"""
 
 from __future__ import annotations
 
-import itertools
 import time
 from typing import Any
 
 from aiohttp import web
 
-from .provider_core import (
+from .provider_answers import (
     Answer,
-    Call,
-    Dialect,
     Json,
-    Reply,
-    SseEvent,
-    Stream,
-    bearer,
     conversation,
     embedding,
-    endpoint,
     first_tool,
     float32_base64,
     pieces,
     slices,
-    sse_json,
     text_of,
     words,
 )
+from .provider_core import (
+    Call,
+    Dialect,
+    Reply,
+    SseEvent,
+    Stream,
+    bearer,
+    endpoint,
+    sse_json,
+)
 
 MISSING_KEY = (
-    "You didn't provide an API key. You need to provide your API key in an Authorization header "
-    "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
+    "You didn't provide an API key. You need to provide your API key in an "
+    "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
 )
 SERVER_ERROR = "The server had an error while processing your request. Sorry about that!"
 # status -> (type, code, message)
 ERRORS: dict[int, tuple[str, str | None, str]] = {
     400: ("invalid_request_error", None, "Invalid request."),
     401: ("invalid_request_error", "invalid_api_key", "Incorrect API key provided."),
-    403: ("invalid_request_error", "unsupported_country_region_territory", "Country, region, or territory not supported."),
-    404: ("invalid_request_error", "model_not_found", "The model does not exist or you do not have access to it."),
-    429: ("requests", "rate_limit_exceeded", "Rate limit reached for requests. Please try again in 1s."),
+    403: (
+        "invalid_request_error",
+        "unsupported_country_region_territory",
+        "Country, region, or territory not supported.",
+    ),
+    404: (
+        "invalid_request_error",
+        "model_not_found",
+        "The model does not exist or you do not have access to it.",
+    ),
+    429: (
+        "requests",
+        "rate_limit_exceeded",
+        "Rate limit reached for requests. Please try again in 1s.",
+    ),
     500: ("server_error", None, SERVER_ERROR),
-    503: ("server_error", None, "The engine is currently overloaded, please try again later."),
+    503: (
+        "server_error",
+        None,
+        "The engine is currently overloaded, please try again later.",
+    ),
 }
 MODELS = ("gpt-4o-mini", "gpt-4o", "text-embedding-3-small")
 
@@ -56,7 +76,14 @@ def error_json(status: int) -> Json:
 class OpenAIDialect(Dialect):
     def reject(self, request: web.Request) -> web.Response | None:
         if bearer(request) is None:
-            body = {"error": {"message": MISSING_KEY, "type": "invalid_request_error", "param": None, "code": None}}
+            body = {
+                "error": {
+                    "message": MISSING_KEY,
+                    "type": "invalid_request_error",
+                    "param": None,
+                    "code": None,
+                }
+            }
             return web.json_response(body, status=401)
         return None
 
@@ -65,12 +92,6 @@ class OpenAIDialect(Dialect):
 
     def stream_error(self, index: int) -> SseEvent:
         return sse_json(error_json(500))
-
-
-class ResponsesDialect(OpenAIDialect):
-    def stream_error(self, index: int) -> SseEvent:
-        error = {"type": "error", "code": "server_error", "message": SERVER_ERROR, "param": None}
-        return sse_json({**error, "sequence_number": index}, "error")
 
 
 class AzureDialect(OpenAIDialect):
@@ -89,7 +110,9 @@ class AzureDialect(OpenAIDialect):
 
     def error_body(self, status: int) -> Any:
         if status == 429:
-            message = "Requests have exceeded call rate limit of your current pricing tier. Please retry after 1 second."
+            message = (
+                "Requests have exceeded call rate limit of your current pricing tier. Please retry after 1 second."
+            )
             return {"error": {"code": "429", "message": message}}
         return error_json(status)
 
@@ -99,20 +122,39 @@ class AzureDialect(OpenAIDialect):
 
 def usage(answer: Answer) -> Json:
     total = answer.input_tokens + answer.output_tokens
-    return {"prompt_tokens": answer.input_tokens, "completion_tokens": answer.output_tokens, "total_tokens": total}
+    return {
+        "prompt_tokens": answer.input_tokens,
+        "completion_tokens": answer.output_tokens,
+        "total_tokens": total,
+    }
 
 
 def chat_completions(call: Call) -> Reply:
     body = call.body
     prompt, question = conversation(body.get("messages"))
-    answer = Answer(call.serial, prompt, question, first_tool(body.get("tools"), body.get("tool_choice")))
+    answer = Answer(
+        call.serial,
+        prompt,
+        question,
+        first_tool(body.get("tools"), body.get("tool_choice")),
+    )
     envelope = _envelope(call, f"chatcmpl-fake-{call.serial}", "chat.completion")
     finish = "tool_calls" if answer.tool else "stop"
     if body.get("stream"):
-        choices: list[Json] = [{"index": 0, "delta": d, "logprobs": None, "finish_reason": None} for d in _deltas(answer)]
+        choices: list[Json] = [
+            {"index": 0, "delta": d, "logprobs": None, "finish_reason": None} for d in _deltas(answer)
+        ]
         choices.append({"index": 0, "delta": {}, "logprobs": None, "finish_reason": finish})
-        return _stream({**envelope, "object": "chat.completion.chunk"}, choices, _usage_if_asked(body, answer))
-    message: Json = {"role": "assistant", "content": None if answer.tool else answer.text, "refusal": None}
+        return _stream(
+            {**envelope, "object": "chat.completion.chunk"},
+            choices,
+            _usage_if_asked(body, answer),
+        )
+    message: Json = {
+        "role": "assistant",
+        "content": None if answer.tool else answer.text,
+        "refusal": None,
+    }
     if answer.tool:
         message["tool_calls"] = [_tool_call(answer, answer.arguments_json)]
     choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": finish}
@@ -121,20 +163,39 @@ def chat_completions(call: Call) -> Reply:
 
 def _deltas(answer: Answer) -> list[Json]:
     if answer.tool:
-        first: Json = {"role": "assistant", "content": None, "tool_calls": [{"index": 0, **_tool_call(answer, "")}]}
-        rest = [{"tool_calls": [{"index": 0, "function": {"arguments": part}}]} for part in slices(answer.arguments_json)]
+        first: Json = {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [{"index": 0, **_tool_call(answer, "")}],
+        }
+        rest = [
+            {"tool_calls": [{"index": 0, "function": {"arguments": part}}]} for part in slices(answer.arguments_json)
+        ]
         return [first, *rest]
-    return [{"role": "assistant", "content": "", "refusal": None}, *({"content": p} for p in pieces(answer.text))]
+    return [
+        {"role": "assistant", "content": "", "refusal": None},
+        *({"content": p} for p in pieces(answer.text)),
+    ]
 
 
 def _tool_call(answer: Answer, arguments: str) -> Json:
     function = {"name": answer.tool, "arguments": arguments}
-    return {"id": f"call_fake_{answer.serial}", "type": "function", "function": function}
+    return {
+        "id": f"call_fake_{answer.serial}",
+        "type": "function",
+        "function": function,
+    }
 
 
 def _envelope(call: Call, id_: str, object_: str) -> Json:
     model = str(call.body.get("model") or call.params.get("deployment") or "gpt-fake")
-    return {"id": id_, "object": object_, "created": int(time.time()), "model": model, "system_fingerprint": "fp_fake"}
+    return {
+        "id": id_,
+        "object": object_,
+        "created": int(time.time()),
+        "model": model,
+        "system_fingerprint": "fp_fake",
+    }
 
 
 def _usage_if_asked(body: Json, answer: Answer) -> Json | None:
@@ -163,7 +224,12 @@ def completions(call: Call) -> Reply:
         choices = [{"index": 0, "text": p, "logprobs": None, "finish_reason": None} for p in pieces(answer.text)]
         choices.append({"index": 0, "text": "", "logprobs": None, "finish_reason": "stop"})
         return _stream(envelope, choices, _usage_if_asked(body, answer))
-    choice = {"index": 0, "text": answer.text, "logprobs": None, "finish_reason": "stop"}
+    choice = {
+        "index": 0,
+        "text": answer.text,
+        "logprobs": None,
+        "finish_reason": "stop",
+    }
     return {**envelope, "choices": [choice], "usage": usage(answer)}
 
 
@@ -178,10 +244,21 @@ def embeddings(call: Call) -> Reply:
     data = []
     for index, text in enumerate(texts):
         vector = embedding(text, dim)
-        data.append({"object": "embedding", "index": index, "embedding": float32_base64(vector) if as_base64 else vector})
+        data.append(
+            {
+                "object": "embedding",
+                "index": index,
+                "embedding": float32_base64(vector) if as_base64 else vector,
+            }
+        )
     tokens = sum(words(text) for text in texts)
     model = str(body.get("model") or call.params.get("deployment"))
-    return {"object": "list", "data": data, "model": model, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+    return {
+        "object": "list",
+        "data": data,
+        "model": model,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }
 
 
 def _embedding_inputs(raw: Any) -> list[str]:
@@ -192,87 +269,6 @@ def _embedding_inputs(raw: Any) -> list[str]:
     if items and all(isinstance(x, int) for x in items):
         items = [items]
     return [x if isinstance(x, str) else " ".join(map(str, x)) for x in items]
-
-
-# --------------------------------------------------------------------------- responses
-
-
-def responses(call: Call) -> Reply:
-    body = call.body
-    raw = body.get("input", "")
-    turns = [{"role": "user", "content": raw}] if isinstance(raw, str) else raw
-    prompt, question = conversation(turns, system=body.get("instructions"))
-    answer = Answer(call.serial, prompt, question)
-    if body.get("stream"):
-        return Stream(_response_events(answer, call))
-    return _response(answer, call, done=True)
-
-
-def _response(answer: Answer, call: Call, *, done: bool) -> Json:
-    now = int(time.time())
-    return {
-        "id": f"resp_fake_{answer.serial}",
-        "object": "response",
-        "created_at": now,
-        "status": "completed" if done else "in_progress",
-        "completed_at": now if done else None,
-        "error": None,
-        "incomplete_details": None,
-        "instructions": call.body.get("instructions"),
-        "max_output_tokens": call.body.get("max_output_tokens"),
-        "model": str(call.body.get("model") or "gpt-fake"),
-        "output": [_message(answer, done=True)] if done else [],
-        "parallel_tool_calls": True,
-        "previous_response_id": call.body.get("previous_response_id"),
-        "temperature": 1.0,
-        "text": {"format": {"type": "text"}},
-        "tool_choice": "auto",
-        "tools": [],
-        "top_p": 1.0,
-        "truncation": "disabled",
-        "metadata": {},
-        "usage": _response_usage(answer) if done else None,
-    }
-
-
-def _message(answer: Answer, *, done: bool) -> Json:
-    content = [_output_text(answer.text)] if done else []
-    status = "completed" if done else "in_progress"
-    return {"id": f"msg_fake_{answer.serial}", "type": "message", "status": status, "role": "assistant", "content": content}
-
-
-def _output_text(text: str) -> Json:
-    return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
-
-
-def _response_usage(answer: Answer) -> Json:
-    return {
-        "input_tokens": answer.input_tokens,
-        "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
-        "output_tokens": answer.output_tokens,
-        "output_tokens_details": {"reasoning_tokens": 0},
-        "total_tokens": answer.input_tokens + answer.output_tokens,
-    }
-
-
-def _response_events(answer: Answer, call: Call) -> list[SseEvent]:
-    sequence = itertools.count()
-
-    def event(type_: str, **fields: Any) -> SseEvent:
-        return sse_json({"type": type_, **fields, "sequence_number": next(sequence)}, type_)
-
-    where = {"item_id": f"msg_fake_{answer.serial}", "output_index": 0, "content_index": 0}
-    return [
-        event("response.created", response=_response(answer, call, done=False)),
-        event("response.in_progress", response=_response(answer, call, done=False)),
-        event("response.output_item.added", output_index=0, item=_message(answer, done=False)),
-        event("response.content_part.added", **where, part=_output_text("")),
-        *(event("response.output_text.delta", **where, delta=p, logprobs=[]) for p in pieces(answer.text)),
-        event("response.output_text.done", **where, text=answer.text, logprobs=[]),
-        event("response.content_part.done", **where, part=_output_text(answer.text)),
-        event("response.output_item.done", output_index=0, item=_message(answer, done=True)),
-        event("response.completed", response=_response(answer, call, done=True)),
-    ]
 
 
 # --------------------------------------------------------------------------- models
@@ -290,7 +286,6 @@ def routes() -> list[web.RouteDef]:
         web.post("/v1/chat/completions", endpoint(openai, chat_completions)),
         web.post("/v1/completions", endpoint(openai, completions)),
         web.post("/v1/embeddings", endpoint(openai, embeddings)),
-        web.post("/v1/responses", endpoint(ResponsesDialect(), responses)),
         web.get("/v1/models", endpoint(openai, models)),
         web.post(f"{deployment}/chat/completions", endpoint(azure, chat_completions)),
         web.post(f"{deployment}/completions", endpoint(azure, completions)),

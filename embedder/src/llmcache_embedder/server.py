@@ -22,6 +22,7 @@ import argparse
 import array
 import asyncio
 import base64
+import contextlib
 import logging
 import sys
 import time
@@ -117,10 +118,8 @@ class Batcher:
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
             self._task = None
         while not self._queue.empty():
             job = self._queue.get_nowait()
@@ -152,9 +151,7 @@ class Batcher:
                 continue
             flat = [t for j in jobs for t in j.texts]
             try:
-                vectors, tokens = await loop.run_in_executor(
-                    self._executor, _encode_and_count, self._encoder, flat
-                )
+                vectors, tokens = await loop.run_in_executor(self._executor, _encode_and_count, self._encoder, flat)
             except Exception as exc:  # reported to every waiting request
                 log.exception("encoding a batch of %d texts failed", len(flat))
                 for j in jobs:
@@ -234,7 +231,7 @@ async def _wait_ready(state: ServerState) -> Batcher:
     try:
         await asyncio.shield(state.ready)
     except Exception as exc:
-        raise ApiError(503, f"model failed to load: {exc}", type_="server_error", code="model_unavailable")
+        raise ApiError(503, f"model failed to load: {exc}", type_="server_error", code="model_unavailable") from exc
     assert state.batcher is not None
     return state.batcher
 
@@ -287,7 +284,7 @@ async def embeddings(request: web.Request) -> web.Response:
         try:
             body = await request.json()
         except ValueError:
-            raise ApiError(400, "request body is not valid JSON")
+            raise ApiError(400, "request body is not valid JSON") from None
         if not isinstance(body, dict):
             raise ApiError(400, "request body must be a JSON object")
         model = body.get("model")
@@ -317,15 +314,12 @@ async def embeddings(request: web.Request) -> web.Response:
         try:
             vectors, tokens = await batcher.encode(texts)
         except Exception as exc:
-            raise ApiError(500, f"encoding failed: {exc}", type_="server_error")
+            raise ApiError(500, f"encoding failed: {exc}", type_="server_error") from exc
     except ApiError as err:
         return err.response()
 
     encode = _b64_float32 if fmt == "base64" else _to_float32
-    data = [
-        {"object": "embedding", "index": i, "embedding": encode(vec)}
-        for i, vec in enumerate(vectors)
-    ]
+    data = [{"object": "embedding", "index": i, "embedding": encode(vec)} for i, vec in enumerate(vectors)]
     n_tokens = sum(tokens)
     return web.json_response(
         {

@@ -11,14 +11,18 @@ import time
 
 import orjson
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from llmcache_sidecar import __version__
 from llmcache_sidecar.backends import BackendError
 from llmcache_sidecar.runtime import STATE, State
 
+METRICS = web.AppKey("metrics_registry", CollectorRegistry)
+
 
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", prometheus_metrics)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/cache/stats", stats)
     app.router.add_post("/cache/flush", flush)
@@ -32,6 +36,15 @@ def _json(data: object, status: int = 200) -> web.Response:
 
 async def healthz(request: web.Request) -> web.Response:
     return _json({"status": "ok", "version": __version__})
+
+
+async def prometheus_metrics(request: web.Request) -> web.Response:
+    """The OpenTelemetry instruments in the Prometheus text format (what a scrape reads)."""
+    registry = request.app.get(METRICS)
+    if registry is None:
+        return _json({"error": "metrics are off (telemetry.metrics: false)"}, 404)
+    body = generate_latest(registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 async def readyz(request: web.Request) -> web.Response:

@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from llmcache_sidecar import __version__, config
+from llmcache_sidecar import __version__, config, logs, otel
 from llmcache_sidecar.app import make_admin_app, make_app
 from llmcache_sidecar.runtime import STATE
 
@@ -28,8 +28,9 @@ def _split(address: str) -> tuple[str, int]:
 
 async def serve(settings: config.Settings, config_path: Path | None, *, ready: asyncio.Event | None = None) -> None:
     """Run the data and admin ports until SIGTERM or SIGINT."""
+    handles = otel.setup(settings.telemetry)
     app = make_app(settings, config_path=config_path)
-    admin = make_admin_app(app[STATE])
+    admin = make_admin_app(app[STATE], metrics=handles.registry)
     runners = [web.AppRunner(app, access_log=None), web.AppRunner(admin, access_log=None)]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -54,6 +55,7 @@ async def serve(settings: config.Settings, config_path: Path | None, *, ready: a
     finally:
         for runner in reversed(runners):
             await runner.cleanup()
+        handles.shutdown()
 
 
 def _run(main: Coroutine[Any, Any, None]) -> None:
@@ -77,12 +79,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-level", default=os.environ.get("LLMCACHE_LOG_LEVEL", "INFO"))
     parser.add_argument("--version", action="version", version=__version__)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = config.load(args.config)
     except config.ConfigError as exc:
         print(f"llmcache-sidecar: invalid configuration: {exc}", file=sys.stderr)
         return 2
+    logs.setup(args.log_level, settings.telemetry.log_format)
     try:
         _run(serve(settings, args.config))
     except OSError as exc:

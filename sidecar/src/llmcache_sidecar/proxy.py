@@ -18,12 +18,14 @@ import aiohttp
 import orjson
 from aiohttp import web
 from multidict import CIMultiDict
+from opentelemetry import context as otel_context
 
-from llmcache_sidecar import cache_status, controls, keys, semantic, streaming, upstream
+from llmcache_sidecar import cache_status, controls, keys, semantic, streaming, telemetry, upstream
 from llmcache_sidecar.coalesce import Flight, FlightFailed, Head
 from llmcache_sidecar.controls import ControlError, RequestControls
 from llmcache_sidecar.entry import CachedResponse
 from llmcache_sidecar.runtime import STATE, Route, Runtime, State
+from llmcache_sidecar.telemetry import RequestTrace
 
 logger = logging.getLogger(__name__)
 EPOCH_REFRESH_SECONDS = 1.0
@@ -48,40 +50,79 @@ async def serve(request: web.Request, route: Route, tail: str) -> web.StreamResp
     """
     state = request.app[STATE]
     rt = state.runtime
-    if not rt.caching or request.method != "POST" or not route.kind.cacheable.match(tail):
-        return await _relay(request, route, tail, request.content, status_header=None)
+    match = route.kind.cacheable.match(tail) if request.method == "POST" and rt.caching else None
+    tel = RequestTrace(request, route.name, route.kind.name, match.group("endpoint") if match else "other")
+    response: web.StreamResponse | None = None
+    token = otel_context.attach(tel.context) if tel.context is not None else None  # log lines carry the trace id
+    try:
+        if match is None:
+            response = await _relay(request, route, tail, request.content, status_header=None)
+        else:
+            response = await _serve_cacheable(request, state, rt, route, tail, tel)
+        return response
+    finally:
+        if response is None:
+            tel.status = "error"
+        tel.finish(
+            http_status=response.status if response is not None else 500, aggregates=state.aggregates, prices=rt.prices
+        )
+        if token is not None:
+            otel_context.detach(token)
 
+
+async def _serve_cacheable(
+    request: web.Request, state: State, rt: Runtime, route: Route, tail: str, tel: RequestTrace
+) -> web.StreamResponse:
     body, complete = await _read_capped(request, rt.settings.max_body_bytes)
     if not complete:
-        state.counters.bypasses += 1
-        return await _relay(
-            request, route, tail, _chain(body, request.content), cache_status.forward("bypass", detail="too-large")
-        )
+        return await _bypass(request, route, tail, _chain(body, request.content), "too-large", state, tel)
     try:
         parsed = orjson.loads(body)
     except orjson.JSONDecodeError:
         parsed = None
     if not isinstance(parsed, dict):
-        state.counters.bypasses += 1
-        return await _relay(request, route, tail, body, cache_status.forward("bypass", detail="not-json"))
+        return await _bypass(request, route, tail, body, "not-json", state, tel)
+    tel.set_model(route.kind.model(tail, parsed))
     body_cache = parsed.pop("cache", None)
     if body_cache is not None:
         body = orjson.dumps(parsed)  # the control field never goes upstream
     try:
         ctl = controls.parse(request.headers, body_cache)
     except ControlError as exc:
-        state.counters.bypasses += 1
-        return await _relay(request, route, tail, body, cache_status.forward("bypass", detail=exc.reason))
+        return await _bypass(request, route, tail, body, exc.reason, state, tel)
 
-    key = await _key(request, state, rt, route, tail, parsed, ctl)
+    key = tel.key = await _key(request, state, rt, route, tail, parsed, ctl)
     if ctl.lookup:
+        started = time.perf_counter()
         entry = await rt.backend.get(key)
+        ended = time.perf_counter()
+        telemetry.backend_timing(rt.backend.name, "get", ended - started)
+        tel.child(
+            "llmcache.lookup", started, ended, {"llmcache.backend": rt.backend.name, "llmcache.hit": entry is not None}
+        )
         if entry is not None and (ctl.max_age is None or time.time() - entry.created_at <= ctl.max_age):
             state.counters.hits += 1
+            tel.status, tel.saved_usage, tel.saved_seconds = "hit", entry.usage, entry.elapsed
             return await _answer_hit(request, rt, entry, key)
         if (found := await semantic.lookup(state, rt, request, route, tail, parsed, ctl, key)) is not None:
+            tel.status, tel.saved_usage, tel.saved_seconds = "hit", found.entry.usage, found.entry.elapsed
             return await _answer_hit(request, rt, found.entry, found.key, similarity=found.similarity)
-    return await _answer_miss(request, state, rt, route, tail, body, parsed, ctl, key)
+    return await _answer_miss(request, state, rt, route, tail, body, parsed, ctl, key, tel)
+
+
+async def _bypass(
+    request: web.Request,
+    route: Route,
+    tail: str,
+    data: bytes | AsyncIterator[bytes],
+    reason: str,
+    state: State,
+    tel: RequestTrace,
+) -> web.StreamResponse:
+    """A cacheable endpoint, but this request cannot be cached: forward it, say why."""
+    state.counters.bypasses += 1
+    tel.status = "bypass"
+    return await _relay(request, route, tail, data, cache_status.forward("bypass", detail=reason))
 
 
 async def _key(
@@ -165,6 +206,7 @@ async def _answer_miss(
     parsed: dict[str, Any],
     ctl: RequestControls,
     key: str,
+    tel: RequestTrace,
 ) -> web.StreamResponse:
     coalescing = rt.settings.coalesce.enabled and ctl.lookup
     if coalescing and (flight := state.coalescer.join(key)) is not None:
@@ -173,15 +215,25 @@ async def _answer_miss(
         except (TimeoutError, FlightFailed, aiohttp.ClientError, OSError):
             head = None
         if head is not None and head.ok:
-            state.counters.coalesced += 1
-            detail = "coalesced" if not head.from_cache else "coalesced-peer"
-            return await _answer_from_flight(request, flight, head, key, cache_status.hit(detail=detail))
+            status = cache_status.hit(detail="coalesced-peer" if head.from_cache else "coalesced")
+            tel.status = "coalesced"
+            if head.is_stream:  # live from the first event; a cut reaches every reader alike
+                state.counters.coalesced += 1
+                return await _answer_from_flight(request, flight, head, key, status)
+            try:
+                answer = await flight.body()
+            except FlightFailed:
+                pass  # nothing was sent yet: this caller makes its own call below
+            else:
+                state.counters.coalesced += 1
+                return _buffered(head, answer, key, status)
         # The leader failed: this caller makes its own call, uncoalesced.
         coalescing = False
 
     state.counters.misses += 1
+    tel.status = "miss"
     flight = state.coalescer.lead(key) if coalescing else Flight()
-    state.spawn(_fly(state, rt, route, tail, request, body, parsed, ctl, key, flight, registered=coalescing))
+    state.spawn(_fly(state, rt, route, tail, request, body, parsed, ctl, key, flight, tel, registered=coalescing))
     try:
         head = await flight.head()
     except (FlightFailed, aiohttp.ClientError, TimeoutError, OSError) as exc:
@@ -189,6 +241,7 @@ async def _answer_miss(
         logger.warning("upstream %s unreachable for %s: %s", route.name, keys.short(key), exc)
         return _error(502, "upstream_unreachable", f"llmcache: the {route.name} upstream could not be reached: {exc}")
     if head.from_cache:
+        tel.status = "coalesced"
         status = cache_status.hit(detail="coalesced-peer")
     elif head.ok:
         status = cache_status.forward("miss" if ctl.lookup else "request", stored=ctl.store)
@@ -208,6 +261,7 @@ async def _fly(
     ctl: RequestControls,
     key: str,
     flight: Flight,
+    tel: RequestTrace,
     *,
     registered: bool,
 ) -> None:
@@ -222,6 +276,7 @@ async def _fly(
                     _publish_entry(flight, entry)
                     return
         assert state.session is not None
+        started = time.perf_counter()
         await upstream.fetch_into(
             state.session,
             flight,
@@ -230,15 +285,25 @@ async def _fly(
             headers=upstream.request_headers(request.headers, cacheable=True),
             body=body,
             time_limit=route.timeout,
+            trace_context=tel.context,
         )
+        elapsed = time.perf_counter() - started
         if ctl.store and flight.error is None:
             head = await flight.head()
-            entry = streaming.to_entry(
-                head, flight.chunks, flight.times, kind=route.kind, model=route.kind.model(tail, parsed)
-            )
+            model = route.kind.model(tail, parsed)
+            entry = streaming.to_entry(head, flight.chunks, flight.times, kind=route.kind, model=model, elapsed=elapsed)
             if entry is not None:
                 ttl = rt.settings.ttl if ctl.ttl is None else ctl.ttl
+                stored_at = time.perf_counter()
                 await rt.backend.set(key, entry, ttl)
+                ended = time.perf_counter()
+                telemetry.backend_timing(rt.backend.name, "set", ended - stored_at)
+                tel.child(
+                    "llmcache.store",
+                    stored_at,
+                    ended,
+                    {"llmcache.backend": rt.backend.name, "llmcache.entry.bytes": len(entry.body)},
+                )
                 state.counters.stored += 1
                 await semantic.remember(state, rt, key, ttl)
     finally:
@@ -277,16 +342,13 @@ def _publish_entry(flight: Flight, entry: CachedResponse) -> None:
 async def _answer_from_flight(
     request: web.Request, flight: Flight, head: Head, key: str, status: str
 ) -> web.StreamResponse:
-    headers = CIMultiDict(upstream.response_headers(head.headers) if not head.from_cache else head.headers)
-    headers["Cache-Status"] = status
-    headers["x-llmcache-key"] = key
     if not head.is_stream:
         try:
             body = await flight.body()
         except FlightFailed as exc:
             return _error(502, "upstream_broken", f"llmcache: the upstream answer broke off: {exc}")
-        return web.Response(status=head.status, body=body, headers=headers)
-    response = web.StreamResponse(status=head.status, headers=headers)
+        return _buffered(head, body, key, status)
+    response = web.StreamResponse(status=head.status, headers=_flight_headers(head, key, status))
     try:
         await response.prepare(request)
         async for chunk in flight.read():
@@ -297,6 +359,17 @@ async def _answer_from_flight(
     except ConnectionResetError:
         logger.debug("client left during the stream of %s", keys.short(key))
     return response
+
+
+def _flight_headers(head: Head, key: str, status: str) -> CIMultiDict[str]:
+    headers = CIMultiDict(head.headers if head.from_cache else upstream.response_headers(head.headers))
+    headers["Cache-Status"] = status
+    headers["x-llmcache-key"] = key
+    return headers
+
+
+def _buffered(head: Head, body: bytes, key: str, status: str) -> web.Response:
+    return web.Response(status=head.status, body=body, headers=_flight_headers(head, key, status))
 
 
 async def _relay(

@@ -66,7 +66,8 @@ def watcher(path: Path, interval: float) -> Callable[[web.Application], AsyncIte
 
     async def watch(app: web.Application) -> AsyncIterator[None]:
         state = app[STATE]
-        task = asyncio.get_running_loop().create_task(_poll(state, path, interval))
+        seen = await asyncio.to_thread(_digest, path)
+        task = asyncio.get_running_loop().create_task(_poll(state, path, interval, seen))
         yield
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -75,8 +76,7 @@ def watcher(path: Path, interval: float) -> Callable[[web.Application], AsyncIte
     return watch
 
 
-async def _poll(state: State, path: Path, interval: float) -> None:
-    seen = await asyncio.to_thread(_digest, path)
+async def _poll(state: State, path: Path, interval: float, seen: str | None) -> None:
     while True:
         await asyncio.sleep(interval)
         current = await asyncio.to_thread(_digest, path)

@@ -17,11 +17,13 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from llmcache_sidecar import telemetry
 from llmcache_sidecar.backends import CacheBackend, build_backend
 from llmcache_sidecar.coalesce import Coalescer
-from llmcache_sidecar.config import Settings
+from llmcache_sidecar.config import PriceSettings, Settings
 from llmcache_sidecar.providers import KINDS, ProviderKind
 from llmcache_sidecar.semantic import SemanticCache, SemanticCounters, build_semantic
+from llmcache_sidecar.telemetry import Aggregates
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +46,7 @@ class Runtime:
     caching: bool = True
     """False when the config file is gone: every request passes through."""
     semantic: SemanticCache | None = None
+    prices: dict[str, PriceSettings] = field(default_factory=dict)
 
     @property
     def flush_suffix(self) -> str:
@@ -57,17 +60,18 @@ def routes_for(settings: Settings) -> dict[str, Route]:
     }
 
 
-def build_runtime(settings: Settings, *, previous: Runtime | None = None, on_error: Any = None) -> Runtime:
+def build_runtime(settings: Settings, *, previous: Runtime | None = None) -> Runtime:
     """A runtime for `settings`, keeping the previous backend when its settings did not change."""
     if previous is not None and previous.settings.backend == settings.backend:
         backend = previous.backend
     else:
-        backend = build_backend(settings.backend, on_error)
+        name = settings.backend.type
+        backend = build_backend(settings.backend, lambda op, error: telemetry.backend_error(name, op, error))
     if previous is not None and previous.settings.semantic == settings.semantic:
         semantic = previous.semantic
     else:
         semantic = build_semantic(settings.semantic)
-    return Runtime(settings, routes_for(settings), backend, semantic=semantic)
+    return Runtime(settings, routes_for(settings), backend, prices=settings.telemetry.price_table, semantic=semantic)
 
 
 @dataclass(slots=True)
@@ -88,6 +92,7 @@ class State:
     session: aiohttp.ClientSession | None = None
     counters: Counters = field(default_factory=Counters)
     semantic: SemanticCounters = field(default_factory=SemanticCounters)
+    aggregates: Aggregates = field(default_factory=Aggregates)
     coalescer: Coalescer = field(default_factory=Coalescer)
     epoch: tuple[int, float] | None = None
     """The namespace's flush epoch as last read from the backend, and when."""

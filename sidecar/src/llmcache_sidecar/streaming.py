@@ -28,6 +28,7 @@ def to_entry(
     *,
     kind: ProviderKind,
     model: str | None,
+    elapsed: float = 0.0,
 ) -> CachedResponse | None:
     """The entry to store for a finished answer, or None when it must not be stored."""
     if not head.ok:
@@ -62,6 +63,7 @@ def to_entry(
         model=model,
         usage=usage,
         chunk_times=chunk_times,
+        elapsed=round(elapsed, 6),
     )
 
 

@@ -15,8 +15,13 @@ from typing import Final
 
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
+from opentelemetry import propagate, trace
+from opentelemetry.context import Context
+from yarl import URL
 
 from llmcache_sidecar.coalesce import Flight, FlightFailed, Head
+
+_tracer = trace.get_tracer("llmcache_sidecar")
 
 HOP_BY_HOP: Final = frozenset(
     {
@@ -92,12 +97,29 @@ async def fetch_into(
     headers: CIMultiDict[str],
     body: bytes,
     time_limit: float,
+    trace_context: Context | None = None,
 ) -> None:
     """Run one upstream call, publishing its head and chunks into `flight`.
 
     Never raises: a connection error or a break mid-answer ends the flight with the
-    error, which each reader sees.
+    error, which each reader sees. With a trace context, the call is a client span
+    under it and its `traceparent` goes upstream, so the caller's trace continues.
     """
+    span = None
+    if trace_context is not None:
+        parsed = URL(url)
+        span = _tracer.start_span(
+            method,
+            context=trace_context,
+            kind=trace.SpanKind.CLIENT,
+            attributes={
+                "http.request.method": method,
+                "server.address": parsed.host or "",
+                "server.port": parsed.port or 0,
+                "url.full": str(parsed.with_query(None)),  # the query may hold a credential (Gemini's key)
+            },
+        )
+        propagate.inject(headers, context=trace.set_span_in_context(span, trace_context))
     try:
         async with session.request(
             method,
@@ -108,13 +130,21 @@ async def fetch_into(
             timeout=aiohttp.ClientTimeout(total=time_limit),
         ) as resp:
             raw_headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in resp.raw_headers]
+            if span is not None:
+                span.set_attribute("http.response.status_code", resp.status)
             flight.set_head(Head(resp.status, tuple(raw_headers), is_event_stream(raw_headers)))
             async for chunk in resp.content.iter_any():
                 flight.publish(chunk)
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        if span is not None:
+            span.set_attribute("error.type", type(exc).__name__)
+            span.set_status(trace.StatusCode.ERROR, str(exc))
         flight.finish(exc)
         return
     except asyncio.CancelledError:
         flight.finish(FlightFailed("cancelled: the sidecar is shutting down"))
         raise
+    finally:
+        if span is not None:
+            span.end()
     flight.finish()

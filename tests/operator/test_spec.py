@@ -66,7 +66,7 @@ from tests.operator.caches import MODELS, SHARED
         (
             {"listen": "0.0.0.0:80"},
             "spec.listen: unknown key; known keys: backend, coalesce, customProviders, flush,"
-            " isolation, keyParams, maxBodyBytes, namespace, podSelector, providers, replay, sidecar, telemetry, ttl",
+            " isolation, keyParams, maxBodyBytes, namespace, podSelector, providers, replay, semantic, sidecar, telemetry, ttl",
         ),
         ({"podSelektor": {}}, "spec.podSelektor: unknown key; did you mean podSelector?"),
     ],

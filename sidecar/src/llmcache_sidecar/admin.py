@@ -15,7 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from llmcache_sidecar import __version__
 from llmcache_sidecar.backends import BackendError
-from llmcache_sidecar.runtime import STATE
+from llmcache_sidecar.runtime import STATE, State
 
 METRICS = web.AppKey("metrics_registry", CollectorRegistry)
 
@@ -82,8 +82,33 @@ async def stats(request: web.Request) -> web.Response:
                 "bytes": backend_stats.bytes,
                 "errors": getattr(runtime.backend, "errors", 0),
             },
+            "semantic": await _semantic_stats(state),
         }
     )
+
+
+async def _semantic_stats(state: State) -> dict[str, object]:
+    """The semantic section of /cache/stats: counters since start, rejections by reason."""
+    cache = state.runtime.semantic
+    c = state.semantic
+    return {
+        "enabled": cache is not None,
+        "mode": cache.settings.mode if cache is not None else None,
+        "store": cache.index.name if cache is not None else None,
+        "prompts": await cache.index.count() if cache is not None else None,
+        "lookups": c.lookups,
+        "hits": c.hits,
+        "shadowHits": c.shadow_hits,
+        "misses": c.misses,
+        "skipped": c.skipped,
+        "stale": c.stale,
+        "indexed": c.indexed,
+        "embedErrors": c.embed_errors,
+        "indexErrors": c.index_errors,
+        "embeddingCalls": cache.embedder.calls if cache is not None else 0,
+        "embeddingCacheHits": cache.embedder.cached if cache is not None else 0,
+        "rejected": dict(sorted(c.rejected.items())),
+    }
 
 
 async def flush(request: web.Request) -> web.Response:

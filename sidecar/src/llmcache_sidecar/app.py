@@ -79,9 +79,13 @@ def _default_connector() -> aiohttp.BaseConnector:
 async def _background_work(app: web.Application) -> AsyncIterator[None]:
     """Let upstream reads and cache writes finish at shutdown, then close the backend."""
     state = app[STATE]
+    if state.runtime.semantic is not None:
+        await state.runtime.semantic.prepare()  # the spelling index, before the first request needs it
     yield
     await state.drain(DRAIN_SECONDS)
     await state.runtime.backend.aclose()
+    if state.runtime.semantic is not None:
+        await state.runtime.semantic.aclose()
 
 
 async def _telemetry(app: web.Application) -> AsyncIterator[None]:

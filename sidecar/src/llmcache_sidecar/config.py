@@ -27,6 +27,8 @@ RemoteBackendType = Literal["redis", "s3", "gcs", "azureBlob", "disk"]
 S3AddressingStyle = Literal["auto", "virtual", "path"]
 ProviderKind = Literal["openai", "azure", "anthropic", "gemini"]
 ReplayMode = Literal["fast", "paced"]
+SemanticMode = Literal["serve", "shadow"]
+SemanticStoreType = Literal["memory", "redis", "qdrant"]
 
 ENV_PREFIX = "LLMCACHE_"
 _NOT_SETTINGS = frozenset({"LLMCACHE_CONFIG", "LLMCACHE_LOG_LEVEL"})  # read by the command itself
@@ -424,6 +426,92 @@ class TransparentSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class EmbeddingSettings:
+    url: str = field(
+        default="http://127.0.0.1:8080/v1",
+        metadata=key("url", "Base URL of an OpenAI-compatible embeddings API; /embeddings is appended."),
+    )
+    model: str = field(default="all-MiniLM-L6-v2", metadata=key("model", "Embedding model sent in each request."))
+    api_key_file: str | None = field(
+        default=None,
+        metadata=key("apiKeyFile", "File holding the embeddings API key (a mounted Secret); none is sent if unset."),
+    )
+    timeout_ms: int = field(
+        default=300,
+        metadata=key("timeoutMs", "Longest an embedding may take; past it the request is a plain miss.", minimum=1),
+    )
+    cache_entries: int = field(
+        default=10_000,
+        metadata=key("cacheEntries", "Embeddings of identical texts kept in memory.", minimum=0),
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QdrantSettings:
+    url: str = field(
+        default="http://127.0.0.1:6333",
+        metadata=key("url", "Qdrant server URL; :memory: runs qdrant-client's local mode in process (tests)."),
+    )
+    collection: str = field(default="llmcache", metadata=key("collection", "Collection the vectors go into."))
+    api_key_file: str | None = field(
+        default=None, metadata=key("apiKeyFile", "File holding the Qdrant API key (a mounted Secret).")
+    )
+    timeout_ms: int = field(default=200, metadata=key("timeoutMs", "Longest a Qdrant call may take.", minimum=1))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SemanticStoreSettings:
+    type: SemanticStoreType = field(
+        default="memory",
+        metadata=key("type", "Where prompt vectors live: memory (this pod), redis (plain Redis, shared), qdrant."),
+    )
+    max_per_bucket: int = field(
+        default=256,
+        metadata=key(
+            "maxPerBucket",
+            "Most prompts kept per bucket (same model, parameters, system prompt, history, tenant); oldest go first.",
+            minimum=1,
+        ),
+    )
+    max_buckets: int = field(
+        default=10_000, metadata=key("maxBuckets", "Most buckets the memory store keeps.", minimum=1)
+    )
+    redis: RedisSettings = field(default_factory=RedisSettings, metadata=key("redis", "Redis connection."))
+    qdrant: QdrantSettings = field(default_factory=QdrantSettings, metadata=key("qdrant", "Qdrant connection."))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SemanticSettings:
+    enabled: bool = field(
+        default=False,
+        metadata=key("enabled", "Answer near-duplicate chat prompts from the cache (after an exact miss)."),
+    )
+    mode: SemanticMode = field(
+        default="serve",
+        metadata=key("mode", "serve: answer semantic hits; shadow: only count and log them, to choose a threshold."),
+    )
+    threshold: float = field(
+        default=0.80,
+        metadata=key(
+            "threshold",
+            "Cosine similarity a stored prompt needs to be a candidate; the verifier still decides.",
+            minimum=0.0,
+        ),
+    )
+    candidates: int = field(
+        default=4, metadata=key("candidates", "Most candidates checked by the verifier per lookup.", minimum=1)
+    )
+    embedding: EmbeddingSettings = field(
+        default_factory=EmbeddingSettings, metadata=key("embedding", "Embeddings endpoint.")
+    )
+    store: SemanticStoreSettings = field(default_factory=SemanticStoreSettings, metadata=key("store", "Vector store."))
+
+    def _check(self, path: str) -> None:
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ConfigError(f"{path}.threshold" if path else "threshold", "must be between 0 and 1")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PriceSettings:
     input: float = field(default=0.0, metadata=key("input", "US dollars per million input tokens.", minimum=0))
     output: float = field(default=0.0, metadata=key("output", "US dollars per million output tokens.", minimum=0))
@@ -518,6 +606,10 @@ class Settings:
     )
     coalesce: CoalesceSettings = field(
         default_factory=CoalesceSettings, metadata=key("coalesce", "Single-flight of identical requests.")
+    )
+    semantic: SemanticSettings = field(
+        default_factory=SemanticSettings,
+        metadata=key("semantic", "Semantic caching: near-duplicate prompts answered from the cache, verified."),
     )
     telemetry: TelemetrySettings = field(
         default_factory=TelemetrySettings, metadata=key("telemetry", "Traces, metrics and logs.")

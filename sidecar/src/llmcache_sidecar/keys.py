@@ -69,6 +69,11 @@ def compose(namespace: str, epoch: str, tenant: str, digest: str) -> str:
     return f"llmc:{KEY_FORMAT}:{namespace}:{epoch}:{tenant}:{digest}"
 
 
+def scope(key: str) -> str:
+    """Everything a key is scoped by (format, namespace, epoch, tenant): the key less its digest."""
+    return key.rsplit(":", 1)[0]
+
+
 def short(key: str) -> str:
     """What logs show of a key: enough to correlate, never the whole key."""
     return key[-12:]

@@ -20,7 +20,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 from opentelemetry import context as otel_context
 
-from llmcache_sidecar import cache_status, controls, keys, streaming, telemetry, upstream
+from llmcache_sidecar import cache_status, controls, keys, semantic, streaming, telemetry, upstream
 from llmcache_sidecar.coalesce import Flight, FlightFailed, Head
 from llmcache_sidecar.controls import ControlError, RequestControls
 from llmcache_sidecar.entry import CachedResponse
@@ -104,6 +104,9 @@ async def _serve_cacheable(
             state.counters.hits += 1
             tel.status, tel.saved_usage, tel.saved_seconds = "hit", entry.usage, entry.elapsed
             return await _answer_hit(request, rt, entry, key)
+        if (found := await semantic.lookup(state, rt, request, route, tail, parsed, ctl, key)) is not None:
+            tel.status, tel.saved_usage, tel.saved_seconds = "hit", found.entry.usage, found.entry.elapsed
+            return await _answer_hit(request, rt, found.entry, found.key, similarity=found.similarity)
     return await _answer_miss(request, state, rt, route, tail, body, parsed, ctl, key, tel)
 
 
@@ -169,9 +172,13 @@ async def _epoch(state: State, rt: Runtime) -> str:
     return f"e{known[0]}{rt.flush_suffix}"
 
 
-async def _answer_hit(request: web.Request, rt: Runtime, entry: CachedResponse, key: str) -> web.StreamResponse:
+async def _answer_hit(
+    request: web.Request, rt: Runtime, entry: CachedResponse, key: str, *, similarity: float | None = None
+) -> web.StreamResponse:
     headers = CIMultiDict(entry.headers)
-    headers["Cache-Status"] = cache_status.hit()
+    headers["Cache-Status"] = cache_status.hit(detail="semantic" if similarity is not None else None)
+    if similarity is not None:
+        headers["x-llmcache-similarity"] = f"{similarity:.4f}"
     headers["Age"] = str(max(0, int(time.time() - entry.created_at)))
     headers["x-llmcache-key"] = key
     if not entry.is_stream:
@@ -298,6 +305,7 @@ async def _fly(
                     {"llmcache.backend": rt.backend.name, "llmcache.entry.bytes": len(entry.body)},
                 )
                 state.counters.stored += 1
+                await semantic.remember(state, rt, key, ttl)
     finally:
         if registered:
             state.coalescer.land(key, flight)

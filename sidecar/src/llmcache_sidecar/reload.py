@@ -50,6 +50,8 @@ async def apply_file(state: State, path: Path) -> None:
     logger.info("config reloaded from %s", path)
     if old.backend is not state.runtime.backend:
         state.spawn(_close_later(old.backend.aclose))
+    if old.semantic is not None and old.semantic is not state.runtime.semantic:
+        state.spawn(_close_later(old.semantic.aclose))
 
 
 async def _close_later(close: Callable[[], object]) -> None:

@@ -22,6 +22,7 @@ from llmcache_sidecar.backends import CacheBackend, build_backend
 from llmcache_sidecar.coalesce import Coalescer
 from llmcache_sidecar.config import PriceSettings, Settings
 from llmcache_sidecar.providers import KINDS, ProviderKind
+from llmcache_sidecar.semantic import SemanticCache, SemanticCounters, build_semantic
 from llmcache_sidecar.telemetry import Aggregates
 
 logger = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ class Runtime:
     backend: CacheBackend
     caching: bool = True
     """False when the config file is gone: every request passes through."""
+    semantic: SemanticCache | None = None
     prices: dict[str, PriceSettings] = field(default_factory=dict)
 
     @property
@@ -65,7 +67,11 @@ def build_runtime(settings: Settings, *, previous: Runtime | None = None) -> Run
     else:
         name = settings.backend.type
         backend = build_backend(settings.backend, lambda op, error: telemetry.backend_error(name, op, error))
-    return Runtime(settings, routes_for(settings), backend, prices=settings.telemetry.price_table)
+    if previous is not None and previous.settings.semantic == settings.semantic:
+        semantic = previous.semantic
+    else:
+        semantic = build_semantic(settings.semantic)
+    return Runtime(settings, routes_for(settings), backend, prices=settings.telemetry.price_table, semantic=semantic)
 
 
 @dataclass(slots=True)
@@ -85,6 +91,7 @@ class State:
     runtime: Runtime
     session: aiohttp.ClientSession | None = None
     counters: Counters = field(default_factory=Counters)
+    semantic: SemanticCounters = field(default_factory=SemanticCounters)
     aggregates: Aggregates = field(default_factory=Aggregates)
     coalescer: Coalescer = field(default_factory=Coalescer)
     epoch: tuple[int, float] | None = None

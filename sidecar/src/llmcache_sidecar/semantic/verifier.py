@@ -1,0 +1,362 @@
+"""The acceptance rule: may the answer stored for one prompt be served for another?
+
+Retrieval by embeddings only proposes: on hard near-misses (a `not`, a swapped
+`from X to Y`, another number) cosine similarity is as high as for true paraphrases,
+or higher. `RuleVerifier` decides, deterministically and in well under a millisecond,
+by checking that the two prompts agree on everything that a one-word edit can change:
+
+1. code spans (`` `...` ``, flags, identifiers) are identical;
+2. quoted spans say the same words in the same order;
+3. numbers agree as a multiset, and a number's unit agrees where both name one;
+4. dates and times agree: clock times, weekdays, months, relative days (tomorrow,
+   next week), holidays;
+5. the count of negation cues agrees (not, never, without, n't, disable, forbid, avoid,
+   turn off...);
+6. target languages and output formats (JSON, table, haiku, ...) are the same sets;
+7. no directional pair is reversed (`USD to EUR` / `EUR to USD`, `cups in a liter`);
+8. every *salient* word of either prompt (a name: capitalised mid-sentence, not an
+   English word, rare, or with digits) is found in the other (typos, plurals, British
+   spellings, acronyms such as AKS for Azure Kubernetes Service and chat spellings
+   such as k8s allowed, but two different English words never pass for a typo);
+9. when the prompts share most of their words (a minimal edit), no content word may be
+   left over on either side: a near-miss changes one or two words, and whether a
+   swapped word is a synonym or a different thing is exactly what cannot be told;
+10. the shared words keep their order up to one moved block: moving a clause
+    (`In Python, how do I...` / `How do I ... in Python`) is fine, a swap around a
+    pivot (`Alice owes Bob` / `Bob owes Alice`) is not.
+
+Any failed rule rejects, and its name is the rejection reason that is counted. The
+rules err on the side of rejecting: a paraphrase that is rejected costs one upstream
+call; a near-miss that is accepted serves a wrong answer.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from llmcache_sidecar.semantic import lexicon
+from llmcache_sidecar.semantic.text import Prompt, Token
+
+Reason = Literal[
+    "role",
+    "code",
+    "quote",
+    "number",
+    "unit",
+    "datetime",
+    "negation",
+    "language",
+    "format",
+    "direction",
+    "entity",
+    "substitution",
+    "order",
+]
+REASONS: tuple[Reason, ...] = (
+    "role",
+    "code",
+    "quote",
+    "number",
+    "unit",
+    "datetime",
+    "negation",
+    "language",
+    "format",
+    "direction",
+    "entity",
+    "substitution",
+    "order",
+)
+DEFAULT_OVERLAP = 0.5
+"""Share of content words two prompts must have in common to count as a minimal edit (rule 9)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    accepted: bool
+    reason: Reason | None = None
+
+    @classmethod
+    def reject(cls, reason: Reason) -> Verdict:
+        return cls(False, reason)
+
+
+ACCEPT = Verdict(True)
+
+
+class Verifier(Protocol):
+    """Decides whether the answer to `stored` may be served for `query`."""
+
+    def verify(self, stored: Prompt, query: Prompt) -> Verdict: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Alignment:
+    pairs: list[tuple[int, int]]
+    """(token index in a, token index in b) of content words matched one to one."""
+    left_a: list[int]
+    left_b: list[int]
+    matched_a: int
+    matched_b: int
+
+
+class RuleVerifier:
+    """The deterministic verifier (rules in the module docstring)."""
+
+    def __init__(self, *, overlap: float = DEFAULT_OVERLAP) -> None:
+        self.overlap = overlap
+
+    def verify(self, stored: Prompt, query: Prompt) -> Verdict:
+        for reason in self.failures(stored, query, first_only=True):
+            return Verdict.reject(reason)
+        return ACCEPT
+
+    def failures(self, a: Prompt, b: Prompt, *, first_only: bool = False) -> Iterator[Reason]:
+        """Every rule that `a` and `b` fail, in the order of the module docstring."""
+        if Counter(a.code) != Counter(b.code):
+            yield "code"
+        if not (_quotes_found(a, b) and _quotes_found(b, a)):
+            yield "quote"
+        reason = _numbers(a, b)
+        if reason is not None:
+            yield reason
+        if (a.times, a.days, a.months, a.relative) != (b.times, b.days, b.months, b.relative):
+            yield "datetime"
+        if a.negations != b.negations:
+            yield "negation"
+        if a.languages != b.languages:
+            yield "language"
+        if a.formats != b.formats:
+            yield "format"
+        if any((y, x) in b.directions and (x, y) not in b.directions for x, y in a.directions):
+            yield "direction"
+        if _roles_flipped(a, b):
+            yield "role"
+        alignment = align(a, b)
+        if any(_salient(a.tokens[i]) for i in alignment.left_a) or any(_salient(b.tokens[j]) for j in alignment.left_b):
+            yield "entity"
+        if (alignment.left_a or alignment.left_b) and _shared(a, b, alignment) >= self.overlap:
+            yield "substitution"
+        if not _order_kept(a, b, alignment):
+            yield "order"
+
+
+def _shared(a: Prompt, b: Prompt, alignment: Alignment) -> float:
+    """How much of the two prompts' wording is common: matched content words plus equal function words.
+
+    Function words count here so that `Explain recursion.` / `Explain iteration.` (one
+    content word each, none shared) still reads as the minimal edit it is.
+    """
+    stop_a = Counter(t.word for t in a.tokens if t.kind == "word" and t.word in lexicon.STOP_WORDS)
+    stop_b = Counter(t.word for t in b.tokens if t.kind == "word" and t.word in lexicon.STOP_WORDS)
+    common = sum((stop_a & stop_b).values())
+    total = len(a.content) + len(b.content) + sum(stop_a.values()) + sum(stop_b.values())
+    return (alignment.matched_a + alignment.matched_b + 2 * common) / total if total else 1.0
+
+
+def _roles_flipped(a: Prompt, b: Prompt) -> bool:
+    """One person moves from subject to object (`my coworker reports to me` / `I report to my coworker`)."""
+    for person in a.cases.keys() | b.cases.keys():
+        subject_a, object_a = a.cases.get(person, (0, 0))
+        subject_b, object_b = b.cases.get(person, (0, 0))
+        if (subject_a - subject_b) * (object_a - object_b) < 0:
+            return True
+    return False
+
+
+def _numbers(a: Prompt, b: Prompt) -> Reason | None:
+    if Counter(n.value for n in a.numbers) != Counter(n.value for n in b.numbers):
+        return "number"
+    units_a: dict[float, set[str]] = defaultdict(set)
+    units_b: dict[float, set[str]] = defaultdict(set)
+    for n in a.numbers:
+        if n.unit is not None:
+            units_a[n.value].add(n.unit)
+    for n in b.numbers:
+        if n.unit is not None:
+            units_b[n.value].add(n.unit)
+    for value, units in units_a.items():
+        other = units_b.get(value)
+        if other and units != other:
+            return "unit"
+    return None
+
+
+def _quotes_found(a: Prompt, b: Prompt) -> bool:
+    """Every quote of `a` is a quote of `b`, or (if `b` quotes nothing) runs in `b`'s words."""
+    b_words = [t.norm for t in b.tokens if t.kind in ("word", "number") and not t.word.startswith("⟦")]
+    for quote in a.quotes:
+        if b.quotes:
+            if not any(_same_words(quote, other) for other in b.quotes):
+                return False
+        elif not any(_same_words(quote, b_words[k : k + len(quote)]) for k in range(len(b_words) - len(quote) + 1)):
+            return False
+    return True
+
+
+def _same_words(x: Sequence[str], y: Sequence[str]) -> bool:
+    return len(x) == len(y) and all(p == q or _typo(p, q) for p, q in zip(x, y, strict=True))
+
+
+def align(a: Prompt, b: Prompt) -> Alignment:
+    """Match the content words of `a` and `b` one to one: equal, then derived or typo'd, then acronyms."""
+    pairs: list[tuple[int, int]] = []
+    waiting: dict[str, list[int]] = defaultdict(list)
+    for j in b.content:
+        waiting[b.tokens[j].norm].append(j)
+    left_a: list[int] = []
+    for i in a.content:
+        queue = waiting.get(a.tokens[i].norm)
+        if queue:
+            pairs.append((i, queue.pop(0)))
+        else:
+            left_a.append(i)
+    left_b = sorted(j for queue in waiting.values() for j in queue)
+    for i in list(left_a):
+        for j in left_b:
+            if _similar(a.tokens[i], b.tokens[j]):
+                pairs.append((i, j))
+                left_a.remove(i)
+                left_b.remove(j)
+                break
+    matched_a = len(pairs)
+    matched_b = len(pairs)
+    used_a, used_b = _acronyms(a, left_a, b, left_b), _acronyms(b, left_b, a, left_a)
+    for i, consumed in used_a:
+        left_a.remove(i)
+        matched_a += 1
+        matched_b += len(consumed)
+        for j in consumed:
+            left_b.remove(j)
+    for j, consumed in used_b:
+        if j in left_b:
+            left_b.remove(j)
+            matched_b += 1
+            matched_a += len(consumed)
+            for i in consumed:
+                if i in left_a:
+                    left_a.remove(i)
+    quoted_a = {word for quote in a.quotes for word in quote}
+    quoted_b = {word for quote in b.quotes for word in quote}
+    left_a = [i for i in left_a if a.tokens[i].norm not in quoted_b and not _typo_of_function_word(a.tokens[i], b)]
+    left_b = [j for j in left_b if b.tokens[j].norm not in quoted_a and not _typo_of_function_word(b.tokens[j], a)]
+    pairs.sort()
+    return Alignment(pairs, left_a, left_b, matched_a, matched_b)
+
+
+def _similar(x: Token, y: Token) -> bool:
+    p, q = x.norm, y.norm
+    short, long_ = (p, q) if len(p) <= len(q) else (q, p)
+    if len(short) >= 5 and long_.startswith(short) and len(long_) - len(short) <= 5:
+        return True  # derived forms: differ/difference, autoscaler/autoscaling
+    return _typo(x.word, y.word) or _typo(p, q)
+
+
+def _typo(x: str, y: str) -> bool:
+    """One edit apart (two for long words), and not two different English words."""
+    if x == y:
+        return True
+    shortest = min(len(x), len(y))
+    if shortest < 4 or not (x.isalpha() and y.isalpha()):
+        return False
+    if lexicon.known(x) and lexicon.known(y):
+        return False
+    limit = 2 if shortest >= 8 else 1
+    return lexicon.within_edits(x, y, limit)
+
+
+def _typo_of_function_word(token: Token, other: Prompt) -> bool:
+    """`shoud`, `waht`: a typo of a word the verifier ignores anyway."""
+    if lexicon.known(token.word):
+        return False
+    return any(t.kind == "word" and t.word in lexicon.STOP_WORDS and _typo(token.word, t.word) for t in other.tokens)
+
+
+def _acronyms(a: Prompt, left_a: list[int], b: Prompt, left_b: list[int]) -> list[tuple[int, list[int]]]:
+    """Upper-case words of `a` spelled by the initials of consecutive leftover words of `b` (AKS)."""
+    found: list[tuple[int, list[int]]] = []
+    free = set(left_b)
+    for i in left_a:
+        text = a.tokens[i].text
+        if not (2 <= len(text) <= 6 and text.isupper() and text.isalpha()):
+            continue
+        letters = text.lower()
+        words = [j for j in range(len(b.tokens)) if b.tokens[j].kind == "word"]
+        for start in range(len(words) - len(letters) + 1):
+            run = words[start : start + len(letters)]
+            if all(b.tokens[j].word[:1] == c for j, c in zip(run, letters, strict=True)) and all(
+                j in free or b.tokens[j].word in lexicon.STOP_WORDS for j in run
+            ):
+                consumed = [j for j in run if j in free]
+                found.append((i, consumed))
+                free -= set(consumed)
+                break
+    return found
+
+
+def _salient(token: Token) -> bool:
+    """A word that names something: capitalised mid-sentence, not English, rare, or with digits."""
+    word = token.word
+    if token.kind == "code":
+        return True
+    if len(word) < 2:
+        return False  # x, y: variables
+    if token.capital:
+        return True
+    if any(c.isdigit() for c in word):
+        return True
+    if not word.isalpha():
+        return False
+    return not lexicon.known(word) or lexicon.frequency(word) < lexicon.RARE_BELOW
+
+
+def _order_kept(a: Prompt, b: Prompt, alignment: Alignment) -> bool:
+    """The words both prompts share appear in the same order, up to one moved block."""
+    ids_a: dict[int, tuple[str, int]] = {}
+    ids_b: dict[int, tuple[str, int]] = {}
+    for n, (i, j) in enumerate(alignment.pairs):
+        ids_a[i] = ids_b[j] = ("content", n)
+    # A preposition that occurs once in each prompt is the same word in both; one that
+    # occurs more often is known by the word it governs (`for` + family, `for` + week),
+    # so that moving `for a family of four` to the end keeps the order of the rest.
+    counts_a = Counter(t.word for t in a.tokens if t.kind == "word")
+    counts_b = Counter(t.word for t in b.tokens if t.kind == "word")
+    for prompt, ids in ((a, ids_a), (b, ids_b)):
+        for k, token in enumerate(prompt.tokens):
+            if token.kind != "word" or token.word not in lexicon.ORDER_PREPOSITIONS:
+                continue
+            if counts_a[token.word] == 1 and counts_b[token.word] == 1:
+                ids[k] = (token.word, 0)
+            else:
+                for following in range(k + 1, len(prompt.tokens)):
+                    if prompt.tokens[following].kind == "punct":
+                        break
+                    governed = ids.get(following)
+                    if governed is not None and governed[0] == "content":
+                        ids[k] = (token.word, governed[1] + 1)
+                        break
+    shared = set(ids_a.values()) & set(ids_b.values())
+    seq_a = [ids_a[k] for k in sorted(ids_a) if ids_a[k] in shared]
+    seq_b = [ids_b[k] for k in sorted(ids_b) if ids_b[k] in shared]
+    rank = {key: r for r, key in enumerate(seq_a)}
+    return one_block_move([rank[key] for key in seq_b])
+
+
+def one_block_move(order: list[int]) -> bool:
+    """True when `order` (a permutation of 0..n-1) is the identity with at most one block moved."""
+    n = len(order)
+    start = 0
+    while start < n and order[start] == start:
+        start += 1
+    end = n - 1
+    while end >= start and order[end] == end:
+        end -= 1
+    middle = order[start : end + 1]
+    if not middle:
+        return True
+    size = len(middle)
+    shift = middle[0] - start
+    return all(middle[t] == start + (shift + t) % size for t in range(size))

@@ -1,0 +1,98 @@
+"""One contract for every vector index: memory, plain Redis, and Qdrant.
+
+Redis is a real `redis-server`. No Qdrant server can be had on these machines, so
+the Qdrant index runs against `qdrant-client`'s local mode (`url: ":memory:"`), which
+implements the same API in process; the code path through `AsyncQdrantClient` is the
+one a server would see.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from llmcache_sidecar.semantic.index import MemoryIndex, Stored, VectorIndex
+from llmcache_sidecar.semantic.qdrant_index import QdrantIndex
+from llmcache_sidecar.semantic.redis_index import RedisIndex
+from tests.redis_server import RedisServer
+
+BOUND = 4
+
+
+def unit(*values: float) -> tuple[float, ...]:
+    norm = math.sqrt(sum(v * v for v in values))
+    return tuple(v / norm for v in values)
+
+
+def stored(key: str, vector: tuple[float, ...], *, ttl: float = 60.0, text: str | None = None) -> Stored:
+    return Stored(key=key, text=text or f"prompt {key}", vector=vector, expires_at=time.time() + ttl)
+
+
+@pytest.fixture(params=["memory", "redis", "qdrant"])
+async def index(request: pytest.FixtureRequest, redis_server: RedisServer) -> AsyncIterator[VectorIndex]:
+    made: VectorIndex
+    if request.param == "memory":
+        made = MemoryIndex(max_per_bucket=BOUND, max_buckets=100)
+    elif request.param == "redis":
+        made = RedisIndex.from_url(redis_server.url, password=None, timeout=1.0, max_per_bucket=BOUND)
+    else:
+        made = QdrantIndex.from_url(":memory:", api_key=None, collection="contract", timeout=5.0)
+    yield made
+    await made.aclose()
+
+
+@pytest.fixture
+def bucket() -> str:
+    return uuid.uuid4().hex  # the Redis server is shared by the whole run
+
+
+async def test_a_prompt_is_found_by_its_own_vector(index: VectorIndex, bucket: str) -> None:
+    await index.add(bucket, stored("k1", unit(1, 0, 0, 0), text="How do I reset my password?"))
+    [found] = await index.search(bucket, unit(1, 0, 0, 0), limit=3, threshold=0.9)
+
+    assert (found.stored.key, found.stored.text) == ("k1", "How do I reset my password?")
+    assert found.similarity == pytest.approx(1.0, abs=1e-5)
+    assert found.stored.vector == pytest.approx(unit(1, 0, 0, 0), abs=1e-6)
+
+
+async def test_search_sees_only_its_own_bucket(index: VectorIndex, bucket: str) -> None:
+    await index.add(bucket, stored("k1", unit(1, 0, 0, 0)))
+    assert await index.search(bucket + "-other", unit(1, 0, 0, 0), limit=3, threshold=0.0) == []
+
+
+async def test_search_keeps_the_threshold_and_the_limit_most_similar_first(index: VectorIndex, bucket: str) -> None:
+    await index.add(bucket, stored("near", unit(1, 0.1, 0, 0)))
+    await index.add(bucket, stored("nearer", unit(1, 0.01, 0, 0)))
+    await index.add(bucket, stored("far", unit(0, 1, 0, 0)))
+
+    found = await index.search(bucket, unit(1, 0, 0, 0), limit=3, threshold=0.5)
+    assert [c.stored.key for c in found] == ["nearer", "near"]
+    assert [c.stored.key for c in await index.search(bucket, unit(1, 0, 0, 0), limit=1, threshold=0.5)] == ["nearer"]
+
+
+async def test_an_expired_prompt_is_never_returned(index: VectorIndex, bucket: str) -> None:
+    await index.add(bucket, stored("live", unit(1, 0, 0, 0)))
+    await index.add(bucket, stored("gone", unit(1, 0.01, 0, 0), ttl=0.05))
+    time.sleep(0.1)
+
+    found = await index.search(bucket, unit(1, 0, 0, 0), limit=5, threshold=0.0)
+    assert [c.stored.key for c in found] == ["live"]
+
+
+async def test_adding_the_same_key_again_keeps_one_entry(index: VectorIndex, bucket: str) -> None:
+    await index.add(bucket, stored("k1", unit(1, 0, 0, 0)))
+    await index.add(bucket, stored("k1", unit(1, 0, 0, 0)))
+    assert len(await index.search(bucket, unit(1, 0, 0, 0), limit=5, threshold=0.0)) == 1
+
+
+@pytest.mark.parametrize("index", ["memory", "redis"], indirect=True)
+async def test_a_bucket_keeps_only_its_newest_prompts(index: VectorIndex, bucket: str) -> None:
+    for n in range(BOUND + 2):
+        await index.add(bucket, stored(f"k{n}", unit(1, n / 100, 0, 0)))
+
+    found = await index.search(bucket, unit(1, 0, 0, 0), limit=10, threshold=0.0)
+    assert sorted(c.stored.key for c in found) == [f"k{n}" for n in range(2, BOUND + 2)]

@@ -22,7 +22,9 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_
 import yaml
 
 Isolation = Literal["credential", "namespace"]
-BackendType = Literal["memory", "redis", "dual"]
+BackendType = Literal["memory", "redis", "dual", "s3", "gcs", "azureBlob", "disk"]
+RemoteBackendType = Literal["redis", "s3", "gcs", "azureBlob", "disk"]
+S3AddressingStyle = Literal["auto", "virtual", "path"]
 ProviderKind = Literal["openai", "azure", "anthropic", "gemini"]
 ReplayMode = Literal["fast", "paced"]
 
@@ -59,6 +61,28 @@ class MemorySettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SentinelSettings:
+    master_name: str = field(
+        default="mymaster",
+        metadata=key("masterName", "Name the Sentinels monitor the master by."),
+    )
+    addresses: tuple[str, ...] = field(
+        default=(),
+        metadata=key("addresses", "Sentinel host:port addresses; any that answers tells where the master is."),
+    )
+    password_file: str | None = field(
+        default=None,
+        metadata=key("passwordFile", "File holding the Sentinels' own password, if they require one."),
+    )
+
+    def _check(self, path: str) -> None:
+        if not self.addresses:
+            raise ConfigError(f"{path}.addresses", "list at least one Sentinel host:port")
+        for i, address in enumerate(self.addresses):
+            _check_address(address, f"{path}.addresses[{i}]")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RedisSettings:
     url: str = field(
         default="redis://127.0.0.1:6379/0",
@@ -76,6 +100,137 @@ class RedisSettings:
         default=64,
         metadata=key("maxConnections", "Size of the connection pool.", minimum=1),
     )
+    cluster: bool = field(
+        default=False,
+        metadata=key(
+            "cluster",
+            "Redis Cluster: url names any one node; the client learns the others and follows MOVED/ASK redirections.",
+        ),
+    )
+    sentinel: SentinelSettings | None = field(
+        default=None,
+        metadata=key(
+            "sentinel",
+            "Find the master through Redis Sentinel instead of url's host (url's db and TLS still apply).",
+        ),
+    )
+
+    def _check(self, path: str) -> None:
+        if self.cluster and self.sentinel is not None:
+            raise ConfigError(f"{path}.sentinel", "cluster and sentinel exclude each other")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class S3Settings:
+    bucket: str = field(default="", metadata=key("bucket", "Bucket that holds the entries (it must exist)."))
+    prefix: str = field(default="llmcache/", metadata=key("prefix", "Key prefix of every object llmcache writes."))
+    region: str | None = field(
+        default=None,
+        metadata=key("region", "AWS region; the standard AWS chain decides when unset."),
+    )
+    endpoint_url: str | None = field(
+        default=None,
+        metadata=key("endpointUrl", "S3-compatible endpoint (MinIO, Ceph, R2, ...); AWS when unset."),
+    )
+    addressing_style: S3AddressingStyle = field(
+        default="auto",
+        metadata=key("addressingStyle", "path for most S3-compatible stores; virtual or auto for AWS."),
+    )
+    access_key_id_file: str | None = field(
+        default=None,
+        metadata=key(
+            "accessKeyIdFile",
+            "File holding the access key id (a mounted Secret); the standard AWS chain when unset.",
+        ),
+    )
+    secret_access_key_file: str | None = field(
+        default=None,
+        metadata=key("secretAccessKeyFile", "File holding the secret access key; required with accessKeyIdFile."),
+    )
+    timeout_ms: int = field(
+        default=1000,
+        metadata=key("timeoutMs", "Longest time one S3 call may take; past it the call is a miss.", minimum=1),
+    )
+    max_connections: int = field(
+        default=32,
+        metadata=key("maxConnections", "Size of the HTTP connection pool.", minimum=1),
+    )
+
+    def _check(self, path: str) -> None:
+        if (self.access_key_id_file is None) != (self.secret_access_key_file is None):
+            raise ConfigError(f"{path}.secretAccessKeyFile", "accessKeyIdFile and secretAccessKeyFile go together")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GcsSettings:
+    bucket: str = field(default="", metadata=key("bucket", "Bucket that holds the entries (it must exist)."))
+    prefix: str = field(default="llmcache/", metadata=key("prefix", "Name prefix of every object llmcache writes."))
+    credentials_file: str | None = field(
+        default=None,
+        metadata=key(
+            "credentialsFile",
+            "Service-account JSON key file; Application Default Credentials (Workload Identity) when unset.",
+        ),
+    )
+    endpoint_url: str | None = field(
+        default=None,
+        metadata=key(
+            "endpointUrl",
+            "Storage API root for an emulator (no authentication is sent to it); Google when unset.",
+        ),
+    )
+    timeout_ms: int = field(
+        default=1000,
+        metadata=key("timeoutMs", "Longest time one GCS call may take; past it the call is a miss.", minimum=1),
+    )
+    max_connections: int = field(
+        default=32,
+        metadata=key("maxConnections", "Size of the HTTP connection pool.", minimum=1),
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AzureBlobSettings:
+    container: str = field(
+        default="",
+        metadata=key("container", "Blob container that holds the entries (it must exist)."),
+    )
+    prefix: str = field(default="llmcache/", metadata=key("prefix", "Name prefix of every blob llmcache writes."))
+    account_url: str | None = field(
+        default=None,
+        metadata=key("accountUrl", "https://<account>.blob.core.windows.net; not needed with connectionStringFile."),
+    )
+    connection_string_file: str | None = field(
+        default=None,
+        metadata=key("connectionStringFile", "File holding a storage connection string (a mounted Secret)."),
+    )
+    account_key_file: str | None = field(
+        default=None,
+        metadata=key("accountKeyFile", "File holding the account key, used with accountUrl."),
+    )
+    timeout_ms: int = field(
+        default=1000,
+        metadata=key("timeoutMs", "Longest time one Azure call may take; past it the call is a miss.", minimum=1),
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DiskSettings:
+    path: str = field(
+        default="/var/cache/llmcache",
+        metadata=key(
+            "path",
+            "Directory that holds the entries (an emptyDir or a PersistentVolume); created if missing.",
+        ),
+    )
+    max_bytes: int = field(
+        default=2**30,
+        metadata=key(
+            "maxBytes",
+            "Upper bound of the bytes stored files take; least recently used go first.",
+            minimum=1024,
+        ),
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -88,24 +243,60 @@ class DualSettings:
             duration=True,
         ),
     )
+    l1: Literal["memory"] = field(
+        default="memory",
+        metadata=key("l1", "The front tier, in this pod's memory (sized by backend.memory)."),
+    )
+    l2: RemoteBackendType = field(
+        default="redis",
+        metadata=key("l2", "The shared tier: redis, s3, gcs, azureBlob or disk, configured by its own block."),
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BackendSettings:
     type: BackendType = field(
         default="memory",
-        metadata=key("type", "Where entries live: memory (this pod), redis (shared), dual (memory in front of redis)."),
+        metadata=key(
+            "type",
+            "Where entries live: memory (this pod), redis (shared), s3, gcs, azureBlob (object storage), "
+            "disk (a directory), dual (memory in front of dual.l2).",
+        ),
     )
     memory: MemorySettings = field(default_factory=MemorySettings, metadata=key("memory", "In-memory tier."))
     redis: RedisSettings = field(default_factory=RedisSettings, metadata=key("redis", "Redis connection."))
+    s3: S3Settings = field(default_factory=S3Settings, metadata=key("s3", "Amazon S3 or an S3-compatible store."))
+    gcs: GcsSettings = field(default_factory=GcsSettings, metadata=key("gcs", "Google Cloud Storage."))
+    azure_blob: AzureBlobSettings = field(
+        default_factory=AzureBlobSettings, metadata=key("azureBlob", "Azure Blob Storage.")
+    )
+    disk: DiskSettings = field(default_factory=DiskSettings, metadata=key("disk", "A local directory."))
     dual: DualSettings = field(default_factory=DualSettings, metadata=key("dual", "Two-tier settings."))
+
+    def _check(self, path: str) -> None:
+        used = self.dual.l2 if self.type == "dual" else self.type
+        required = {
+            "s3": (self.s3.bucket, "s3.bucket"),
+            "gcs": (self.gcs.bucket, "gcs.bucket"),
+            "azureBlob": (self.azure_blob.container, "azureBlob.container"),
+        }
+        if used in required and not required[used][0]:
+            sub = f"{path}.{required[used][1]}" if path else required[used][1]
+            raise ConfigError(sub, f"required when the {used} backend is used")
+        azure = self.azure_blob
+        if used == "azureBlob" and azure.account_url is None and azure.connection_string_file is None:
+            sub = f"{path}.azureBlob.accountUrl" if path else "azureBlob.accountUrl"
+            raise ConfigError(sub, "set accountUrl or connectionStringFile")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ProviderSettings:
     kind: ProviderKind | None = field(
         default=None,
-        metadata=key("kind", "Wire format: openai (and compatibles), azure, anthropic, gemini. Defaults to the name for built-in providers."),
+        metadata=key(
+            "kind",
+            "Wire format: openai (or compatible), azure, anthropic, gemini. Built-in providers default to their name.",
+        ),
     )
     upstream: str | None = field(
         default=None,
@@ -148,8 +339,65 @@ class CoalesceSettings:
     )
     max_wait: float = field(
         default=60.0,
-        metadata=key("maxWait", "Longest time a follower waits for the leader's answer before its own call.", duration=True),
+        metadata=key(
+            "maxWait", "Longest time a follower waits for the leader's answer before its own call.", duration=True
+        ),
     )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PriceSettings:
+    input: float = field(default=0.0, metadata=key("input", "US dollars per million input tokens.", minimum=0))
+    output: float = field(default=0.0, metadata=key("output", "US dollars per million output tokens.", minimum=0))
+
+
+# List prices (USD per million tokens) of common models, late 2026; a config entry with the
+# same name replaces one, and a name matches dated variants by prefix (gpt-4o-mini-2024-07-18).
+DEFAULT_PRICES: Mapping[str, PriceSettings] = {
+    "gpt-4o": PriceSettings(input=2.50, output=10.00),
+    "gpt-4o-mini": PriceSettings(input=0.15, output=0.60),
+    "gpt-4.1": PriceSettings(input=2.00, output=8.00),
+    "gpt-4.1-mini": PriceSettings(input=0.40, output=1.60),
+    "gpt-4.1-nano": PriceSettings(input=0.10, output=0.40),
+    "text-embedding-3-small": PriceSettings(input=0.02),
+    "text-embedding-3-large": PriceSettings(input=0.13),
+    "claude-opus-4": PriceSettings(input=15.00, output=75.00),
+    "claude-sonnet-4": PriceSettings(input=3.00, output=15.00),
+    "claude-haiku-4": PriceSettings(input=1.00, output=5.00),
+    "claude-3-5-haiku": PriceSettings(input=0.80, output=4.00),
+    "gemini-2.5-pro": PriceSettings(input=1.25, output=10.00),
+    "gemini-2.5-flash": PriceSettings(input=0.30, output=2.50),
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TelemetrySettings:
+    traces: bool = field(
+        default=True,
+        metadata=key("traces", "Record a span per request; exported over OTLP when an endpoint is set."),
+    )
+    metrics: bool = field(default=True, metadata=key("metrics", "Keep metrics for /metrics and OTLP."))
+    otlp_endpoint: str | None = field(
+        default=None,
+        metadata=key(
+            "otlpEndpoint",
+            "OTLP/HTTP endpoint, e.g. http://otel-collector:4318; OTEL_EXPORTER_OTLP_ENDPOINT works too.",
+        ),
+    )
+    log_format: Literal["json", "text"] = field(
+        default="json",
+        metadata=key("logFormat", "json: one JSON object per line, with the trace id; text: plain lines."),
+    )
+    prices: dict[str, PriceSettings] = field(
+        default_factory=dict,
+        metadata=key(
+            "prices", "Prices by model name, added to (or replacing) the built-in table, for the money-saved metric."
+        ),
+    )
+
+    @property
+    def price_table(self) -> dict[str, PriceSettings]:
+        return {**DEFAULT_PRICES, **self.prices}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -158,13 +406,21 @@ class Settings:
     admin: str = field(default="127.0.0.1:8788", metadata=key("admin", "Admin port address (host:port)."))
     ttl: float = field(
         default=3600.0,
-        metadata=key("ttl", "Default time-to-live of an entry: seconds, or a duration such as 1h or 30m.", duration=True),
+        metadata=key(
+            "ttl", "Default time-to-live of an entry: seconds, or a duration such as 1h or 30m.", duration=True
+        ),
     )
     namespace: str = field(default="default", metadata=key("namespace", "Prefix that isolates this cache's entries."))
-    flush: str = field(default="", metadata=key("flush", "Changing this value empties this cache's namespace: it is part of every key."))
+    flush: str = field(
+        default="",
+        metadata=key("flush", "Changing this value empties this cache's namespace: it is part of every key."),
+    )
     isolation: Isolation = field(
         default="credential",
-        metadata=key("isolation", "credential: entries are also keyed by a hash of the caller's API key; namespace: shared by all callers."),
+        metadata=key(
+            "isolation",
+            "credential: entries are also keyed by a hash of the caller's API key; namespace: shared by all callers.",
+        ),
     )
     max_body_bytes: int = field(
         default=10 * 2**20,
@@ -179,9 +435,14 @@ class Settings:
         default_factory=_default_providers,
         metadata=key("providers", "Providers by the name used in the path: /<name>/... is forwarded to its upstream."),
     )
-    key_params: KeyParams = field(default_factory=KeyParams, metadata=key("keyParams", "Which body fields make the key."))
+    key_params: KeyParams = field(
+        default_factory=KeyParams, metadata=key("keyParams", "Which body fields make the key.")
+    )
     coalesce: CoalesceSettings = field(
         default_factory=CoalesceSettings, metadata=key("coalesce", "Single-flight of identical requests.")
+    )
+    telemetry: TelemetrySettings = field(
+        default_factory=TelemetrySettings, metadata=key("telemetry", "Traces, metrics and logs.")
     )
 
     def _check(self, path: str) -> None:
@@ -248,8 +509,8 @@ def _value(tp: Any, raw: Any, path: str, meta: Mapping[str, Any]) -> Any:
         if raw not in args:
             raise ConfigError(path, f"must be one of {', '.join(map(str, args))}, got {raw!r}")
         return raw
-    if is_dataclass(tp):
-        return parse(tp, raw, path)  # type: ignore[type-var]
+    if isinstance(tp, type) and is_dataclass(tp):
+        return parse(tp, raw, path)
     if origin is dict:
         if not isinstance(raw, Mapping):
             raise ConfigError(path, f"expected a mapping, got {_type_name(raw)}")
@@ -258,6 +519,7 @@ def _value(tp: Any, raw: Any, path: str, meta: Mapping[str, Any]) -> Any:
         if not isinstance(raw, list):
             raise ConfigError(path, f"expected a list, got {_type_name(raw)}")
         return tuple(_value(args[0], v, f"{path}[{i}]", {}) for i, v in enumerate(raw))
+    value: Any
     if tp is float and meta.get("duration"):
         value = parse_duration(raw, path)
     elif tp is bool:
@@ -301,15 +563,14 @@ def parse_duration(raw: Any, path: str = "") -> float:
 
 
 def _type_name(value: Any) -> str:
-    return {dict: "a mapping", list: "a list", str: "a string"}.get(type(value), type(value).__name__)
+    names: dict[type, str] = {dict: "a mapping", list: "a list", str: "a string"}
+    return names.get(type(value), type(value).__name__)
 
 
 def _check_address(value: str, path: str) -> None:
     host, sep, port = value.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
         raise ConfigError(path, f"expected host:port, got {value!r}")
-
-
 
 
 def load(path: str | os.PathLike[str] | None, env: Mapping[str, str] | None = None) -> Settings:
@@ -337,7 +598,7 @@ def apply_env(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
     `LLMCACHE_PROVIDERS_OPENAI_UPSTREAM=http://...`. Values are read as YAML scalars.
     """
     names = _env_paths(Settings, data, ())
-    result = _deep_copy(data)
+    result: dict[str, Any] = _deep_copy(data)
     for var, raw in env.items():
         if not var.startswith(ENV_PREFIX) or var in {"LLMCACHE_CONFIG"}:
             continue

@@ -6,6 +6,11 @@ with `decode(data)`. The format starts with a magic and a version byte, so an en
 written by another release is rejected cleanly (`EntryFormatError`, counted as a miss)
 instead of being served as garbage. Bodies are compressed when that makes them
 noticeably smaller.
+
+The codec byte says how the body is compressed: zstd when the optional `zstandard`
+package is installed (`llmcache-sidecar[zstd]`, part of every remote backend's extra),
+zlib otherwise. Every release reads every codec it knows; a sidecar without
+`zstandard` treats a zstd entry as unreadable, which is a miss, never garbage.
 """
 
 from __future__ import annotations
@@ -16,11 +21,23 @@ from dataclasses import dataclass, field
 
 import orjson
 
+try:
+    import zstandard
+
+    HAVE_ZSTD = True
+except ImportError:  # the optional extra is not installed: zlib it is
+    HAVE_ZSTD = False
+
 MAGIC = b"LLMC"
 FORMAT_VERSION = 1
 _HEAD = struct.Struct("!4sBBI")  # magic, version, codec, length of the JSON metadata
 _CODEC_PLAIN = 0
 _CODEC_ZLIB = 1
+_CODEC_ZSTD = 2
+_ZSTD_LEVEL = 3
+# A decompressed body is never larger than what the sidecar accepts from upstream; the
+# cap guards a hit against a hostile or corrupt frame that claims gigabytes.
+_MAX_BODY_BYTES = 512 * 2**20
 # Compress only when it pays: small bodies are not worth the CPU on every hit.
 _COMPRESS_MIN_BYTES = 1024
 _COMPRESS_MIN_SAVING = 0.9
@@ -56,6 +73,8 @@ class CachedResponse:
     model: str | None = None
     usage: Usage = field(default_factory=Usage)
     chunk_times: tuple[tuple[int, float], ...] = ()
+    elapsed: float = 0.0
+    """Seconds the provider took to give the whole answer: what a hit saves in time."""
 
     @property
     def size(self) -> int:
@@ -74,13 +93,14 @@ def encode(entry: CachedResponse) -> bytes:
             "m": entry.model,
             "u": (entry.usage.input_tokens, entry.usage.output_tokens),
             "ct": entry.chunk_times,
+            "el": entry.elapsed,
         }
     )
     codec, body = _CODEC_PLAIN, entry.body
     if len(body) >= _COMPRESS_MIN_BYTES:
-        packed = zlib.compress(body, 6)
+        packed_codec, packed = _compress(body)
         if len(packed) < len(body) * _COMPRESS_MIN_SAVING:
-            codec, body = _CODEC_ZLIB, packed
+            codec, body = packed_codec, packed
     return b"".join((_HEAD.pack(MAGIC, FORMAT_VERSION, codec, len(meta)), meta, body))
 
 
@@ -96,11 +116,7 @@ def decode(data: bytes) -> CachedResponse:
     start = _HEAD.size + meta_len
     try:
         meta = orjson.loads(data[_HEAD.size : start])
-        body = data[start:]
-        if codec == _CODEC_ZLIB:
-            body = zlib.decompress(body)
-        elif codec != _CODEC_PLAIN:
-            raise EntryFormatError(f"unknown codec {codec}")
+        body = _decompress(codec, data[start:])
         return CachedResponse(
             status=meta["s"],
             headers=tuple((k, v) for k, v in meta["h"]),
@@ -110,6 +126,41 @@ def decode(data: bytes) -> CachedResponse:
             model=meta["m"],
             usage=Usage(*meta["u"]),
             chunk_times=tuple((o, t) for o, t in meta["ct"]),
+            elapsed=meta.get("el", 0.0),
         )
+    except EntryFormatError:
+        raise
     except (orjson.JSONDecodeError, zlib.error, KeyError, TypeError, ValueError) as exc:
         raise EntryFormatError(f"corrupt entry: {exc}") from exc
+
+
+def _compress(body: bytes) -> tuple[int, bytes]:
+    if HAVE_ZSTD:
+        # A compressor per call: they are cheap at level 3 and not safe to share
+        # between threads (the disk backend encodes off the event loop).
+        return _CODEC_ZSTD, zstandard.ZstdCompressor(level=_ZSTD_LEVEL).compress(body)
+    return _CODEC_ZLIB, zlib.compress(body, 6)
+
+
+def _decompress(codec: int, body: bytes) -> bytes:
+    if codec == _CODEC_PLAIN:
+        return body
+    if codec == _CODEC_ZLIB:
+        inflater = zlib.decompressobj()
+        out = inflater.decompress(body, _MAX_BODY_BYTES)
+        if inflater.unconsumed_tail:
+            raise EntryFormatError("body larger than any entry this release stores")
+        return out
+    if codec == _CODEC_ZSTD:
+        if not HAVE_ZSTD:
+            raise EntryFormatError("zstd-compressed entry; install llmcache-sidecar[zstd] to read it")
+        try:
+            # The frame's own size claim is checked first: with one present,
+            # max_output_size alone does not stop a large allocation.
+            if zstandard.frame_content_size(body) > _MAX_BODY_BYTES:
+                raise EntryFormatError("body larger than any entry this release stores")
+            out = zstandard.ZstdDecompressor().decompress(body, max_output_size=_MAX_BODY_BYTES)
+        except zstandard.ZstdError as exc:
+            raise EntryFormatError(f"corrupt zstd body: {exc}") from exc
+        return bytes(out)
+    raise EntryFormatError(f"unknown codec {codec}")

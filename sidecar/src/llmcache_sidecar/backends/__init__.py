@@ -3,6 +3,10 @@
 Each type maps to a factory that receives the whole `BackendSettings` and reads only
 its own block. Remote backends come wrapped in `FailOpen`; the memory backend does
 no I/O and cannot fail, so it is used bare on the hot path.
+
+The libraries of S3, GCS and Azure Blob are optional extras of the distribution
+(`llmcache-sidecar[s3]`, `[gcs]`, `[azure]`): their modules are imported only when
+configured, and a missing extra is a `ConfigError` naming the extra to install.
 """
 
 from __future__ import annotations
@@ -14,11 +18,21 @@ from llmcache_sidecar.backends.base import BackendError, BackendStats, CacheBack
 from llmcache_sidecar.backends.dual import DualCache
 from llmcache_sidecar.backends.failopen import FailOpen
 from llmcache_sidecar.backends.memory import MemoryCache
-from llmcache_sidecar.config import BackendSettings, RedisSettings
+from llmcache_sidecar.config import BackendSettings, ConfigError
 
 __all__ = ["BackendError", "BackendStats", "CacheBackend", "FailOpen", "build_backend"]
 
 ErrorHook = Callable[[str, str], None]
+
+
+def _secret(path: str | None) -> str | None:
+    """The content of a mounted Secret file, without the trailing newline."""
+    return Path(path).read_text(encoding="utf-8").strip() if path else None
+
+
+def _missing_extra(backend: str, extra: str, exc: ImportError) -> ConfigError:
+    hint = f"{backend} needs `pip install llmcache-sidecar[{extra}]` ({exc.name} is missing)"
+    return ConfigError("backend.type", hint)
 
 
 def _memory(settings: BackendSettings, on_error: ErrorHook | None) -> CacheBackend:
@@ -28,22 +42,111 @@ def _memory(settings: BackendSettings, on_error: ErrorHook | None) -> CacheBacke
 def _redis(settings: BackendSettings, on_error: ErrorHook | None) -> CacheBackend:
     from llmcache_sidecar.backends.redis import RedisCache  # imported only when configured
 
-    cfg: RedisSettings = settings.redis
-    password = Path(cfg.password_file).read_text(encoding="utf-8").strip() if cfg.password_file else None
+    cfg = settings.redis
+    password = _secret(cfg.password_file)
     timeout = cfg.timeout_ms / 1000
-    inner = RedisCache.from_url(cfg.url, password=password, timeout=timeout, max_connections=cfg.max_connections)
+    inner: RedisCache
+    if cfg.sentinel is not None:
+        inner = RedisCache.sentinel(
+            cfg.url,
+            master_name=cfg.sentinel.master_name,
+            sentinels=[_host_port(a) for a in cfg.sentinel.addresses],
+            password=password,
+            sentinel_password=_secret(cfg.sentinel.password_file),
+            timeout=timeout,
+            max_connections=cfg.max_connections,
+        )
+    elif cfg.cluster:
+        inner = RedisCache.cluster(cfg.url, password=password, timeout=timeout, max_connections=cfg.max_connections)
+    else:
+        inner = RedisCache.from_url(cfg.url, password=password, timeout=timeout, max_connections=cfg.max_connections)
     return FailOpen(inner, timeout=timeout, on_error=on_error)
 
 
+def _s3(settings: BackendSettings, on_error: ErrorHook | None) -> CacheBackend:
+    try:
+        from llmcache_sidecar.backends.s3 import S3Store
+    except ImportError as exc:
+        raise _missing_extra("s3", "s3", exc) from exc
+    from llmcache_sidecar.backends.objects import ObjectCache
+
+    cfg = settings.s3
+    key_id, secret = _secret(cfg.access_key_id_file), _secret(cfg.secret_access_key_file)
+    store = S3Store(
+        bucket=cfg.bucket,
+        region=cfg.region,
+        endpoint_url=cfg.endpoint_url,
+        addressing_style=cfg.addressing_style,
+        credentials=(key_id, secret) if key_id is not None and secret is not None else None,
+        timeout=cfg.timeout_ms / 1000,
+        max_connections=cfg.max_connections,
+    )
+    return FailOpen(ObjectCache(store, prefix=cfg.prefix), timeout=cfg.timeout_ms / 1000, on_error=on_error)
+
+
+def _gcs(settings: BackendSettings, on_error: ErrorHook | None) -> CacheBackend:
+    try:
+        from llmcache_sidecar.backends.gcs import GcsStore
+    except ImportError as exc:
+        raise _missing_extra("gcs", "gcs", exc) from exc
+    from llmcache_sidecar.backends.objects import ObjectCache
+
+    cfg = settings.gcs
+    store = GcsStore(
+        bucket=cfg.bucket,
+        credentials_file=cfg.credentials_file,
+        endpoint_url=cfg.endpoint_url,
+        timeout=cfg.timeout_ms / 1000,
+        max_connections=cfg.max_connections,
+    )
+    return FailOpen(ObjectCache(store, prefix=cfg.prefix), timeout=cfg.timeout_ms / 1000, on_error=on_error)
+
+
+def _azure_blob(settings: BackendSettings, on_error: ErrorHook | None) -> CacheBackend:
+    try:
+        from llmcache_sidecar.backends.azure_blob import AzureBlobStore
+    except ImportError as exc:
+        raise _missing_extra("azureBlob", "azure", exc) from exc
+    from llmcache_sidecar.backends.objects import ObjectCache
+
+    cfg = settings.azure_blob
+    store = AzureBlobStore(
+        container=cfg.container,
+        account_url=cfg.account_url,
+        connection_string=_secret(cfg.connection_string_file),
+        account_key=_secret(cfg.account_key_file),
+        timeout=cfg.timeout_ms / 1000,
+    )
+    return FailOpen(ObjectCache(store, prefix=cfg.prefix), timeout=cfg.timeout_ms / 1000, on_error=on_error)
+
+
+def _disk(settings: BackendSettings, on_error: ErrorHook | None) -> CacheBackend:
+    from llmcache_sidecar.backends.disk import DiskCache
+
+    cfg = settings.disk
+    # A local disk answers in microseconds or is stuck; a second is plenty either way.
+    return FailOpen(DiskCache(cfg.path, max_bytes=cfg.max_bytes), timeout=1.0, on_error=on_error)
+
+
 def _dual(settings: BackendSettings, on_error: ErrorHook | None) -> CacheBackend:
-    return DualCache(_memory(settings, on_error), _redis(settings, on_error), front_ttl=settings.dual.front_ttl)
+    back = REMOTE_FACTORIES[settings.dual.l2](settings, on_error)
+    return DualCache(_memory(settings, on_error), back, front_ttl=settings.dual.front_ttl)
 
 
-FACTORIES: dict[str, Callable[[BackendSettings, ErrorHook | None], CacheBackend]] = {
-    "memory": _memory,
+def _host_port(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host, int(port)
+
+
+Factory = Callable[[BackendSettings, ErrorHook | None], CacheBackend]
+REMOTE_FACTORIES: dict[str, Factory] = {
     "redis": _redis,
-    "dual": _dual,
+    "s3": _s3,
+    "gcs": _gcs,
+    "azureBlob": _azure_blob,
+    "disk": _disk,
 }
+FACTORIES: dict[str, Factory] = {"memory": _memory, "dual": _dual, **REMOTE_FACTORIES}
 
 
 def build_backend(settings: BackendSettings, on_error: ErrorHook | None = None) -> CacheBackend:

@@ -104,7 +104,7 @@ class FailOpen:
         except _EXPECTED as exc:
             self._failed(op, exc, unexpected=False)
             return fallback
-        except Exception as exc:  # noqa: BLE001 - see _EXPECTED
+        except Exception as exc:  # any other error is a bug in a backend: see _EXPECTED
             self._failed(op, exc, unexpected=True)
             return fallback
         if self._failures:
@@ -121,11 +121,15 @@ class FailOpen:
         if self._failures == 1 or unexpected:
             logger.warning(
                 "cache backend %s failed on %s (%s: %s); serving without it",
-                self.name, op, reason, exc, exc_info=unexpected,
+                self.name,
+                op,
+                reason,
+                exc,
+                exc_info=unexpected,
             )
         if self._failures >= self._trip_after:
             if self._failures == self._trip_after:
-                logger.warning("cache backend %s skipped for %.1fs after %d failures",
-                               self.name, self._cooldown, self._failures)
+                logger.warning(
+                    "cache backend %s skipped for %.1fs after %d failures", self.name, self._cooldown, self._failures
+                )
             self._open_until = time.monotonic() + self._cooldown
-

@@ -1,36 +1,74 @@
-"""Redis (standalone) through redis.asyncio: one client and pool per process.
+"""Redis through redis.asyncio: standalone, Sentinel or Cluster; one client per process.
 
-Every call is bounded by the client's socket timeouts (connect and read), which
-redis-py enforces inside its reader; no extra `wait_for` per command is added. Values
+A standalone Redis call is bounded by the client's socket timeouts (connect and
+read), which redis-py enforces inside its reader; no extra `wait_for` per command is
+added. Cluster and Sentinel clients retry and rediscover internally, so for them
+`FailOpen` adds its own deadline per call. Values
 are `entry.encode()` bytes stored with a millisecond TTL (`SET key value PX ttl`).
 Epochs are plain counters (`INCR`), leases `SET NX PX`.
+
+Every command touches exactly one key, so all of them work on a Redis Cluster
+(no cross-slot multi-key commands, no Lua, no MULTI). A namespace's epoch is one key
+and lives on one shard; entries of every shard carry the epoch in their key, so a
+flush takes effect on all shards at once without visiting them.
+
+With Sentinel, the client asks the Sentinels where the master is and asks again
+after a failover; reads and writes both go to the master.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.connection import parse_url
+from redis.asyncio.sentinel import Sentinel
 from redis.exceptions import RedisError
 
 from llmcache_sidecar import entry
 from llmcache_sidecar.backends.base import BackendError, BackendStats
 from llmcache_sidecar.entry import CachedResponse
 
+logger = logging.getLogger(__name__)
+Client = aioredis.Redis | RedisCluster
+
 
 class RedisCache:
     """Translates every redis-py error into `BackendError` at this boundary."""
 
     name = "redis"
-    self_bounded = True
 
-    def __init__(self, client: aioredis.Redis, *, prefix: str = "llmc:") -> None:
+    def __init__(
+        self,
+        client: Client,
+        *,
+        prefix: str = "llmc:",
+        also_close: Sequence[aioredis.Redis] = (),
+        self_bounded: bool = True,
+    ) -> None:
         self._client = client
+        self.self_bounded = self_bounded
         self._epoch_prefix = f"{prefix}epoch:"
         self._lease_prefix = f"{prefix}lease:"
+        self._also_close = tuple(also_close)
+        # redis-py's asyncio RedisCluster races when its first commands run concurrently
+        # (several coroutines initialise the topology at once and some get a half-made
+        # connection): the first call initialises it alone, under this lock.
+        self._initialized = not isinstance(client, RedisCluster)
+        self._init_lock = asyncio.Lock()
+
+    @property
+    def client(self) -> Client:
+        """The redis-py client, for what the cache interface does not cover (admin, tests)."""
+        return self._client
 
     @classmethod
-    def from_url(
-        cls, url: str, *, password: str | None, timeout: float, max_connections: int
-    ) -> RedisCache:
+    def from_url(cls, url: str, *, password: str | None, timeout: float, max_connections: int) -> RedisCache:
+        """A standalone Redis at `url`."""
         client = aioredis.Redis.from_url(
             url,
             password=password,
@@ -41,72 +79,126 @@ class RedisCache:
         )
         return cls(client)
 
+    @classmethod
+    def cluster(cls, url: str, *, password: str | None, timeout: float, max_connections: int) -> RedisCache:
+        """A Redis Cluster that the node at `url` belongs to; the client discovers the rest."""
+        client = RedisCluster.from_url(
+            url,
+            password=password,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            max_connections=max_connections,
+            health_check_interval=0,
+        )
+        # Not self-bounded: on a timeout the cluster client refreshes its topology and
+        # retries, several socket timeouts in all (measured: ~6x), so FailOpen's deadline
+        # is what holds the call to timeoutMs.
+        return cls(client, self_bounded=False)
+
+    @classmethod
+    def sentinel(
+        cls,
+        url: str,
+        *,
+        master_name: str,
+        sentinels: Sequence[tuple[str, int]],
+        password: str | None,
+        sentinel_password: str | None,
+        timeout: float,
+        max_connections: int,
+    ) -> RedisCache:
+        """The master that `sentinels` monitor as `master_name`; db and TLS come from `url`."""
+        parsed: dict[str, Any] = dict(parse_url(url))
+        socket = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+        manager = Sentinel(  # type: ignore[no-untyped-call]
+            list(sentinels),
+            sentinel_kwargs={**socket, "password": sentinel_password},
+            **socket,
+        )
+        client = manager.master_for(
+            master_name,
+            db=parsed.get("db", 0),
+            username=parsed.get("username"),
+            password=password if password is not None else parsed.get("password"),
+            ssl=url.startswith("rediss://"),
+            max_connections=max_connections,
+            health_check_interval=0,
+        )
+        # Not self-bounded either: finding the master asks each Sentinel in turn.
+        return cls(client, also_close=manager.sentinels, self_bounded=False)
+
     async def get(self, key: str) -> CachedResponse | None:
-        try:
-            data = await self._client.get(key)
-        except RedisError as exc:
-            raise BackendError(str(exc)) from exc
+        data = await self._call(lambda: self._client.get(key))
         if data is None:
             return None
         try:
-            return entry.decode(data)
+            return entry.decode(bytes(data))
         except entry.EntryFormatError as exc:
-            raise BackendError(f"unreadable entry: {exc}") from exc
+            # Unreadable bytes say nothing about Redis's health: a miss, not a failure.
+            logger.debug("redis: unreadable entry treated as a miss: %s", exc)
+            return None
 
     async def set(self, key: str, value: CachedResponse, ttl: float) -> None:
         ttl_ms = int(ttl * 1000)
         if ttl_ms <= 0:
             return
-        try:
-            await self._client.set(key, entry.encode(value), px=ttl_ms)
-        except RedisError as exc:
-            raise BackendError(str(exc)) from exc
+        await self._call(lambda: self._client.set(key, entry.encode(value), px=ttl_ms))
 
     async def delete(self, key: str) -> bool:
-        try:
-            return bool(await self._client.delete(key))
-        except RedisError as exc:
-            raise BackendError(str(exc)) from exc
+        return bool(await self._call(lambda: self._client.delete(key)))
 
     async def get_epoch(self, namespace: str) -> int:
+        value = await self._call(lambda: self._client.get(self._epoch_prefix + namespace))
         try:
-            value = await self._client.get(self._epoch_prefix + namespace)
-        except RedisError as exc:
-            raise BackendError(str(exc)) from exc
-        return int(value) if value is not None else 0
+            return int(value) if value is not None else 0
+        except ValueError as exc:
+            raise BackendError(f"epoch of {namespace!r} is not a number") from exc
 
     async def bump_epoch(self, namespace: str) -> int:
-        try:
-            return int(await self._client.incr(self._epoch_prefix + namespace))
-        except RedisError as exc:
-            raise BackendError(str(exc)) from exc
+        return int(await self._call(lambda: self._client.incr(self._epoch_prefix + namespace)))
 
     async def acquire_lease(self, key: str, ttl: float) -> bool:
-        try:
-            return bool(await self._client.set(self._lease_prefix + key, b"1", nx=True, px=int(ttl * 1000)))
-        except RedisError as exc:
-            raise BackendError(str(exc)) from exc
+        px = max(1, int(ttl * 1000))
+        return bool(await self._call(lambda: self._client.set(self._lease_prefix + key, b"1", nx=True, px=px)))
 
     async def release_lease(self, key: str) -> None:
-        try:
-            await self._client.delete(self._lease_prefix + key)
-        except RedisError as exc:
-            raise BackendError(str(exc)) from exc
+        await self._call(lambda: self._client.delete(self._lease_prefix + key))
 
     async def stats(self) -> BackendStats:
-        """Counts the whole Redis database: give llmcache a database of its own."""
-        try:
-            entries = await self._client.dbsize()
-            memory = await self._client.info("memory")
-        except RedisError as exc:
-            raise BackendError(str(exc)) from exc
-        return BackendStats(entries=int(entries), bytes=int(memory.get("used_memory", 0)))
+        """Counts the whole Redis database (every shard of a cluster): give llmcache its own."""
+        client = self._client
+        if isinstance(client, RedisCluster):
+            counts: Any = await self._call(lambda: client.dbsize(target_nodes=RedisCluster.PRIMARIES))
+            entries = sum(counts.values()) if isinstance(counts, dict) else int(counts)
+            # Asked of every primary, a cluster answers {node name: {field: value}}.
+            per_node: dict[str, Any] = await self._call(
+                lambda: client.info("memory", target_nodes=RedisCluster.PRIMARIES)
+            )
+            used = sum(int(node.get("used_memory", 0)) for node in per_node.values())
+        else:
+            entries = await self._call(client.dbsize)
+            memory: dict[str, Any] = await self._call(lambda: client.info("memory"))
+            used = int(memory.get("used_memory", 0))
+        return BackendStats(entries=int(entries), bytes=used)
 
     async def ping(self) -> None:
-        try:
-            await self._client.ping()
-        except RedisError as exc:
-            raise BackendError(str(exc)) from exc
+        await self._call(self._client.ping)
+
+    async def _initialize(self) -> None:
+        async with self._init_lock:
+            if not self._initialized and isinstance(self._client, RedisCluster):
+                await self._client.initialize()
+                self._initialized = True
 
     async def aclose(self) -> None:
         await self._client.aclose()
+        for extra in self._also_close:
+            await extra.aclose()
+
+    async def _call(self, command: Callable[[], Awaitable[Any]]) -> Any:
+        try:
+            if not self._initialized:
+                await self._initialize()
+            return await command()
+        except RedisError as exc:
+            raise BackendError(str(exc)) from exc

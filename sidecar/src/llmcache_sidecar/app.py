@@ -1,0 +1,89 @@
+"""The two aiohttp applications: the data port and the admin port.
+
+`make_app` owns the lifecycle: one `ClientSession` for the app's whole life, the
+backend closed at the end, background work drained, and (when a config file is
+given) a watcher that reloads it when it changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from llmcache_sidecar import admin, proxy, reload, telemetry
+from llmcache_sidecar.config import Settings
+from llmcache_sidecar.runtime import STATE, State, build_runtime
+
+logger = logging.getLogger(__name__)
+DRAIN_SECONDS = 10.0
+SIZE_REFRESH_SECONDS = 15.0
+
+
+def make_app(settings: Settings, *, config_path: Path | None = None, reload_interval: float = 2.0) -> web.Application:
+    # Not client_max_size=...: that would answer 413, but an oversized body must pass
+    # through uncached, so proxy.py reads the body with its own cap.
+    app = web.Application()
+    app[STATE] = State(build_runtime(settings))
+    app.cleanup_ctx.append(_http_session)
+    app.cleanup_ctx.append(_background_work)
+    app.cleanup_ctx.append(_telemetry)
+    if config_path is not None:
+        app.cleanup_ctx.append(reload.watcher(config_path, reload_interval))
+    app.router.add_route("*", "/{provider}/{path:.*}", proxy.handle)
+    return app
+
+
+def make_admin_app(state: State, *, metrics: CollectorRegistry | None = None) -> web.Application:
+    """The admin port's app; `metrics` is the registry `/metrics` renders (None: metrics are off)."""
+    app = web.Application()
+    app[STATE] = state
+    if metrics is not None:
+        app[admin.METRICS] = metrics
+    admin.add_routes(app)
+    return app
+
+
+async def _http_session(app: web.Application) -> AsyncIterator[None]:
+    state = app[STATE]
+    connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, enable_cleanup_closed=True)
+    async with aiohttp.ClientSession(connector=connector, auto_decompress=False, trust_env=False) as session:
+        state.session = session
+        yield
+        state.session = None
+
+
+async def _background_work(app: web.Application) -> AsyncIterator[None]:
+    """Let upstream reads and cache writes finish at shutdown, then close the backend."""
+    state = app[STATE]
+    yield
+    await state.drain(DRAIN_SECONDS)
+    await state.runtime.backend.aclose()
+
+
+async def _telemetry(app: web.Application) -> AsyncIterator[None]:
+    """Expose this app's counters to the metric readers, and keep the size gauges fresh."""
+    state = app[STATE]
+    telemetry.refresh_tracing_flag()
+    telemetry.register(state.aggregates)
+    refresher = asyncio.get_running_loop().create_task(_refresh_sizes(state))
+    yield
+    refresher.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await refresher
+    telemetry.unregister(state.aggregates)
+
+
+async def _refresh_sizes(state: State) -> None:
+    while True:
+        backend = state.runtime.backend
+        stats = await backend.stats()
+        state.aggregates.backend = state.runtime.settings.backend.type
+        state.aggregates.entries, state.aggregates.bytes = stats.entries, stats.bytes
+        await asyncio.sleep(SIZE_REFRESH_SECONDS)

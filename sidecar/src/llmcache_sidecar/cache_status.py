@@ -1,0 +1,31 @@
+"""The `Cache-Status` response header (RFC 9211) and `Age`.
+
+Cache-Status: llmcache; hit; ttl=3541
+Cache-Status: llmcache; hit; detail=coalesced
+Cache-Status: llmcache; fwd=miss; stored
+Cache-Status: llmcache; fwd=request; stored       (no-cache: lookup skipped)
+Cache-Status: llmcache; fwd=bypass; detail=not-json
+"""
+
+from __future__ import annotations
+
+CACHE_NAME = "llmcache"
+
+
+def hit(*, ttl: int | None = None, detail: str | None = None) -> str:
+    value = f"{CACHE_NAME}; hit"
+    if ttl is not None:
+        value += f"; ttl={ttl}"
+    if detail:
+        value += f"; detail={detail}"
+    return value
+
+
+def forward(fwd: str, *, stored: bool = False, detail: str | None = None) -> str:
+    """`fwd` is RFC 9211's reason for going upstream: miss, request, bypass, ..."""
+    value = f"{CACHE_NAME}; fwd={fwd}"
+    if stored:
+        value += "; stored"
+    if detail:
+        value += f"; detail={detail}"
+    return value

@@ -1,0 +1,159 @@
+"""What differs between providers: which calls are cacheable, who the caller is,
+what else changes the answer, and how to read a finished answer.
+
+One `ProviderKind` per wire format. Everything here is decided from the request
+line and headers, or from a finished answer when it is stored, never on a hit.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from llmcache_sidecar.entry import Usage
+from llmcache_sidecar.sse import Event
+
+Json = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderKind:
+    name: str
+    cacheable: re.Pattern[str]
+    """Matches the path after `/<provider>/` of a cacheable POST; group `endpoint` names it."""
+    credential_headers: tuple[str, ...]
+    credential_query: tuple[str, ...]
+    """Query parameters that carry a credential: never in the key, never stored."""
+    key_headers: tuple[str, ...]
+    """Request headers that change the answer, so they are part of the key."""
+    usage: Callable[[Json], Usage]
+    stream_complete: Callable[[list[Event]], bool]
+    """True when a recorded stream ended with the provider's own end marker and no error."""
+    model_from_path: re.Pattern[str] | None = None
+
+    def model(self, tail: str, body: Json) -> str | None:
+        """The model a request names, for metrics: in the body, or in the path (Gemini, Azure)."""
+        model = body.get("model")
+        if isinstance(model, str):
+            return model
+        if self.model_from_path is not None and (m := self.model_from_path.search(tail)):
+            return m.group(1)
+        return None
+
+    def credential(self, headers: Mapping[str, str], query: Mapping[str, str]) -> str | None:
+        for name in self.credential_headers:
+            value = headers.get(name)
+            if value:
+                return value
+        for name in self.credential_query:
+            value = query.get(name)
+            if value:
+                return value
+        return None
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _openai_usage(body: Json) -> Usage:
+    usage = body.get("usage")
+    if isinstance(body.get("response"), dict):  # Responses API stream: response.completed
+        usage = body["response"].get("usage")
+    if not isinstance(usage, dict):
+        return Usage()
+    return Usage(
+        input_tokens=_int(usage.get("prompt_tokens", usage.get("input_tokens"))),
+        output_tokens=_int(usage.get("completion_tokens", usage.get("output_tokens"))),
+    )
+
+
+def _anthropic_usage(body: Json) -> Usage:
+    usage = body.get("usage")
+    if isinstance(body.get("message"), dict):  # stream: message_start
+        usage = body["message"].get("usage")
+    if not isinstance(usage, dict):
+        return Usage()
+    return Usage(input_tokens=_int(usage.get("input_tokens")), output_tokens=_int(usage.get("output_tokens")))
+
+
+def _gemini_usage(body: Json) -> Usage:
+    usage = body.get("usageMetadata")
+    if not isinstance(usage, dict):
+        return Usage()
+    return Usage(
+        input_tokens=_int(usage.get("promptTokenCount")),
+        output_tokens=_int(usage.get("candidatesTokenCount")),
+    )
+
+
+def _has_error(events: Iterable[Event]) -> bool:
+    return any(e.name == "error" or (e.json is not None and "error" in e.json) for e in events)
+
+
+def _openai_stream_complete(events: list[Event]) -> bool:
+    if _has_error(events) or not events:
+        return False
+    last = events[-1]
+    if last.data == b"[DONE]":
+        return True
+    # The Responses API ends with a typed event and no [DONE].
+    return last.name == "response.completed"
+
+
+def _anthropic_stream_complete(events: list[Event]) -> bool:
+    return bool(events) and events[-1].name == "message_stop" and not _has_error(events)
+
+
+def _gemini_stream_complete(events: list[Event]) -> bool:
+    if not events or _has_error(events):
+        return False
+    last = events[-1].json or {}
+    candidates = last.get("candidates")
+    return isinstance(candidates, list) and any(isinstance(c, dict) and c.get("finishReason") for c in candidates)
+
+
+_OPENAI_ENDPOINTS = r"(?P<endpoint>chat/completions|completions|embeddings|responses)"
+
+KINDS: Mapping[str, ProviderKind] = {
+    "openai": ProviderKind(
+        name="openai",
+        cacheable=re.compile(rf"^(?:.*?/)?{_OPENAI_ENDPOINTS}$"),
+        credential_headers=("authorization", "api-key"),
+        credential_query=(),
+        key_headers=("openai-beta",),
+        usage=_openai_usage,
+        stream_complete=_openai_stream_complete,
+    ),
+    "azure": ProviderKind(
+        name="azure",
+        cacheable=re.compile(rf"^openai/(?:deployments/[^/]+/|v1/)?{_OPENAI_ENDPOINTS}$"),
+        credential_headers=("api-key", "authorization"),
+        credential_query=(),
+        key_headers=(),
+        usage=_openai_usage,
+        stream_complete=_openai_stream_complete,
+        model_from_path=re.compile(r"deployments/([^/]+)/"),
+    ),
+    "anthropic": ProviderKind(
+        name="anthropic",
+        cacheable=re.compile(r"^(?:v1/)?(?P<endpoint>messages)$"),
+        credential_headers=("x-api-key", "authorization"),
+        credential_query=(),
+        key_headers=("anthropic-version", "anthropic-beta"),
+        usage=_anthropic_usage,
+        stream_complete=_anthropic_stream_complete,
+    ),
+    "gemini": ProviderKind(
+        name="gemini",
+        cacheable=re.compile(r"^v1(?:beta|alpha)?/models/[^/:]+:(?P<endpoint>generateContent|streamGenerateContent)$"),
+        credential_headers=("x-goog-api-key", "authorization"),
+        credential_query=("key",),
+        key_headers=(),
+        usage=_gemini_usage,
+        stream_complete=_gemini_stream_complete,
+        model_from_path=re.compile(r"models/([^/:]+):"),
+    ),
+}

@@ -1,0 +1,91 @@
+"""Which finished answers become entries: complete, successful streams and JSON only."""
+
+from __future__ import annotations
+
+import pytest
+
+from llmcache_sidecar import streaming
+from llmcache_sidecar.coalesce import Head
+from llmcache_sidecar.entry import Usage
+from llmcache_sidecar.providers import KINDS
+
+SSE = (("Content-Type", "text/event-stream"),)
+JSON = (("Content-Type", "application/json"), ("x-ratelimit-remaining-requests", "99"), ("x-request-id", "r"))
+
+OPENAI_DONE = [
+    b'data: {"id":"c1","choices":[{"delta":{"content":"Hi"}}]}\n\n',
+    b'data: {"id":"c1","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":2}}\n\n',
+    b"data: [DONE]\n\n",
+]
+ANTHROPIC_DONE = [
+    b'event: message_start\ndata: {"type":"message_start","message":{"usage":{"input_tokens":7,"output_tokens":1}}}\n\n',
+    b'event: content_block_delta\ndata: {"type":"content_block_delta","delta":{"text":"Hi"}}\n\n',
+    b'event: message_delta\ndata: {"type":"message_delta","usage":{"output_tokens":9}}\n\n',
+    b'event: message_stop\ndata: {"type":"message_stop"}\n\n',
+]
+GEMINI_DONE = [
+    b'data: {"candidates":[{"content":{"parts":[{"text":"Hi"}]}}]}\r\n\r\n',
+    b'data: {"candidates":[{"finishReason":"STOP"}],"usageMetadata":{"promptTokenCount":3,"candidatesTokenCount":4}}\r\n\r\n',
+]
+RESPONSES_DONE = [
+    b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta","delta":"Hi"}\n\n',
+    b'event: response.completed\ndata: {"type":"response.completed","response":{"usage":{"input_tokens":2,"output_tokens":3}}}\n\n',
+]
+
+
+def entry_of(kind: str, chunks: list[bytes], status: int = 200, headers=SSE):
+    head = Head(status, headers, is_stream=headers is SSE)
+    return streaming.to_entry(head, chunks, [0.01 * i for i in range(len(chunks))], kind=KINDS[kind], model="m")
+
+
+@pytest.mark.parametrize(
+    ("kind", "chunks", "usage"),
+    [
+        ("openai", OPENAI_DONE, Usage(5, 2)),
+        ("anthropic", ANTHROPIC_DONE, Usage(7, 9)),
+        ("gemini", GEMINI_DONE, Usage(3, 4)),
+        ("openai", RESPONSES_DONE, Usage(2, 3)),
+    ],
+    ids=["openai", "anthropic", "gemini", "responses"],
+)
+def test_a_complete_stream_is_stored_with_its_usage_and_timing(kind: str, chunks: list[bytes], usage: Usage) -> None:
+    entry = entry_of(kind, chunks)
+    assert entry is not None
+    assert entry.body == b"".join(chunks)
+    assert entry.usage == usage
+    assert entry.is_stream
+    assert [end for end, _ in entry.chunk_times][-1] == len(entry.body)
+
+
+@pytest.mark.parametrize(
+    ("kind", "chunks"),
+    [
+        ("openai", OPENAI_DONE[:-1]),
+        ("openai", [*OPENAI_DONE[:1], b'data: {"error":{"message":"overloaded"}}\n\n', b"data: [DONE]\n\n"]),
+        ("openai", [*OPENAI_DONE[:-1], b"data: [DO"]),
+        ("anthropic", ANTHROPIC_DONE[:-1]),
+        ("anthropic", [*ANTHROPIC_DONE[:2], b'event: error\ndata: {"type":"error"}\n\n', ANTHROPIC_DONE[-1]]),
+        ("gemini", GEMINI_DONE[:1]),
+        ("openai", RESPONSES_DONE[:1]),
+        ("openai", []),
+    ],
+    ids=["no-done", "error-event", "cut-marker", "no-stop", "anthropic-error", "no-finish", "no-completed", "empty"],
+)
+def test_an_incomplete_or_failed_stream_is_never_stored(kind: str, chunks: list[bytes]) -> None:
+    assert entry_of(kind, chunks) is None
+
+
+def test_an_error_status_is_never_stored() -> None:
+    assert entry_of("openai", [b'{"error": {}}'], status=500, headers=JSON) is None
+
+
+def test_a_json_answer_keeps_its_headers_but_not_rate_limits() -> None:
+    entry = entry_of("openai", [b'{"id":"x","usage":{"prompt_tokens":1,"completion_tokens":2}}'], headers=JSON)
+    assert entry is not None
+    assert entry.usage == Usage(1, 2)
+    assert dict(entry.headers) == {"Content-Type": "application/json", "x-request-id": "r"}
+
+
+def test_a_2xx_answer_that_is_not_json_is_not_stored() -> None:
+    assert entry_of("openai", [b"<html>"], headers=(("Content-Type", "text/html"),)) is None
+    assert entry_of("openai", [b"{broken"], headers=JSON) is None

@@ -72,6 +72,7 @@ class TLS:
 
 def make_tls(folder: Path) -> TLS:
     """A CA and a server certificate for 127.0.0.1 and localhost (files in `folder`), made with `cryptography`."""
+    folder.mkdir(parents=True, exist_ok=True)
     now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "llmcache test CA")])

@@ -8,6 +8,7 @@ import pytest
 
 from llmcache_operator import injection
 from llmcache_operator.injection import Policy
+from llmcache_operator.options import Options
 from llmcache_operator.spec import LabelSelector, LabelSelectorRequirement
 from tests.operator.caches import MODELS, SHARED, all_caches, cache
 
@@ -128,14 +129,19 @@ def test_native_sidecars_are_used_from_kubernetes_1_29(version: tuple[int, int] 
 
 
 @pytest.mark.parametrize(
-    ("mode", "server_native", "native"),
+    ("mode", "version", "native"),
     [
-        ("auto", True, True),
-        ("auto", False, False),
-        ("always", False, True),
-        ("never", True, False),
+        ("auto", (1, 29), True),
+        ("auto", (1, 28), False),
+        ("auto", None, False),
+        ("always", (1, 28), True),
+        ("always", None, True),
+        ("always", (1, 20), False),  # a 1.20 server refuses probes on init containers: the pod would not start
+        ("never", (1, 33), False),
     ],
 )
-def test_the_spec_can_force_or_forbid_native_sidecars(mode: str, server_native: bool, native: bool) -> None:
+def test_the_spec_can_force_native_sidecars_only_where_the_server_can_run_them(
+    mode: str, version: tuple[int, int] | None, native: bool
+) -> None:
     the_cache = cache({"sidecar": {"nativeSidecar": mode}}, "c", "ns")
-    assert injection.use_native_sidecar(the_cache, Policy(native_sidecars=server_native)) is native
+    assert injection.use_native_sidecar(the_cache, Options().policy(version)) is native

@@ -7,12 +7,15 @@ every field comes from `llmcache_sidecar.schema` walking `spec.LLMCacheSpec` and
 sidecar's schema writer has no words for, read from each field's own metadata:
 `schema={...}` (merged into the field's schema: maximum, formats, int-or-string
 quantities) and `required=True` (listed in the parent's `required`, default dropped).
+Status gets no defaults (the operator writes it), and no field defaults to "": the
+1.20 API server refuses empty-string defaults, and an absent value means the same.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
@@ -55,6 +58,8 @@ def build() -> JSONSchema:
     refine(spec.LLMCacheSpec, spec_schema)
     status_schema = schema.object_schema(spec.Status, description="What the operator observed and did.")
     refine(spec.Status, status_schema)
+    _drop_defaults(status_schema, lambda _: True)  # the operator writes status; nothing to default
+    _drop_defaults(spec_schema, lambda value: value == "")  # 1.20 refuses "" defaults; absent means ""
     root: JSONSchema = {
         "type": "object",
         "description": "LLMCache caches the LLM API calls of the pods it selects, through an injected sidecar.",
@@ -121,6 +126,16 @@ def _refine_inner(tp: Any, prop: JSONSchema) -> None:
         _refine_inner(args[0], prop["items"])
     elif origin is dict:
         _refine_inner(args[1], prop["additionalProperties"])
+
+
+def _drop_defaults(node: JSONSchema, which: Callable[[Any], bool]) -> None:
+    if "default" in node and which(node["default"]):
+        del node["default"]
+    for sub in node.get("properties", {}).values():
+        _drop_defaults(sub, which)
+    for key in ("items", "additionalProperties"):
+        if isinstance(node.get(key), dict):
+            _drop_defaults(node[key], which)
 
 
 def render() -> str:

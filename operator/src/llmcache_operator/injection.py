@@ -32,6 +32,7 @@ CONFIG_DIR = "/etc/llmcache"
 SIDECAR_UID = 65532
 SYSTEM_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease"})
 NATIVE_SIDECARS_SINCE = (1, 29)
+NATIVE_SIDECARS_POSSIBLE_SINCE = (1, 28)  # alpha, behind the SidecarContainers feature gate
 DEFAULT_IMAGE = f"ghcr.io/llmcache/llmcache-sidecar:{__version__}"
 
 # Environment variables the official SDKs read for a base URL, by provider kind, and
@@ -52,13 +53,24 @@ class Policy:
     image: str = DEFAULT_IMAGE
     """The sidecar image when an LLMCache does not name one."""
     native_sidecars: bool = False
-    """The API server runs native sidecars (init containers with restartPolicy Always)."""
+    """The API server runs native sidecars (init containers with restartPolicy Always) by default."""
+    native_sidecars_possible: bool = False
+    """The API server may run them (a feature gate, or a version nobody told us): `always` is honoured.
+
+    An older server refuses probes on init containers, so a pod forced into a native
+    sidecar there would not be created at all; it gets a regular container instead.
+    """
     excluded_namespaces: frozenset[str] = SYSTEM_NAMESPACES
 
 
 def native_sidecars_supported(server_version: tuple[int, int] | None) -> bool:
     """Native sidecars are on by default from Kubernetes 1.29; unknown means no."""
     return server_version is not None and server_version >= NATIVE_SIDECARS_SINCE
+
+
+def native_sidecars_possible(server_version: tuple[int, int] | None) -> bool:
+    """1.28 has them behind a feature gate; an unknown version might have them."""
+    return server_version is None or server_version >= NATIVE_SIDECARS_POSSIBLE_SINCE
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +169,9 @@ def desired_pod(pod: Mapping[str, Any], cache: Cache, policy: Policy) -> dict[st
 
 def use_native_sidecar(cache: Cache, policy: Policy) -> bool:
     mode = cache.sidecar.native_sidecar
-    return mode == "always" or (mode == "auto" and policy.native_sidecars)
+    if mode == "always":
+        return policy.native_sidecars or policy.native_sidecars_possible
+    return mode == "auto" and policy.native_sidecars
 
 
 def base_url_env(cache: Cache) -> list[tuple[str, str]]:

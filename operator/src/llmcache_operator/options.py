@@ -73,13 +73,19 @@ class Options:
         )
 
     def policy(self, server_version: tuple[int, int] | None) -> injection.Policy:
-        native = {
-            "true": True,
-            "false": False,
-            "auto": injection.native_sidecars_supported(server_version),
+        native, possible = {
+            "true": (True, True),
+            "false": (False, False),
+            "auto": (
+                injection.native_sidecars_supported(server_version),
+                injection.native_sidecars_possible(server_version),
+            ),
         }[self.native_sidecars]
         return injection.Policy(
-            image=self.sidecar_image, native_sidecars=native, excluded_namespaces=self.excluded_namespaces
+            image=self.sidecar_image,
+            native_sidecars=native,
+            native_sidecars_possible=possible,
+            excluded_namespaces=self.excluded_namespaces,
         )
 
 

@@ -198,7 +198,8 @@ class SidecarSpec:
         metadata=meta(
             "nativeSidecar",
             "auto: a native sidecar (init container with restartPolicy Always) where the API server is 1.29 or"
-            " newer, else a regular container placed first; always / never force one way.",
+            " newer, else a regular container placed first; always: native also on 1.28 (feature gate) or an"
+            " unknown version, never below 1.28 (such a server refuses the pod); never: always a regular container.",
         ),
     )
 

@@ -260,7 +260,7 @@ class RecordingEnv(dict[str, str]):
         super().__init__(values)
         self.asked: set[str] = set()
 
-    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+    def get(self, key: str, default: Any = None) -> Any:
         self.asked.add(key)
         return super().get(key, default)
 

@@ -84,3 +84,23 @@ def test_every_value_in_values_yaml_is_typed_and_every_object_refuses_unknown_ke
                 walk(item, node["properties"][key], f"{path}.{key}")
 
     walk(values, schema, "values")
+
+
+def test_the_readme_documents_every_value() -> None:
+    import yaml
+
+    readme = (CHART / "README.md").read_text()
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+
+    def leaves(node: Any, path: str) -> list[str]:
+        if isinstance(node, dict) and node and not path.endswith(("podSelector", "labels", "resources")):
+            return [leaf for key, value in node.items() for leaf in leaves(value, f"{path}.{key}" if path else key)]
+        return [path]
+
+    def documented(path: str) -> bool:
+        parent, _, leaf = path.rpartition(".")
+        # A row may list siblings: `operator.serviceAccount.create` / `.name` / `.annotations`
+        return f"`{path}`" in readme or (f"`{parent}." in readme and f"`.{leaf}`" in readme)
+
+    missing = [p for p in leaves(values, "") if not documented(p)]
+    assert not missing, f"not in charts/llmcache/README.md's values table: {missing}"

@@ -233,3 +233,11 @@ def test_the_installed_sidecar_starts_and_answers_healthz(sidecar_venv: Path, tm
             if status != 200:
                 time.sleep(0.2)
     assert status == 200, (tmp_path / "sidecar.log").read_text(errors="replace")[-3000:]
+
+
+def test_the_build_context_carries_only_the_two_packages() -> None:
+    ignore = [line for line in (ROOT / ".dockerignore").read_text().splitlines() if line and not line.startswith("#")]
+    assert ignore[ignore.index("*") :][:3] == ["*", "!sidecar/", "!operator/"]
+    for component in IMAGES:
+        copied = [rest.split()[0] for instruction, rest in instructions(dockerfile(component)) if instruction == "COPY"]
+        assert all(src.rstrip("/") in ("sidecar", "operator") or src.startswith("--from=") for src in copied)

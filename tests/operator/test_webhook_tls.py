@@ -109,7 +109,7 @@ def test_a_serving_certificate_never_outlives_its_ca() -> None:
     assert x509.load_pem_x509_certificate(cert).not_valid_after_utc == ca.not_valid_after_utc
 
 
-def test_a_real_tls_handshake_succeeds_for_a_named_host_and_fails_for_another(tmp_path: Path) -> None:
+async def test_a_real_tls_handshake_succeeds_for_a_named_host_and_fails_for_another(tmp_path: Path) -> None:
     bundle = fresh(("localhost",))
     webhook_tls.write_pair(bundle, tmp_path / "tls.crt", tmp_path / "tls.key")
 
@@ -132,9 +132,9 @@ def test_a_real_tls_handshake_succeeds_for_a_named_host_and_fails_for_another(tm
             server.close()
             await server.wait_closed()
 
-    asyncio.run(handshake("localhost"))
+    await handshake("localhost")
     with pytest.raises(ssl.SSLCertVerificationError):
-        asyncio.run(handshake("elsewhere"))
+        await handshake("elsewhere")
 
 
 # --- Deciding when to renew ----------------------------------------------------------------------

@@ -7,7 +7,12 @@ Scenarios, each at concurrency 1 and 32 (keep-alive connections, like SDK client
 - hit/redis:     wrk -> sidecar (redis backend), the same request every time
 - baseline/redis: wrk -> a minimal aiohttp server that only hashes the raw body and
                   does one Redis GET (the floor a Redis-backed cache can reach in Python)
-Plus the sidecar's resident memory when idle and after the runs.
+Plus the sidecar's resident memory when idle and after the runs, and:
+- telemetry: memory hits with telemetry off, metrics only (the default), and
+  metrics + traces sampled at 100% exported over OTLP/HTTP to a local sink
+- per backend: the sidecar's hit throughput on disk, dual, Redis Cluster and S3 (moto)
+- streaming: time to first byte of a streamed miss and of a streamed hit
+- coalescing: a burst of 50 identical requests with coalescing on and off
 
 This is a benchmark, not a test: it prints figures and asserts nothing. The machine
 it runs on matters (docs/benchmarks.md says which one gave the recorded figures).
@@ -17,9 +22,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -52,6 +59,17 @@ function request()
   return wrk.format("POST", nil, {["Content-Type"]="application/json", ["Authorization"]="Bearer sk-bench"}, body)
 end
 """
+
+
+@dataclass
+class Running:
+    url: str
+    admin: str
+    pid: int
+
+    def stats(self) -> dict[str, object]:
+        with urllib.request.urlopen(self.admin + "/cache/stats", timeout=5) as resp:
+            return json.loads(resp.read())  # type: ignore[no-any-return]
 
 
 @dataclass
@@ -136,22 +154,38 @@ def fake_provider() -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def sidecar(upstream: str, backend: dict[str, object], workdir: Path) -> Iterator[tuple[str, int]]:
+def sidecar(
+    upstream: str,
+    backend: dict[str, object],
+    workdir: Path,
+    *,
+    extra: dict[str, object] | None = None,
+    env: dict[str, str] | None = None,
+) -> Iterator[Running]:
+    """The real `llmcache-sidecar` command in a process of its own, in front of `upstream`."""
     port, admin = free_port(), free_port()
     cfg = workdir / f"sidecar-{port}.yaml"
-    cfg.write_text(
-        yaml.safe_dump(
-            {
-                "listen": f"127.0.0.1:{port}",
-                "admin": f"127.0.0.1:{admin}",
-                "backend": backend,
-                "providers": {"openai": {"upstream": upstream}},
-            }
-        )
-    )
-    with process([str(Path(PY).parent / "llmcache-sidecar"), "--config", str(cfg), "--log-level", "WARNING"]) as proc:
+    settings = {
+        "listen": f"127.0.0.1:{port}",
+        "admin": f"127.0.0.1:{admin}",
+        "backend": backend,
+        "providers": {"openai": {"upstream": upstream}},
+        **(extra or {}),
+    }
+    cfg.write_text(yaml.safe_dump(settings))
+    command = [str(Path(PY).parent / "llmcache-sidecar"), "--config", str(cfg), "--log-level", "WARNING"]
+    with process(command, env={**os.environ, **(env or {})}) as proc:
         wait_http(f"http://127.0.0.1:{admin}/healthz")
-        yield f"http://127.0.0.1:{port}", proc.pid
+        yield Running(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{admin}", proc.pid)
+
+
+@contextlib.contextmanager
+def otlp_sink() -> Iterator[str]:
+    """An OTLP/HTTP endpoint that accepts and drops everything (the cost measured is the sidecar's)."""
+    port = free_port()
+    with process([PY, "-m", "bench.otlp_sink", "--port", str(port)]):
+        wait_http(f"http://127.0.0.1:{port}/healthz")
+        yield f"http://127.0.0.1:{port}"
 
 
 @contextlib.contextmanager
@@ -170,36 +204,143 @@ def table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
+def telemetry_runs(provider: str, work: Path, seconds: int, path: str) -> list[Result]:
+    results = []
+    with otlp_sink() as sink:
+        variants = [
+            ("hit (memory), telemetry off", {"telemetry": {"metrics": False, "traces": False}}, {}),
+            ("hit (memory), metrics on", {}, {}),
+            ("hit (memory), metrics + traces 100%", {"telemetry": {"otlpEndpoint": sink}},
+             {"OTEL_TRACES_SAMPLER": "always_on"}),
+        ]
+        for name, extra, env in variants:
+            with sidecar(provider, {"type": "memory"}, work, extra=extra, env=env) as running:
+                results.append(wrk(name, running.url + path, SAME_BODY_LUA, 32, seconds))
+    return results
+
+
+def backend_runs(provider: str, work: Path, seconds: int, path: str) -> list[Result]:
+    from tests.backends import servers
+
+    results = []
+    s3_env = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
+    for sub in ("cluster", "moto"):
+        (work / sub).mkdir(exist_ok=True)
+    with servers.redis_cluster(work / "cluster") as cluster, servers.moto_s3(work / "moto") as moto:
+        _create_bucket(moto.port)
+        s3 = {"bucket": "bench", "endpointUrl": f"http://127.0.0.1:{moto.port}", "region": "us-east-1",
+              "addressingStyle": "path"}
+        backends: list[tuple[str, dict[str, object], dict[str, str]]] = [
+            ("disk", {"type": "disk", "disk": {"path": str(work / "disk")}}, {}),
+            ("dual (memory over redis cluster)", {"type": "dual", "redis": {"url": f"redis://127.0.0.1:{cluster.port}/0", "cluster": True}}, {}),
+            ("redis cluster", {"type": "redis", "redis": {"url": f"redis://127.0.0.1:{cluster.port}/0", "cluster": True}}, {}),
+            ("s3 (moto)", {"type": "s3", "s3": s3}, s3_env),
+        ]
+        for name, backend, env in backends:
+            with sidecar(provider, backend, work, env=env) as running:
+                results.append(wrk(f"hit ({name})", running.url + path, SAME_BODY_LUA, 32, seconds))
+    return results
+
+
+def _create_bucket(port: int) -> None:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/bench", method="PUT")
+    with urllib.request.urlopen(request, timeout=10):
+        pass
+
+
+def streaming_and_coalescing(provider: str, work: Path) -> list[str]:
+    """Time to first byte of streamed answers, and a burst of identical requests."""
+    import asyncio
+
+    import aiohttp
+
+    lines = []
+    stream_body = {"model": "gpt-4o-mini", "stream": True, "messages": [{"role": "user", "content": "stream"}]}
+
+    async def first_byte(url: str, body: dict[str, object]) -> float:
+        async with aiohttp.ClientSession(headers={"Authorization": "Bearer sk-bench"}) as http:
+            started = time.perf_counter()
+            async with http.post(url, json=body, headers={"x-fake-chunk-delay-ms": "20"}) as resp:
+                await resp.content.readany()
+                took = time.perf_counter() - started
+                await resp.read()
+                return took
+
+    async def burst(url: str, n: int, round_: int) -> float:
+        body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"burst {round_}"}]}
+        async with aiohttp.ClientSession(headers={"Authorization": "Bearer sk-bench", "x-fake-delay-ms": "300"}) as http:
+            async def one() -> None:
+                async with http.post(url, json=body) as resp:
+                    await resp.read()
+            started = time.perf_counter()
+            await asyncio.gather(*(one() for _ in range(n)))
+            return time.perf_counter() - started
+
+    with sidecar(provider, {"type": "memory"}, work) as running:
+        target = running.url + "/openai/v1/chat/completions"
+        misses, hits = [], []
+        for i in range(30):
+            body = {**stream_body, "messages": [{"role": "user", "content": f"stream {i}"}]}
+            misses.append(asyncio.run(first_byte(target, body)))
+            time.sleep(0.05)
+            hits.append(asyncio.run(first_byte(target, body)))
+        lines.append(f"streamed miss: time to first byte p50 {statistics.median(misses) * 1000:.2f} ms")
+        lines.append(f"streamed hit:  time to first byte p50 {statistics.median(hits) * 1000:.2f} ms")
+    for enabled in (True, False):
+        with sidecar(provider, {"type": "memory"}, work, extra={"coalesce": {"enabled": enabled}}) as running:
+            target = running.url + "/openai/v1/chat/completions"
+            took = [asyncio.run(burst(target, 50, i)) for i in range(5)]
+            calls = running.stats()["misses"]
+            lines.append(
+                f"5 bursts of 50 identical requests, coalescing {'on ' if enabled else 'off'}: "
+                f"{statistics.median(took) * 1000:.0f} ms a burst (p50), {50 / statistics.median(took):.0f} requests/s, "
+                f"{calls} provider calls"
+            )
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--seconds", type=int, default=5, help="length of each wrk run")
+    parser.add_argument("--only", choices=["core", "telemetry", "backends", "streaming"], action="append")
     args = parser.parse_args()
+    only = set(args.only or ["core", "telemetry", "backends", "streaming"])
     if shutil.which("wrk") is None:
         sys.exit("make bench needs wrk: apt-get install wrk")
     results: list[Result] = []
+    notes: list[str] = []
     path = "/openai/v1/chat/completions"
     with tempfile.TemporaryDirectory() as tmp, fake_provider() as provider, running_redis(Path(tmp)) as redis:
         work = Path(tmp)
-        for c in (1, 32):
-            results.append(
-                wrk("direct (no sidecar)", provider + "/v1/chat/completions", UNIQUE_BODY_LUA, c, args.seconds)
-            )
-        with sidecar(provider, {"type": "memory"}, work) as (url, pid):
-            time.sleep(0.5)
-            idle = rss_mib(pid)
+        if "core" in only:
             for c in (1, 32):
-                results.append(wrk("miss (memory)", url + path, UNIQUE_BODY_LUA, c, args.seconds))
-            for c in (1, 32):
-                results.append(wrk("hit (memory)", url + path, SAME_BODY_LUA, c, args.seconds))
-            busy = rss_mib(pid)
-        with sidecar(provider, {"type": "redis", "redis": {"url": redis.url}}, work) as (url, _):
-            for c in (1, 32):
-                results.append(wrk("hit (redis)", url + path, SAME_BODY_LUA, c, args.seconds))
-        with baseline(redis.url) as url:
-            for c in (1, 32):
-                results.append(wrk("baseline: hash + Redis GET", url + path, SAME_BODY_LUA, c, args.seconds))
+                results.append(wrk("direct (no sidecar)", provider + "/v1/chat/completions", UNIQUE_BODY_LUA, c, args.seconds))
+            with sidecar(provider, {"type": "memory"}, work) as running:
+                url, pid = running.url, running.pid
+                time.sleep(0.5)
+                idle = rss_mib(pid)
+                for c in (1, 32):
+                    results.append(wrk("miss (memory)", url + path, UNIQUE_BODY_LUA, c, args.seconds))
+                for c in (1, 32):
+                    results.append(wrk("hit (memory)", url + path, SAME_BODY_LUA, c, args.seconds))
+                busy = rss_mib(pid)
+            notes.append(f"sidecar RSS: {idle:.1f} MiB idle, {busy:.1f} MiB after the memory-backend runs")
+            with sidecar(provider, {"type": "redis", "redis": {"url": redis.url}}, work) as running:
+                url = running.url
+                for c in (1, 32):
+                    results.append(wrk("hit (redis)", url + path, SAME_BODY_LUA, c, args.seconds))
+            with baseline(redis.url) as url:
+                for c in (1, 32):
+                    results.append(wrk("baseline: hash + Redis GET", url + path, SAME_BODY_LUA, c, args.seconds))
+        if "telemetry" in only:
+            results += telemetry_runs(provider, work, args.seconds, path)
+        if "backends" in only:
+            results += backend_runs(provider, work, args.seconds, path)
+        if "streaming" in only:
+            notes += streaming_and_coalescing(provider, work)
     print(table(results))
-    print(f"\nsidecar RSS: {idle:.1f} MiB idle, {busy:.1f} MiB after the memory-backend runs")
+    for note in notes:
+        print(note)
 
 
 if __name__ == "__main__":

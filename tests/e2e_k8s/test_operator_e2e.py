@@ -310,7 +310,7 @@ def test_an_llmcache_gets_its_config_map_and_becomes_ready(cluster: Cluster) -> 
     assert obj["status"]["observedGeneration"] == obj["metadata"]["generation"]
     assert config_map["metadata"]["annotations"]["llmcache.dev/config-hash"] == obj["status"]["configHash"]
     assert config_map["metadata"]["ownerReferences"][0]["uid"] == obj["metadata"]["uid"]
-    assert "passwordFile: /var/run/secrets/llmcache/redis/password" in config_map["data"]["config.yaml"]
+    assert "passwordFile: /var/run/secrets/llmcache/redis-password/password" in config_map["data"]["config.yaml"]
     assert REDIS_PASSWORD not in json.dumps(config_map)
     assert table.split()[:6] == ["NAME", "BACKEND", "TTL", "READY", "INJECTED", "AGE"]
     assert table.splitlines()[1].split()[:5] == ["shared", "redis", "1h", "True", "0"]

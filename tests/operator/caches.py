@@ -28,6 +28,12 @@ MODELS: dict[str, Any] = {
     "sidecar": {"image": "registry.example/llmcache-sidecar:dev", "imagePullPolicy": "IfNotPresent", "port": 9787},
 }
 
+DISK: dict[str, Any] = {
+    "podSelector": {},  # every pod of the namespace
+    "backend": {"type": "dual", "dual": {"l2": "disk"}, "disk": {"path": "/var/cache/llmcache", "maxBytes": 536870912}},
+    "providers": ["openai"],
+}
+
 
 def cache(raw: dict[str, Any], name: str, namespace: str) -> Cache:
     return spec.parse(raw, name=name, namespace=namespace)
@@ -39,4 +45,5 @@ def all_caches() -> list[Cache]:
         cache({"backend": {"type": "memory"}}, "zz-memory", "team-a"),  # sorts after "shared"
         cache(SHARED, "shared", "kube-system"),
         cache(MODELS, "models", "ml"),
+        cache(DISK, "scratch", "batch"),
     ]

@@ -90,7 +90,10 @@ def errors(obj: dict[str, Any]) -> list[str]:
 @pytest.mark.parametrize(
     ("spec_", "message"),
     [
-        ({"backend": {"type": "memcached"}}, "'memcached' is not one of ['memory', 'redis', 'dual']"),
+        (
+            {"backend": {"type": "memcached"}},
+            "'memcached' is not one of ['memory', 'redis', 'dual', 's3', 'gcs', 'azureBlob', 'disk']",
+        ),
         ({"ttl": "soon"}, "'soon' does not match"),
         ({"backend": {"redis": {"passwordSecretRef": {"name": "r"}}}}, "'key' is a required property"),
         ({"sidecar": {"resources": {"requests": {"cpu": "lots"}}}}, "'lots' does not match"),

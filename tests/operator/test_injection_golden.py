@@ -42,6 +42,7 @@ CASES: dict[str, tuple[Policy, str | None]] = {
     "port-clash": (OLD_SERVER, None),
     "llmcache-own-pod": (OLD_SERVER, None),
     "custom-providers": (NEW_SERVER, "models"),
+    "disk-backend": (OLD_SERVER, "scratch"),
 }
 
 

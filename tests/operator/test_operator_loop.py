@@ -139,7 +139,11 @@ async def test_an_invalid_spec_sets_ready_false_naming_the_field_and_the_operato
         )
         await eventually(lambda: condition(kmock, "bad", "Ready")[0] == "True", what="Ready after the fix")
 
-    assert invalid == ("False", "InvalidSpec", "spec.backend.type: must be one of memory, redis, dual, got 'memcached'")
+    assert invalid == (
+        "False",
+        "InvalidSpec",
+        "spec.backend.type: must be one of memory, redis, dual, s3, gcs, azureBlob, disk, got 'memcached'",
+    )
     assert events[0]["message"] == invalid[2]
     assert events[0]["involvedObject"]["name"] == "bad"
 

@@ -17,9 +17,12 @@ def secrets(values: dict[tuple[str, str], str]) -> Any:
 
 
 async def problem(raw: dict[str, Any], values: dict[tuple[str, str], str] | None = None) -> str | None:
-    return await probe.backend_problem(
+    """None when the backend answered, else the probe's message."""
+    check = await probe.check_backend(
         raw, name="c", namespace="team-a", read_secret=secrets(values or {}), ping_timeout=5.0
     )
+    assert check.reachable is not None, check.message
+    return None if check.reachable else check.message
 
 
 async def test_a_memory_backend_always_answers() -> None:
@@ -57,3 +60,20 @@ async def test_a_missing_secret_is_reported_by_name() -> None:
         "redis": {"url": "redis://127.0.0.1:1/0", "passwordSecretRef": {"name": "r", "key": "pw"}},
     }
     assert await problem({"backend": backend}) == "Secret 'r' (key 'pw') not found in team-a"
+
+
+async def test_a_disk_backend_lives_in_each_pod_and_is_not_probed_from_the_operator() -> None:
+    check = await probe.check_backend(
+        {"backend": {"type": "dual", "dual": {"l2": "disk"}}}, name="c", namespace="n",
+        read_secret=secrets({}), ping_timeout=1.0,
+    )  # fmt: skip
+    assert (check.reachable, check.message) == (True, "The dual backend lives in each pod.")
+
+
+async def test_an_s3_bucket_is_reported_as_not_checked_without_its_client_library() -> None:
+    check = await probe.check_backend(
+        {"backend": {"type": "s3", "s3": {"bucket": "b"}}}, name="c", namespace="n",
+        read_secret=secrets({}), ping_timeout=1.0,
+    )  # fmt: skip
+    assert check.reachable is None
+    assert check.message.startswith("The operator cannot check the s3 backend: ")

@@ -69,7 +69,7 @@ def test_the_config_map_is_owned_by_its_llmcache_so_it_goes_with_it() -> None:
 def test_a_secret_value_never_reaches_the_config_map() -> None:
     _, result = rendered("redis-with-secret")
     text = result.config_map["data"][reconcile.CONFIG_FILE]
-    assert "passwordFile: /var/run/secrets/llmcache/redis/password" in text
+    assert "passwordFile: /var/run/secrets/llmcache/redis-password/password" in text
     assert "passwordSecretRef" not in text
 
 
@@ -94,7 +94,7 @@ def status(previous: dict[str, Any] | None, problem: str | None, now: str, **cha
         previous,
         cache=the_cache,
         rendered=reconcile.render(the_cache, uid="u"),
-        backend_problem=problem,
+        backend=reconcile.BackendCheck(problem is None, problem or "The redis backend answered."),
         generation=3,
         injected_pods=2,
         now=now,
@@ -124,6 +124,19 @@ def test_an_unreachable_backend_makes_the_cache_not_ready_and_says_why() -> None
     ready = next(c for c in result["conditions"] if c["type"] == "Ready")
     assert "Connection refused" in ready["message"]
     assert "uncached" in ready["message"]
+
+
+def test_a_backend_the_operator_cannot_check_leaves_the_cache_ready_and_says_so() -> None:
+    the_cache = cache(SHARED, "shared", "team-a")
+    result = reconcile.status_after_reconcile(
+        None, cache=the_cache, rendered=reconcile.render(the_cache, uid="u"),
+        backend=reconcile.BackendCheck(None, "The operator cannot check the s3 backend: no boto"),
+        generation=1, injected_pods=0, now=T0,
+    )  # fmt: skip
+    assert conditions(result) == {
+        "Ready": ("True", "Reconciled", T0),
+        "BackendReachable": ("Unknown", "NotChecked", T0),
+    }
 
 
 def test_a_condition_keeps_its_transition_time_until_its_status_changes() -> None:

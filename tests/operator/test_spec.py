@@ -17,10 +17,13 @@ from tests.operator.caches import MODELS, SHARED
     ("raw", "message"),
     [
         ({"ttl": "soon"}, "spec.ttl: expected seconds or a duration such as 30s, 5m, 1h; got 'soon'"),
-        ({"backend": {"type": "memcached"}}, "spec.backend.type: must be one of memory, redis, dual, got 'memcached'"),
+        (
+            {"backend": {"type": "memcached"}},
+            "spec.backend.type: must be one of memory, redis, dual, s3, gcs, azureBlob, disk, got 'memcached'",
+        ),
         (
             {"backend": {"redis": {"pasword": "x"}}},
-            "spec.backend.redis.pasword: unknown key; known keys: maxConnections, passwordSecretRef, timeoutMs, url",
+            "spec.backend.redis.pasword: unknown key; known keys: cluster, maxConnections, passwordSecretRef, sentinel, timeoutMs, url",
         ),
         (
             {"backend": {"redis": {"passwordFile": "/x"}}},
@@ -63,7 +66,7 @@ from tests.operator.caches import MODELS, SHARED
         (
             {"listen": "0.0.0.0:80"},
             "spec.listen: unknown key; known keys: backend, coalesce, customProviders, flush,"
-            " isolation, keyParams, maxBodyBytes, namespace, podSelector, providers, replay, sidecar, ttl",
+            " isolation, keyParams, maxBodyBytes, namespace, podSelector, providers, replay, sidecar, telemetry, ttl",
         ),
         ({"podSelektor": {}}, "spec.podSelektor: unknown key; did you mean podSelector?"),
     ],
@@ -96,7 +99,7 @@ def test_the_spec_shares_the_sidecars_fields_instead_of_copying_them() -> None:
 
 def test_a_password_is_referenced_as_a_mounted_file_never_copied() -> None:
     cache = spec.parse(SHARED, name="shared", namespace="team-a")
-    assert cache.settings.backend.redis.password_file == "/var/run/secrets/llmcache/redis/password"
+    assert cache.settings.backend.redis.password_file == "/var/run/secrets/llmcache/redis-password/password"
     (mount,) = cache.secrets
     assert (mount.ref.name, mount.ref.key, mount.volume) == ("redis", "password", "llmcache-redis-password")
 

@@ -96,7 +96,7 @@ async def reconcile_fn(
         raise kopf.PermanentError(f"invalid spec: {exc}") from exc
     rendered = reconcile.render(cache, uid=meta["uid"])
     await rt.api.apply_config_map(rendered.config_map)
-    problem = await probe.backend_problem(
+    backend = await probe.check_backend(
         spec,
         name=name,
         namespace=namespace,
@@ -110,14 +110,14 @@ async def reconcile_fn(
             status,
             cache=cache,
             rendered=rendered,
-            backend_problem=problem,
+            backend=backend,
             generation=generation,
             injected_pods=count,
             now=_now(),
         )
     )
-    if problem is not None:
-        raise kopf.TemporaryError(f"backend unreachable: {problem}", delay=rt.options.retry_delay)
+    if backend.reachable is False:
+        raise kopf.TemporaryError(f"backend unreachable: {backend.message}", delay=rt.options.retry_delay)
 
 
 @kopf.on.event("v1", "pods", annotations={INJECTED_ANNOTATION: kopf.PRESENT})

@@ -16,6 +16,7 @@ work (a port is taken), the pod is left alone: a pod without a cache still runs.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +30,7 @@ OWN_LABEL = ("app.kubernetes.io/part-of", "llmcache")
 SIDECAR_NAME = "llmcache-sidecar"
 CONFIG_VOLUME = "llmcache-config"
 CONFIG_DIR = "/etc/llmcache"
+DISK_VOLUME = "llmcache-disk"
 SIDECAR_UID = 65532
 SYSTEM_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease"})
 NATIVE_SIDECARS_SINCE = (1, 29)
@@ -197,6 +199,9 @@ def sidecar_container(cache: Cache, policy: Policy, *, native: bool) -> dict[str
     side = cache.sidecar
     mounts: list[dict[str, Any]] = [{"name": CONFIG_VOLUME, "mountPath": CONFIG_DIR, "readOnly": True}]
     mounts += [{"name": m.volume, "mountPath": m.directory, "readOnly": True} for m in cache.secrets]
+    disk = disk_path(cache)
+    if disk is not None:
+        mounts.append({"name": DISK_VOLUME, "mountPath": disk})
     resources = {
         part: dict(values)
         for part, values in (("requests", side.resources.requests), ("limits", side.resources.limits))
@@ -246,7 +251,19 @@ def volumes(cache: Cache) -> list[dict[str, Any]]:
         }
         for m in cache.secrets
     ]
-    return [config, *secrets]
+    volumes = [config, *secrets]
+    if disk_path(cache) is not None:
+        # The disk backend keeps entries per pod; the limit leaves room above disk.maxBytes.
+        size_mib = math.ceil(cache.settings.backend.disk.max_bytes * 1.25 / 2**20)
+        volumes.append({"name": DISK_VOLUME, "emptyDir": {"sizeLimit": f"{size_mib}Mi"}})
+    return volumes
+
+
+def disk_path(cache: Cache) -> str | None:
+    """Where the disk backend writes, when this cache uses it (alone or as dual's second tier)."""
+    backend = cache.settings.backend
+    used = backend.dual.l2 if backend.type == "dual" else backend.type
+    return backend.disk.path if used == "disk" else None
 
 
 def _probe(port: int, path: str) -> dict[str, Any]:

@@ -33,6 +33,15 @@ BACKEND_REACHABLE = "BackendReachable"
 
 
 @dataclass(frozen=True, slots=True)
+class BackendCheck:
+    """What probing the backend found."""
+
+    reachable: bool | None
+    """None: the operator could not check (the sidecars may still reach it)."""
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
 class Rendered:
     text: str
     """The sidecar's config file."""
@@ -99,35 +108,31 @@ def status_after_reconcile(
     *,
     cache: Cache,
     rendered: Rendered,
-    backend_problem: str | None,
+    backend: BackendCheck,
     generation: int,
     injected_pods: int,
     now: str,
 ) -> dict[str, Any]:
     """The status patch after the ConfigMap was applied and the backend probed."""
     old = read_status(previous)
-    backend = cache.settings.backend.type
-    if backend_problem is None:
-        reachable = Condition(
-            type=BACKEND_REACHABLE, status="True", reason="Answered", message=f"The {backend} backend answered."
-        )
-        ready = Condition(
-            type=READY,
-            status="True",
-            reason="Reconciled",
-            message=f"Sidecar config {rendered.config_hash} is in ConfigMap {cache.config_map}.",
-        )
-    else:
-        reachable = Condition(type=BACKEND_REACHABLE, status="False", reason="Unreachable", message=backend_problem)
+    where = f"Sidecar config {rendered.config_hash} is in ConfigMap {cache.config_map}"
+    if backend.reachable is False:
+        reachable = Condition(type=BACKEND_REACHABLE, status="False", reason="Unreachable", message=backend.message)
         ready = Condition(
             type=READY,
             status="False",
             reason="BackendUnreachable",
-            message=(
-                f"Sidecar config {rendered.config_hash} is in ConfigMap {cache.config_map}, but the {backend} backend"
-                f" does not answer ({backend_problem}); sidecars pass requests through uncached."
-            ),
+            message=f"{where}, but the backend does not answer ({backend.message});"
+            " sidecars pass requests through uncached.",
         )
+    else:
+        if backend.reachable is None:
+            reachable = Condition(
+                type=BACKEND_REACHABLE, status="Unknown", reason="NotChecked", message=backend.message
+            )
+        else:
+            reachable = Condition(type=BACKEND_REACHABLE, status="True", reason="Answered", message=backend.message)
+        ready = Condition(type=READY, status="True", reason="Reconciled", message=f"{where}.")
     conditions = with_condition(old.conditions, ready, now=now, generation=generation)
     conditions = with_condition(conditions, reachable, now=now, generation=generation)
     last_flush = old.last_flush
@@ -142,7 +147,9 @@ def status_after_reconcile(
         injected_pods=injected_pods,
         last_flush=last_flush,
     )
-    return spec.to_mapping(status, omit_defaults=True)
+    result = spec.to_mapping(status, omit_defaults=True)
+    result["conditions"] = [spec.to_mapping(c) for c in conditions]  # every field, "Unknown" included
+    return result
 
 
 def status_after_invalid(

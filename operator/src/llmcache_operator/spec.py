@@ -21,19 +21,14 @@ the sidecar will read. Errors are `ConfigError`s whose path starts at `spec.`.
 from __future__ import annotations
 
 import dataclasses
+import re
+import types
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass, make_dataclass
-from typing import Any, Literal, get_type_hints
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 from llmcache_sidecar import config
-from llmcache_sidecar.config import (
-    BUILTIN_PROVIDERS,
-    BackendSettings,
-    ConfigError,
-    ProviderSettings,
-    RedisSettings,
-    Settings,
-)
+from llmcache_sidecar.config import BUILTIN_PROVIDERS, BackendSettings, ConfigError, ProviderSettings, Settings
 from llmcache_sidecar.config import key as meta
 
 GROUP = "llmcache.dev"
@@ -213,34 +208,57 @@ class SidecarSpec:
 
 # --- The spec, derived from the sidecar's settings ----------------------------------------
 
-RedisSpec = derive(
-    RedisSettings,
-    "RedisSpec",
-    "Redis connection; the password comes from a Secret, mounted into the sidecar.",
-    replace={
-        "password_file": [
-            (
-                "password_secret_ref",
-                SecretKeyRef | None,
-                field(
-                    default=None,
-                    metadata=meta(
-                        "passwordSecretRef", "Secret key holding the Redis password (mounted, never copied)."
-                    ),
-                ),
-            )
-        ]
-    },
-)
+SECRET_REF_KEYS: dict[str, str] = {}
+"""The sidecar's `xFile` key -> the spec's `xSecretRef` key, for every one derived."""
 
-BackendSpec = derive(
-    BackendSettings,
-    "BackendSpec",
-    "Cache storage.",
-    replace={
-        "redis": [("redis", RedisSpec, field(default_factory=RedisSpec, metadata=meta("redis", "Redis connection.")))]
-    },
-)
+
+def _secret_ref_field(fld: dataclasses.Field[Any]) -> FieldDef:
+    """`xFile: str | None` (a file the sidecar reads) becomes `xSecretRef: SecretKeyRef | None`."""
+    file_key: str = fld.metadata["key"]
+    doc = f"Secret key mounted into the sidecar and read as its {file_key}. {fld.metadata['doc']}"
+    ref_key = file_key.removesuffix("File") + "SecretRef"
+    SECRET_REF_KEYS[file_key] = ref_key
+    name = fld.name.removesuffix("_file") + "_secret_ref"
+    return (name, SecretKeyRef | None, field(default=None, metadata=meta(ref_key, doc)))
+
+
+def with_secret_refs(cls: type) -> type:
+    """`cls`, or a class derived from it where every `*File` setting, at any depth, is a Secret reference.
+
+    A secret is never written into the spec or the ConfigMap: the sidecar reads it from a
+    file, and the spec says which Secret key that file is (`passwordSecretRef`,
+    `accessKeyIdSecretRef`, `credentialsSecretRef`, ...). Classes without such settings
+    are used as they are.
+    """
+    hints = get_type_hints(cls)
+    replace: dict[str, Sequence[FieldDef]] = {}
+    for fld in fields(cls):
+        if fld.name.endswith("_file"):
+            replace[fld.name] = [_secret_ref_field(fld)]
+            continue
+        inner, optional = _unwrap(hints[fld.name])
+        if not (is_dataclass(inner) and isinstance(inner, type)):
+            continue
+        derived = with_secret_refs(inner)
+        if derived is inner:
+            continue
+        if optional:
+            replace[fld.name] = [(fld.name, derived | None, field(default=None, metadata=fld.metadata))]
+        else:
+            replace[fld.name] = [(fld.name, derived, field(default_factory=derived, metadata=fld.metadata))]
+    if not replace:
+        return cls
+    name = cls.__name__.removesuffix("Settings") + "Spec"
+    return derive(cls, name, cls.__doc__ or "", replace=replace)
+
+
+def _unwrap(tp: Any) -> tuple[Any, bool]:
+    if get_origin(tp) in (Union, types.UnionType):
+        return next(a for a in get_args(tp) if a is not type(None)), True
+    return tp, False
+
+
+BackendSpec = with_secret_refs(BackendSettings)
 
 
 def _check_spec(self: Any, path: str) -> None:
@@ -440,7 +458,6 @@ def parse(raw: Mapping[str, Any] | None, *, name: str, namespace: str, secret_ro
     """
     spec: Any = config.parse(LLMCacheSpec, _quantities_as_strings(raw), "spec")
     sidecar: SidecarSpec = spec.sidecar
-    secrets: list[SecretMount] = []
     data = to_mapping(spec)
     for k8s_only in ("podSelector", "sidecar", "customProviders"):
         del data[k8s_only]
@@ -450,20 +467,13 @@ def parse(raw: Mapping[str, Any] | None, *, name: str, namespace: str, secret_ro
     data["providers"] = {
         provider: to_mapping(spec.custom_providers.get(provider, ProviderSettings())) for provider in spec.providers
     }
-    redis = data["backend"]["redis"]
-    password_ref: SecretKeyRef | None = spec.backend.redis.password_secret_ref
-    del redis["passwordSecretRef"]
-    if password_ref is not None:
-        mount = SecretMount(password_ref, "llmcache-redis-password", f"{secret_root}/redis", "password")
-        secrets.append(mount)
-        redis["passwordFile"] = mount.path
+    secrets = _mount_secret_refs(data["backend"], [], secret_root)
     try:
         settings = config.parse(Settings, data, "spec")
     except ConfigError as exc:
-        # Settings' own cross-field checks name paths from the root of the config file.
-        if exc.path.startswith("spec"):
-            raise
-        raise ConfigError(f"spec.{exc.path}" if exc.path else "spec", exc.message) from exc
+        # Settings' own checks speak of the sidecar's file: name what the user wrote instead.
+        path = exc.path if exc.path.startswith("spec") else f"spec.{exc.path}".rstrip(".")
+        raise ConfigError(_spec_words(path), _spec_words(exc.message)) from exc
     return Cache(
         name=name,
         namespace=namespace,
@@ -472,6 +482,34 @@ def parse(raw: Mapping[str, Any] | None, *, name: str, namespace: str, secret_ro
         sidecar=sidecar,
         secrets=tuple(secrets),
     )
+
+
+def _mount_secret_refs(node: dict[str, Any], path: list[str], root: str) -> list[SecretMount]:
+    """Replace each `xSecretRef` under `node` by the `xFile` path where its Secret is mounted."""
+    mounts: list[SecretMount] = []
+    for key in list(node):
+        value = node[key]
+        if key.endswith("SecretRef"):
+            del node[key]
+            if value is None:
+                continue
+            stem = key.removesuffix("SecretRef")
+            slug = "-".join(_kebab(part) for part in [*path, stem])
+            ref = SecretKeyRef(name=value["name"], key=value["key"])
+            mount = SecretMount(ref, f"llmcache-{slug}", f"{root}/{slug}", _kebab(stem))
+            mounts.append(mount)
+            node[f"{stem}File"] = mount.path
+        elif isinstance(value, dict):
+            mounts += _mount_secret_refs(value, [*path, key], root)
+    return mounts
+
+
+def _kebab(name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"-\1", name).lower()
+
+
+def _spec_words(text: str) -> str:
+    return re.sub(r"\b\w+File\b", lambda m: SECRET_REF_KEYS.get(m.group(0), m.group(0)), text)
 
 
 def _quantities_as_strings(raw: Mapping[str, Any] | None) -> Any:

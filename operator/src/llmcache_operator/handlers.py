@@ -12,7 +12,7 @@ from typing import Any
 
 import kopf
 
-from llmcache_operator import k8s, probe, reconcile, webhook
+from llmcache_operator import k8s, probe, reconcile, webhook, webhook_tls
 from llmcache_operator import spec as model
 from llmcache_operator.options import Options
 from llmcache_operator.patching import INJECTED_ANNOTATION
@@ -37,6 +37,9 @@ async def startup_fn(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: k
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=ANNOTATION_PREFIX)
     settings.persistence.finalizer = f"{ANNOTATION_PREFIX}/finalizer"
     settings.posting.level = logging.WARNING
+    tls = webhook_tls.TLSOptions.from_env(os.environ)
+    if tls is not None and options.webhook is not None:  # no cert-manager: the operator keeps its own CA
+        await webhook_tls.ensure(api, tls, options.webhook.certfile, options.webhook.keyfile)
     settings.admission.server = webhook.server(options.webhook)
     version = await api.server_version()
     memo[MEMO_KEY] = Runtime(api=api, options=options, policy=options.policy(version))

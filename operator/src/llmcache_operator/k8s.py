@@ -35,6 +35,7 @@ class Api:
         self._core = client.CoreV1Api(api_client)
         self._custom = client.CustomObjectsApi(api_client)
         self._version = client.VersionApi(api_client)
+        self._admission = client.AdmissionregistrationV1Api(api_client)
 
     @classmethod
     def for_server(cls, host: str, *, token: str | None = None, verify_ssl: bool = True) -> Api:
@@ -124,6 +125,70 @@ class Api:
             logger.warning("cannot read the API server's version (%s); assuming no native sidecars", exc)
             return None
         return parse_version(info.major, info.minor)
+
+    # --- The webhook's own certificate (webhook_tls.TLSStore) ---------------------------------
+
+    async def read_secret_data(self, namespace: str, name: str) -> tuple[dict[str, str], str] | None:
+        """A Secret's base64 `data` and resourceVersion, or None when it does not exist."""
+        try:
+            secret = await self._core.read_namespaced_secret(name, namespace, _request_timeout=TIMEOUT)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        data = {key: str(value) for key, value in (secret.data or {}).items()}
+        return data, str(secret.metadata.resource_version if secret.metadata else "")
+
+    async def create_secret(self, body: Mapping[str, Any]) -> bool:
+        """Create a Secret; False when one of that name exists already."""
+        try:
+            await self._core.create_namespaced_secret(
+                body["metadata"]["namespace"], _secret(body), field_manager=FIELD_MANAGER, _request_timeout=TIMEOUT
+            )
+        except ApiException as exc:
+            if exc.status == 409:
+                return False
+            raise
+        return True
+
+    async def replace_secret(self, body: Mapping[str, Any]) -> bool:
+        """Replace a Secret at the resourceVersion in `body`; False on a conflict."""
+        meta = body["metadata"]
+        try:
+            await self._core.replace_namespaced_secret(
+                meta["name"], meta["namespace"], _secret(body), field_manager=FIELD_MANAGER, _request_timeout=TIMEOUT
+            )
+        except ApiException as exc:
+            if exc.status in (404, 409):
+                return False
+            raise
+        return True
+
+    async def read_mutating_webhook_configuration(self, name: str) -> dict[str, Any] | None:
+        try:
+            found = await self._admission.read_mutating_webhook_configuration(name, _request_timeout=TIMEOUT)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        plain: dict[str, Any] = self._client.sanitize_for_serialization(found)  # type: ignore[no-untyped-call]
+        return plain
+
+    async def patch_mutating_webhook_configuration(self, name: str, ops: list[dict[str, Any]]) -> None:
+        await self._admission.patch_mutating_webhook_configuration(
+            name,
+            ops,
+            field_manager=FIELD_MANAGER,
+            _content_type="application/json-patch+json",
+            _request_timeout=TIMEOUT,
+        )
+
+
+def _secret(body: Mapping[str, Any]) -> client.V1Secret:
+    model = client.V1Secret.from_dict(dict(body))
+    if model is None:
+        raise ValueError("not a Secret")
+    return model
 
 
 def parse_version(major: str | None, minor: str | None) -> tuple[int, int] | None:

@@ -1,0 +1,301 @@
+"""Security properties read from the rendered objects: minimal RBAC, restricted pods, a fail-open webhook.
+
+The RBAC the chart grants is compared with what the operator's code calls:
+`llmcache_operator.k8s` (read with `ast`: every client method it calls is mapped to a
+verb and resource below, and an unmapped one fails the test) and kopf's own needs,
+derived from the handlers registered by `llmcache_operator.handlers`. The end-to-end
+test (tests/e2e_k8s/test_chart_e2e.py) then runs the operator with exactly these
+permissions against a real API server.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import pytest
+
+from tests.chart.helm import NAMESPACE, RELEASE, Helm, Obj, by_kind, env_of, one, pod_specs
+from tests.chart.test_render import OPTION_SETS, rendered
+
+Permission = tuple[str, str, str]  # (apiGroup, resource, verb)
+
+# Each Kubernetes client method llmcache_operator.k8s calls, and the permission it needs.
+CLIENT_CALLS: dict[str, Permission | None] = {
+    "create_namespaced_config_map": ("", "configmaps", "create"),
+    "patch_namespaced_config_map": ("", "configmaps", "patch"),
+    "read_namespaced_secret": ("", "secrets", "get"),
+    "create_namespaced_secret": ("", "secrets", "create"),
+    "replace_namespaced_secret": ("", "secrets", "update"),
+    "patch_namespaced_custom_object_status": ("llmcache.dev", "llmcaches/status", "patch"),
+    "read_mutating_webhook_configuration": ("admissionregistration.k8s.io", "mutatingwebhookconfigurations", "get"),
+    "patch_mutating_webhook_configuration": ("admissionregistration.k8s.io", "mutatingwebhookconfigurations", "patch"),
+    "get_code": None,  # GET /version: readable by every authenticated user (system:public-info-viewer)
+}
+# Granted although no code calls them, each for a reason the chart's template states.
+NOT_CALLS: set[Permission] = {
+    ("llmcache.dev", "llmcaches/finalizers", "update"),  # blockOwnerDeletion on the ConfigMap's ownerReference
+}
+API_ATTRIBUTES = {"_core", "_custom", "_admission", "_version"}
+DANGEROUS_VERBS = {"*", "delete", "deletecollection", "escalate", "bind", "impersonate"}
+
+
+def k8s_calls_by_method() -> dict[str, set[Permission]]:
+    """k8s.Api method name -> the permissions of the client calls it makes."""
+    from llmcache_operator import k8s
+
+    tree = ast.parse(inspect.getsource(k8s.Api))
+    result: dict[str, set[Permission]] = {}
+    for method in (n for n in ast.walk(tree) if isinstance(n, ast.AsyncFunctionDef | ast.FunctionDef)):
+        for node in ast.walk(method):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and isinstance(node.func.value, ast.Attribute)
+                and node.func.value.attr in API_ATTRIBUTES
+            ):
+                call = node.func.attr
+                assert call in CLIENT_CALLS, (
+                    f"k8s.Api.{method.name} calls {call}: map it here and grant it in the chart"
+                )
+                if CLIENT_CALLS[call] is not None:
+                    result.setdefault(method.name, set()).add(CLIENT_CALLS[call])  # type: ignore[arg-type]
+    return result
+
+
+def kopf_needs() -> set[Permission]:
+    """What kopf itself calls for the handlers llmcache_operator.handlers registers."""
+    import kopf
+
+    import llmcache_operator.handlers  # noqa: F401  - registers the handlers
+
+    registry = kopf.get_default_registry()
+    needs: set[Permission] = {
+        ("", "events", "create"),  # kopf.warn and handler errors become Events
+        ("apiextensions.k8s.io", "customresourcedefinitions", "list"),  # noticing CRDs appear and go
+        ("apiextensions.k8s.io", "customresourcedefinitions", "watch"),
+    }
+    observing = [*registry._indexing.get_all_handlers(), *registry._watching.get_all_handlers()]
+    changing = [*registry._changing.get_all_handlers(), *registry._spawning.get_all_handlers()]
+    for handler in [*observing, *changing]:
+        selector = handler.selector
+        plural = selector.plural or selector.any_name if selector is not None else None
+        assert selector is not None and isinstance(plural, str), f"handler {handler.id}: a resource kopf must list"
+        group = selector.group or ""
+        needs |= {(group, plural, "list"), (group, plural, "watch")}
+        if handler in changing:
+            # kopf keeps its progress in annotations (a patch) and writes the returned status.
+            needs |= {(group, plural, "patch"), (group, f"{plural}/status", "patch")}
+    assert registry._webhooks.get_all_handlers(), "the admission handler is served, not watched: no permission"
+    return needs
+
+
+def tls_store_methods() -> set[str]:
+    from llmcache_operator.webhook_tls import TLSStore
+
+    return {name for name in vars(TLSStore) if not name.startswith("_")}
+
+
+def flatten(rules: Iterable[Mapping[str, Any]]) -> set[Permission]:
+    return {
+        (group, resource, verb)
+        for rule in rules
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+
+
+def operator_rules(objs: list[Obj]) -> tuple[list[Obj], list[Obj]]:
+    """(rules of the operator's ClusterRole, rules of the webhook-TLS Role and ClusterRole)."""
+    main = one(objs, "ClusterRole", "-operator")["rules"]
+    tls = [r for o in by_kind(objs, "ClusterRole") + by_kind(objs, "Role")
+           if o["metadata"]["name"].endswith("-webhook-tls") for r in o["rules"]]  # fmt: skip
+    return main, tls
+
+
+# --- RBAC ------------------------------------------------------------------------------------------------------
+
+
+def test_the_operators_cluster_role_grants_exactly_what_its_code_and_kopf_call(helm: Helm) -> None:
+    by_method = k8s_calls_by_method()
+    tls_methods = tls_store_methods()
+    core_calls = set().union(*(perms for method, perms in by_method.items() if method not in tls_methods))
+    main, _ = operator_rules(rendered(helm, "defaults"))
+
+    assert flatten(main) == kopf_needs() | core_calls | NOT_CALLS
+    assert all("resourceNames" not in rule for rule in main)
+
+
+def test_the_webhook_tls_permissions_are_exactly_the_tls_calls_and_limited_by_name(helm: Helm) -> None:
+    by_method = k8s_calls_by_method()
+    tls_calls = set().union(*(by_method[m] for m in tls_store_methods() if m in by_method))
+    objs = rendered(helm, "defaults")
+    main, tls = operator_rules(objs)
+    secret_name = env_of(one(objs, "Deployment", "-operator")["spec"]["template"]["spec"]["containers"][0])[
+        "LLMCACHE_OPERATOR_WEBHOOK_TLS_SECRET"
+    ]
+
+    assert flatten(tls) | (tls_calls & flatten(main)) == tls_calls  # get secrets: already granted above
+    for rule in tls:
+        if rule["verbs"] != ["create"]:  # create cannot be limited by name
+            assert rule["resourceNames"] in (
+                [secret_name],
+                [one(objs, "MutatingWebhookConfiguration")["metadata"]["name"]],
+            )
+    role = next(r for r in by_kind(objs, "Role") if r["metadata"]["name"].endswith("-webhook-tls"))
+    assert role["metadata"]["namespace"] == NAMESPACE  # Secrets of the release namespace only
+
+
+def test_with_cert_manager_the_operator_gets_no_tls_permissions(helm: Helm) -> None:
+    _, tls = operator_rules(rendered(helm, "cert-manager"))
+    assert tls == []
+
+
+@pytest.mark.parametrize("option_set", sorted(OPTION_SETS))
+def test_no_rule_grants_wildcards_or_dangerous_verbs_and_bindings_name_only_the_operator(
+    helm: Helm, option_set: str
+) -> None:
+    objs = rendered(helm, option_set)
+    for role in by_kind(objs, "ClusterRole") + by_kind(objs, "Role"):
+        for rule in role["rules"]:
+            assert not DANGEROUS_VERBS & set(rule["verbs"]), role["metadata"]["name"]
+            assert "*" not in rule["apiGroups"] + rule["resources"], role["metadata"]["name"]
+            assert "nonResourceURLs" not in rule
+    for binding in by_kind(objs, "ClusterRoleBinding") + by_kind(objs, "RoleBinding"):
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": f"{RELEASE}-llmcache-operator", "namespace": NAMESPACE}
+        ]
+    workloads = pod_specs(objs)
+    operator_spec = next(spec for name, spec in workloads if name.endswith("-operator"))
+    assert operator_spec["serviceAccountName"] == f"{RELEASE}-llmcache-operator"
+    for name, spec in workloads:
+        if not name.endswith("-operator"):
+            assert spec.get("automountServiceAccountToken") is False, f"{name} needs no API access"
+
+
+# --- Pods ---------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("option_set", sorted(OPTION_SETS))
+def test_every_container_is_non_root_read_only_without_capabilities_and_bounded(helm: Helm, option_set: str) -> None:
+    for name, spec in pod_specs(rendered(helm, option_set)):
+        pod = spec["securityContext"]
+        assert pod["runAsNonRoot"] is True and pod["runAsUser"] > 0, name
+        assert pod["seccompProfile"] == {"type": "RuntimeDefault"}, name
+        assert not any(spec.get(k) for k in ("hostNetwork", "hostPID", "hostIPC")), name
+        assert not [v for v in spec.get("volumes", []) if "hostPath" in v], name
+        for container in spec["containers"] + spec.get("initContainers", []):
+            context = container["securityContext"]
+            assert context["runAsNonRoot"] is True, name
+            assert context["allowPrivilegeEscalation"] is False, name
+            assert context["readOnlyRootFilesystem"] is True, name
+            assert context["capabilities"] == {"drop": ["ALL"]}, name
+            assert context.get("privileged", False) is False, name
+            assert context["seccompProfile"] == {"type": "RuntimeDefault"}, name
+            assert container["resources"]["requests"]["memory"] and container["resources"]["limits"]["memory"], name
+
+
+def test_the_pods_uids_are_the_ones_the_images_run_as(helm: Helm) -> None:
+    from llmcache_operator.injection import SIDECAR_UID
+    from tests.chart.test_images import dockerfile_user
+
+    spec = one(rendered(helm, "defaults"), "Deployment", "-operator")["spec"]["template"]["spec"]
+    assert str(spec["securityContext"]["runAsUser"]) == dockerfile_user("operator")
+    assert str(SIDECAR_UID) == dockerfile_user("sidecar")  # the webhook sets runAsUser on the sidecar
+
+
+# --- The webhook fails open and skips what it must -----------------------------------------------------------
+
+
+def selected(selector: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
+    """Kubernetes label-selector semantics (matchLabels and matchExpressions)."""
+    if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
+        return False
+    for expression in selector.get("matchExpressions") or []:
+        key, operator, values = expression["key"], expression["operator"], expression.get("values", [])
+        ok = {
+            "In": key in labels and labels[key] in values,
+            "NotIn": key not in labels or labels[key] not in values,
+            "Exists": key in labels,
+            "DoesNotExist": key not in labels,
+        }[operator]
+        if not ok:
+            return False
+    return True
+
+
+def namespace_labels(name: str, *, modern: bool = True, webhook: str | None = None) -> dict[str, str]:
+    """A namespace's labels: 1.21+ servers add kubernetes.io/metadata.name, 1.20 does not;
+    `webhook` is the value of the documented llmcache.dev/webhook label."""
+    labels = {"kubernetes.io/metadata.name": name} if modern else {}
+    return labels if webhook is None else {**labels, "llmcache.dev/webhook": webhook}
+
+
+def test_the_webhook_fails_open_fast_and_only_on_pod_creation(helm: Helm) -> None:
+    (hook,) = one(rendered(helm, "defaults"), "MutatingWebhookConfiguration")["webhooks"]
+    assert hook["failurePolicy"] == "Ignore"
+    assert hook["sideEffects"] == "None"
+    assert hook["admissionReviewVersions"] == ["v1"]
+    assert hook["timeoutSeconds"] <= 5
+    assert hook["rules"] == [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"],
+                              "resources": ["pods"], "scope": "Namespaced"}]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("labels", "sent"),
+    [
+        (namespace_labels("team-a"), True),
+        (namespace_labels("kube-system"), False),
+        (namespace_labels("kube-public"), False),
+        (namespace_labels("kube-node-lease"), False),
+        (namespace_labels(NAMESPACE), False),  # the release namespace
+        (namespace_labels("team-b", webhook="disabled"), False),  # the documented opt-out
+        # Kubernetes 1.20: no name label, so the system namespaces need the opt-out label.
+        (namespace_labels("kube-system", modern=False, webhook="disabled"), False),
+        (namespace_labels("team-a", modern=False), True),
+    ],
+)
+def test_the_namespace_selector_skips_system_and_release_namespaces(
+    helm: Helm, labels: dict[str, str], sent: bool
+) -> None:
+    (hook,) = one(rendered(helm, "defaults"), "MutatingWebhookConfiguration")["webhooks"]
+    assert selected(hook["namespaceSelector"], labels) is sent
+
+
+@pytest.mark.parametrize(
+    ("labels", "sent"),
+    [
+        (namespace_labels("team-a"), False),
+        (namespace_labels("team-a", webhook="enabled"), True),
+        (namespace_labels("monitoring", webhook="enabled"), False),  # excluded by name
+        (namespace_labels(NAMESPACE, webhook="enabled"), False),
+    ],
+)
+def test_with_opt_in_only_labelled_namespaces_are_sent(helm: Helm, labels: dict[str, str], sent: bool) -> None:
+    (hook,) = one(rendered(helm, "opt-in-namespaces"), "MutatingWebhookConfiguration")["webhooks"]
+    assert selected(hook["namespaceSelector"], labels) is sent
+
+
+@pytest.mark.parametrize("option_set", ["defaults", "redis", "scheduling"])
+def test_llmcaches_own_pods_are_never_sent_to_the_webhook(helm: Helm, option_set: str) -> None:
+    objs = rendered(helm, option_set)
+    (hook,) = one(objs, "MutatingWebhookConfiguration")["webhooks"]
+    own = [o["spec"]["template"]["metadata"]["labels"] for o in objs if o["kind"] in ("Deployment", "StatefulSet")]
+    assert own
+    assert not [labels for labels in own if selected(hook["objectSelector"], labels)]
+    assert selected(hook["objectSelector"], {"app": "chat", "llmcache.dev/enabled": "true"})
+
+
+def test_the_operator_also_refuses_the_system_and_release_namespaces_itself(helm: Helm) -> None:
+    """Belt and braces for 1.20, where the namespace selector cannot tell namespaces by name."""
+    from llmcache_operator.injection import OWN_LABEL, SYSTEM_NAMESPACES
+
+    objs = rendered(helm, "defaults")
+    env = env_of(one(objs, "Deployment", "-operator")["spec"]["template"]["spec"]["containers"][0])
+    excluded = set(env["LLMCACHE_OPERATOR_EXCLUDED_NAMESPACES"].split(","))
+    assert excluded >= SYSTEM_NAMESPACES | {NAMESPACE}
+    labels = one(objs, "Deployment", "-operator")["spec"]["template"]["metadata"]["labels"]
+    assert labels[OWN_LABEL[0]] == OWN_LABEL[1]  # the operator's own check skips these pods too

@@ -12,7 +12,7 @@ PACKAGES := -e "sidecar[all]" -e "embedder[minilm]" -e operator
 # torch first, on its own and pinned: pip then takes the local CPU wheel, never the multi-GB CUDA build.
 TORCH    := torch==2.13.0
 
-.PHONY: help venv run run-operator crds test lint format system-deps tools kube-apiserver e2e-k8s demo bench eval-semantic clean
+.PHONY: help venv run run-operator crds images test lint format system-deps tools kube-apiserver e2e-k8s demo bench eval-semantic clean
 
 help:
 	@echo "make run     start the sidecar on 127.0.0.1:8787 (admin 127.0.0.1:8788); CONFIG=file.yaml to configure"
@@ -20,7 +20,8 @@ help:
 	@echo "make demo    offline demo: a fake provider, the sidecar, the openai SDK asking twice"
 	@echo "make bench   hit/miss latency and throughput, RSS (figures in docs/benchmarks.md)"
 	@echo "make lint    ruff, mypy --strict, import-linter"
-	@echo "make crds    regenerate crds/ from the config model"
+	@echo "make crds    regenerate crds/ (and the chart's copy) from the config model"
+	@echo "make images  build the sidecar and operator images (needs a Docker engine)"
 	@echo "make run-operator  run the operator against the current kubeconfig"
 	@echo "make e2e-k8s build (once, cached in ~/.cache) a kube-apiserver 1.20 and run the end-to-end tier against it"
 	@echo "make eval-semantic  paraphrase hits and near-miss false hits, raw cosine vs the matcher, real model"
@@ -51,6 +52,13 @@ run-operator: $(STAMP)
 # The CRD is generated from the sidecar's config model; a test fails when the committed one drifts.
 crds: $(STAMP)
 	$(BIN)/python -m llmcache_operator.crd
+	cp crds/*.yaml charts/llmcache/crds/
+
+# Container images, where a Docker engine runs (none does on the project's build machines).
+VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' operator/src/llmcache_operator/__init__.py)
+images:
+	docker build -f sidecar/Dockerfile -t ghcr.io/llmcache/llmcache-sidecar:$(VERSION) .
+	docker build -f operator/Dockerfile -t ghcr.io/llmcache/llmcache-operator:$(VERSION) .
 
 system-deps:
 	scripts/install-test-servers.sh

@@ -11,12 +11,12 @@ import pytest
 
 from tests.chart.helm import HELMS, ROOT, Helm, helm_binary
 
-REQUIRE_ENV = "LLMCACHE_REQUIRE_TOOLS"
+REQUIRE_ENV = "REQUIRE_TEST_TOOLS"
 FETCH_TIMEOUT_S = 600
 
 
 def _missing(message: str) -> None:
-    # CI sets LLMCACHE_REQUIRE_TOOLS=1 so that a missing binary fails instead of hiding behind a skip.
+    # CI sets REQUIRE_TEST_TOOLS=1 so that a missing binary fails instead of hiding behind a skip.
     if os.environ.get(REQUIRE_ENV) == "1":
         pytest.fail(message)
     pytest.skip(message)

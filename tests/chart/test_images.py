@@ -159,7 +159,7 @@ def sidecar_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )  # fmt: skip
     if installed.returncode != 0:
         message = f"cannot install the sidecar's dependencies (no package registry?):\n{installed.stderr[-2000:]}"
-        if os.environ.get("LLMCACHE_REQUIRE_TOOLS") == "1":
+        if os.environ.get("REQUIRE_TEST_TOOLS") == "1":
             pytest.fail(message)
         pytest.skip(message)
     return venv

@@ -171,7 +171,7 @@ class Api:
             if exc.status == 404:
                 return None
             raise
-        plain: dict[str, Any] = self._client.sanitize_for_serialization(found)  # type: ignore[no-untyped-call]
+        plain: dict[str, Any] = self._client.sanitize_for_serialization(found)  # type: ignore[no-untyped-call,unused-ignore]
         return plain
 
     async def patch_mutating_webhook_configuration(self, name: str, ops: list[dict[str, Any]]) -> None:
@@ -184,11 +184,11 @@ class Api:
         )
 
 
-def _secret(body: Mapping[str, Any]) -> client.V1Secret:
-    model = client.V1Secret.from_dict(dict(body))
-    if model is None:
+def _secret(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A plain dict body: the client sends it as JSON, and it works on every client release."""
+    if body.get("kind", "Secret") != "Secret":
         raise ValueError("not a Secret")
-    return model
+    return dict(body)
 
 
 def parse_version(major: str | None, minor: str | None) -> tuple[int, int] | None:

@@ -215,6 +215,11 @@ def telemetry_runs(provider: str, work: Path, seconds: int, path: str) -> list[R
                 {"telemetry": {"otlpEndpoint": sink}},
                 {"OTEL_TRACES_SAMPLER": "always_on"},
             ),
+            (
+                "hit (memory), metrics + traces 10%",
+                {"telemetry": {"otlpEndpoint": sink}},
+                {"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"},
+            ),
         ]
         for name, extra, env in variants:
             with sidecar(provider, {"type": "memory"}, work, extra=extra, env=env) as running:

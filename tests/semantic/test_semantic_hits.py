@@ -159,3 +159,33 @@ async def test_stats_show_the_semantic_section(semantic_sidecar: SemanticSidecar
     assert numbers["prompts"] == 2
     assert (numbers["lookups"], numbers["hits"], numbers["indexed"]) == (3, 1, 2)
     assert numbers["rejected"] == {"unit": 1}  # 100 USD is not 100 EUR: the first rule that fails is counted
+
+
+async def test_semantic_hits_and_rejections_reach_the_metrics(
+    semantic_sidecar: SemanticSidecarFactory, upstream: Upstream
+) -> None:
+    import aiohttp
+    from prometheus_client.parser import text_string_to_metric_families
+
+    sidecar = await semantic_sidecar()
+    model = "gpt-4o-mini-semantic-metrics"  # a label set of its own
+    await ask(sidecar, QUESTION, model=model)
+    await ask(sidecar, PARAPHRASE, model=model)
+    await ask(sidecar, "How do I not reset my password?", model=model)  # a negation: refused
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{sidecar.admin_url}/metrics") as resp:
+            text = await resp.text()
+    samples = {
+        (s.name, tuple(sorted((k, v) for k, v in s.labels.items() if not k.startswith("otel_")))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+    semantic_requests = [
+        v for (name, labels), v in samples.items()
+        if name == "llmcache_requests_total" and ("llmcache_status", "semantic") in labels
+        and ("gen_ai_request_model", model) in labels
+    ]  # fmt: skip
+    assert semantic_requests == [1]
+    assert samples[("llmcache_semantic_lookups_total", (("llmcache_outcome", "hits"),))] >= 1
+    assert any(name == "llmcache_semantic_rejections_total" for name, _ in samples)
+    assert any(name == "llmcache_semantic_similarity_count" for name, _ in samples)

@@ -92,6 +92,7 @@ async def _telemetry(app: web.Application) -> AsyncIterator[None]:
     """Expose this app's counters to the metric readers, and keep the size gauges fresh."""
     state = app[STATE]
     telemetry.refresh_tracing_flag()
+    state.aggregates.semantic = state.semantic
     telemetry.register(state.aggregates)
     refresher = asyncio.get_running_loop().create_task(_refresh_sizes(state))
     yield

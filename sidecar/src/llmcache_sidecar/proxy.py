@@ -105,7 +105,8 @@ async def _serve_cacheable(
             tel.status, tel.saved_usage, tel.saved_seconds = "hit", entry.usage, entry.elapsed
             return await _answer_hit(request, rt, entry, key)
         if (found := await semantic.lookup(state, rt, request, route, tail, parsed, ctl, key)) is not None:
-            tel.status, tel.saved_usage, tel.saved_seconds = "hit", found.entry.usage, found.entry.elapsed
+            tel.status, tel.saved_usage, tel.saved_seconds = "semantic", found.entry.usage, found.entry.elapsed
+            telemetry.SEMANTIC_SIMILARITY.record(found.similarity, {"llmcache.provider": route.name})
             return await _answer_hit(request, rt, found.entry, found.key, similarity=found.similarity)
     return await _answer_miss(request, state, rt, route, tail, body, parsed, ctl, key, tel)
 

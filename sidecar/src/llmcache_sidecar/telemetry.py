@@ -57,6 +57,8 @@ class Aggregates:
     entries: int | None = None
     bytes: int | None = None
     backend: str = ""
+    semantic: Any = None
+    """The semantic cache's counters (lookups by outcome, rejections by reason), when it runs."""
 
 
 _LIVE: weakref.WeakSet[Aggregates] = weakref.WeakSet()
@@ -113,6 +115,25 @@ def _sum_pairs(pick: Any) -> Iterable[Observation]:
             totals[k] += v
     for (provider, model), value in totals.items():
         yield Observation(round(value, 9), {"llmcache.provider": provider, "gen_ai.request.model": model})
+
+
+_SEMANTIC_OUTCOMES = ("hits", "shadow_hits", "misses", "skipped", "embed_errors", "index_errors")
+
+
+def _observe_semantic_lookups(options: CallbackOptions) -> Iterable[Observation]:
+    for outcome in _SEMANTIC_OUTCOMES:
+        total = sum(getattr(agg.semantic, outcome) for agg in list(_LIVE) if agg.semantic is not None)
+        yield Observation(total, {"llmcache.outcome": outcome})
+
+
+def _observe_semantic_rejections(options: CallbackOptions) -> Iterable[Observation]:
+    totals: defaultdict[str, int] = defaultdict(int)
+    for agg in list(_LIVE):
+        if agg.semantic is not None:
+            for reason, count in agg.semantic.rejected.items():
+                totals[reason] += count
+    for reason, value in totals.items():
+        yield Observation(value, {"llmcache.reason": reason})
 
 
 def _observe_size(attribute: str) -> Any:
@@ -199,6 +220,18 @@ meter.create_observable_counter(
     [_observe_latency],
     unit="s",
     description="Upstream time the original answers took, less the time the hits took.",
+)
+meter.create_observable_counter(
+    "llmcache.semantic.lookups",
+    [_observe_semantic_lookups],
+    unit="{lookup}",
+    description="Semantic lookups after exact misses, by outcome.",
+)
+meter.create_observable_counter(
+    "llmcache.semantic.rejections",
+    [_observe_semantic_rejections],
+    unit="{candidate}",
+    description="Semantic candidates the verifier refused, by reason.",
 )
 meter.create_observable_gauge(
     "llmcache.entries", [_observe_size("entries")], unit="{entry}", description="Entries the backend holds."

@@ -77,3 +77,36 @@ def scope(key: str) -> str:
 def short(key: str) -> str:
     """What logs show of a key: enough to correlate, never the whole key."""
     return key[-12:]
+
+
+MemoKey = tuple[str, str, str, tuple[str | None, ...], bytes]
+
+
+class DigestMemo:
+    """The digest (and model) already computed for a raw request body.
+
+    A repeated request, the common case for a cache, then skips parsing and canonical
+    encoding: the body's SHA-256 replaces them. The memo is exact, not a heuristic: its
+    key holds every input of `request_digest` other than the configuration (provider,
+    path, query, the answer-changing headers, the raw bytes), and the runtime that owns
+    it is rebuilt when the configuration changes. Bodies with a `cache` control field
+    are never remembered. Bounded: the oldest entry goes first.
+    """
+
+    __slots__ = ("_items", "_size")
+
+    def __init__(self, size: int = 4096) -> None:
+        self._items: dict[MemoKey, tuple[str, str | None]] = {}
+        self._size = size
+
+    @staticmethod
+    def key(provider: str, path: str, query: str, headers: tuple[str | None, ...], body: bytes) -> MemoKey:
+        return (provider, path, query, headers, hashlib.sha256(body).digest())
+
+    def get(self, key: MemoKey) -> tuple[str, str | None] | None:
+        return self._items.get(key)
+
+    def put(self, key: MemoKey, digest: str, model: str | None) -> None:
+        if len(self._items) >= self._size:
+            del self._items[next(iter(self._items))]
+        self._items[key] = (digest, model)

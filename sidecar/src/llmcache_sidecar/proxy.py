@@ -76,22 +76,39 @@ async def _serve_cacheable(
     body, complete = await _read_capped(request, rt.settings.max_body_bytes)
     if not complete:
         return await _bypass(request, route, tail, _chain(body, request.content), "too-large", state, tel)
-    try:
-        parsed = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        parsed = None
-    if not isinstance(parsed, dict):
-        return await _bypass(request, route, tail, body, "not-json", state, tel)
-    tel.set_model(route.kind.model(tail, parsed))
-    body_cache = parsed.pop("cache", None)
-    if body_cache is not None:
-        body = orjson.dumps(parsed)  # the control field never goes upstream
+    key_headers = tuple(request.headers.get(h) for h in route.kind.key_headers)
+    memo_key = rt.digests.key(route.name, tail, request.query_string, key_headers, body)
+    parsed: dict[str, Any] | None = None
+    known = rt.digests.get(memo_key)
+    if known is not None:  # seen before: no parsing, no canonical encoding
+        digest: str | None = known[0]
+        tel.set_model(known[1])
+        body_cache = None  # a body with a `cache` field is never remembered
+    else:
+        try:
+            loaded = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            loaded = None
+        if not isinstance(loaded, dict):
+            return await _bypass(request, route, tail, body, "not-json", state, tel)
+        parsed, digest = loaded, None
+        tel.set_model(route.kind.model(tail, parsed))
+        body_cache = parsed.pop("cache", None)
+        if body_cache is not None:
+            body = orjson.dumps(parsed)  # the control field never goes upstream
     try:
         ctl = controls.parse(request.headers, body_cache)
     except ControlError as exc:
         return await _bypass(request, route, tail, body, exc.reason, state, tel)
+    if ctl.key is not None:
+        digest = keys.caller_digest(provider=route.name, path=tail, caller_key=ctl.key)
+    elif digest is None:
+        assert parsed is not None
+        digest = _request_digest(request, rt, route, tail, parsed)
+        if body_cache is None:
+            rt.digests.put(memo_key, digest, tel.model or None)
 
-    key = tel.key = await _key(request, state, rt, route, tail, parsed, ctl)
+    key = tel.key = await _key(request, state, rt, route, ctl, digest)
     if ctl.lookup:
         started = time.perf_counter()
         entry = await rt.backend.get(key)
@@ -104,10 +121,14 @@ async def _serve_cacheable(
             state.counters.hits += 1
             tel.status, tel.saved_usage, tel.saved_seconds = "hit", entry.usage, entry.elapsed
             return await _answer_hit(request, rt, entry, key)
+        if parsed is None:
+            parsed = orjson.loads(body)
         if (found := await semantic.lookup(state, rt, request, route, tail, parsed, ctl, key)) is not None:
             tel.status, tel.saved_usage, tel.saved_seconds = "semantic", found.entry.usage, found.entry.elapsed
             telemetry.SEMANTIC_SIMILARITY.record(found.similarity, {"llmcache.provider": route.name})
             return await _answer_hit(request, rt, found.entry, found.key, similarity=found.similarity)
+    if parsed is None:
+        parsed = orjson.loads(body)
     return await _answer_miss(request, state, rt, route, tail, body, parsed, ctl, key, tel)
 
 
@@ -126,38 +147,31 @@ async def _bypass(
     return await _relay(request, route, tail, data, cache_status.forward("bypass", detail=reason))
 
 
-async def _key(
-    request: web.Request,
-    state: State,
-    rt: Runtime,
-    route: Route,
-    tail: str,
-    parsed: dict[str, Any],
-    ctl: RequestControls,
-) -> str:
+def _request_digest(request: web.Request, rt: Runtime, route: Route, tail: str, parsed: dict[str, Any]) -> str:
+    query = (
+        sorted((k, v) for k, v in request.query.items() if k not in route.kind.credential_query)
+        if request.query_string
+        else []
+    )
+    headers = [(h, request.headers[h]) for h in route.kind.key_headers if h in request.headers]
+    return keys.request_digest(
+        provider=route.name,
+        upstream=route.upstream,
+        path=tail,
+        query=query,
+        headers=headers,
+        fields=keys.key_fields(parsed, rt.settings.key_params),
+    )
+
+
+async def _key(request: web.Request, state: State, rt: Runtime, route: Route, ctl: RequestControls, digest: str) -> str:
+    """The full key: namespace (and sub-namespace), flush epoch, tenant, digest."""
     settings = rt.settings
     namespace = settings.namespace if ctl.namespace is None else f"{settings.namespace}/{ctl.namespace}"
     if settings.isolation == "credential":
         tenant = keys.tenant_of(route.kind.credential(request.headers, request.query))
     else:
         tenant = keys.SHARED_TENANT
-    if ctl.key is not None:
-        digest = keys.caller_digest(provider=route.name, path=tail, caller_key=ctl.key)
-    else:
-        query = (
-            sorted((k, v) for k, v in request.query.items() if k not in route.kind.credential_query)
-            if request.query_string
-            else []
-        )
-        headers = [(h, request.headers[h]) for h in route.kind.key_headers if h in request.headers]
-        digest = keys.request_digest(
-            provider=route.name,
-            upstream=route.upstream,
-            path=tail,
-            query=query,
-            headers=headers,
-            fields=keys.key_fields(parsed, settings.key_params),
-        )
     return keys.compose(namespace, await _epoch(state, rt), tenant, digest)
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from llmcache_sidecar import telemetry
+from llmcache_sidecar import keys, telemetry
 from llmcache_sidecar.backends import CacheBackend, build_backend
 from llmcache_sidecar.coalesce import Coalescer
 from llmcache_sidecar.config import PriceSettings, Settings
@@ -46,6 +46,8 @@ class Runtime:
     caching: bool = True
     """False when the config file is gone: every request passes through."""
     semantic: SemanticCache | None = None
+    digests: keys.DigestMemo = field(default_factory=keys.DigestMemo)
+    """Raw body -> digest, so a repeated request is not parsed again (see keys.DigestMemo)."""
     prices: dict[str, PriceSettings] = field(default_factory=dict)
 
     @property

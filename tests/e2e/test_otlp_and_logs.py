@@ -70,7 +70,7 @@ async def test_the_sidecar_exports_spans_and_metrics_over_otlp_and_logs_json_wit
 ) -> None:
     receiver = Receiver()
     collector = await aiohttp_server(receiver.app())
-    port, admin = free_port(), free_port()
+    port, admin, metrics_port = free_port(), free_port(), free_port()
     config = tmp_path / "config.yaml"
     config.write_text(
         yaml.safe_dump(
@@ -78,6 +78,7 @@ async def test_the_sidecar_exports_spans_and_metrics_over_otlp_and_logs_json_wit
                 "listen": f"127.0.0.1:{port}",
                 "admin": f"127.0.0.1:{admin}",
                 "providers": {"openai": {"upstream": upstream.url}},
+                "telemetry": {"metricsListen": f"127.0.0.1:{metrics_port}"},
             }
         )
     )
@@ -119,11 +120,18 @@ async def test_the_sidecar_exports_spans_and_metrics_over_otlp_and_logs_json_wit
                     statuses.append(r.headers["Cache-Status"])
                 await asyncio.sleep(0.2)
             await asyncio.sleep(0.8)  # at least two metric export intervals
+            # The scrape-only port: metrics, and nothing that can flush or read entries.
+            async with http.get(f"http://127.0.0.1:{metrics_port}/metrics") as r:
+                scraped = await r.text()
+            async with http.post(f"http://127.0.0.1:{metrics_port}/cache/flush") as r:
+                flush_status = r.status
     finally:
         proc.send_signal(signal.SIGTERM)
         _, stderr = await asyncio.wait_for(proc.communicate(), 20)
     assert proc.returncode == 0
     assert statuses == ["llmcache; fwd=miss; stored", "llmcache; hit"]
+    assert 'llmcache_requests_total{' in scraped and 'llmcache_status="hit"' in scraped
+    assert flush_status == 404
 
     servers = [s for s in receiver.spans() if s.kind == s.SPAN_KIND_SERVER]
     status_of = {a.value.string_value for s in servers for a in s.attributes if a.key == "llmcache.status"}

@@ -63,6 +63,14 @@ def make_admin_app(state: State, *, metrics: CollectorRegistry | None = None) ->
     return app
 
 
+def make_metrics_app(metrics: CollectorRegistry) -> web.Application:
+    """Only /metrics: safe to listen beyond 127.0.0.1 (the admin port can flush and read entries)."""
+    app = web.Application()
+    app[admin.METRICS] = metrics
+    app.router.add_get("/metrics", admin.prometheus_metrics)
+    return app
+
+
 async def _http_session(app: web.Application) -> AsyncIterator[None]:
     state = app[STATE]
     connector = app[UPSTREAM_CONNECTOR]()

@@ -13,7 +13,7 @@ from pathlib import Path
 from aiohttp import web
 
 from llmcache_sidecar import __version__, config, front, logs, otel
-from llmcache_sidecar.app import make_admin_app, make_app
+from llmcache_sidecar.app import make_admin_app, make_app, make_metrics_app
 from llmcache_sidecar.runtime import STATE
 
 logger = logging.getLogger("llmcache_sidecar")
@@ -33,12 +33,16 @@ async def serve(settings: config.Settings, config_path: Path | None, *, ready: a
         web.AppRunner(app, access_log=None, shutdown_timeout=5.0),
         web.AppRunner(admin, access_log=None, shutdown_timeout=5.0),
     ]
+    addresses = [settings.listen, settings.admin]
+    if settings.telemetry.metrics_listen and handles.registry is not None:
+        runners.append(web.AppRunner(make_metrics_app(handles.registry), access_log=None))
+        addresses.append(settings.telemetry.metrics_listen)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
-        for runner, address in zip(runners, (settings.listen, settings.admin), strict=True):
+        for runner, address in zip(runners, addresses, strict=True):
             await runner.setup()
             host, port = _split(address)
             # The data port is also a forward proxy in transparent mode (CONNECT needs its own front).

@@ -550,6 +550,14 @@ class TelemetrySettings:
             "OTLP/HTTP endpoint, e.g. http://otel-collector:4318; OTEL_EXPORTER_OTLP_ENDPOINT works too.",
         ),
     )
+    metrics_listen: str | None = field(
+        default=None,
+        metadata=key(
+            "metricsListen",
+            "Also serve /metrics (and nothing else) on this address, e.g. 0.0.0.0:9464, for a Prometheus scrape"
+            " from outside the pod; the admin port stays on 127.0.0.1.",
+        ),
+    )
     log_format: Literal["json", "text"] = field(
         default="json",
         metadata=key("logFormat", "json: one JSON object per line, with the trace id; text: plain lines."),
@@ -623,6 +631,8 @@ class Settings:
         """Check addresses and names, and fill built-in provider defaults (once, at parse)."""
         _check_address(self.listen, "listen")
         _check_address(self.admin, "admin")
+        if self.telemetry.metrics_listen:
+            _check_address(self.telemetry.metrics_listen, "telemetry.metricsListen")
         if not _NAME_RE.match(self.namespace):
             raise ConfigError("namespace", "use letters, digits, '.', '_' and '-' (at most 63)")
         resolved: dict[str, ProviderSettings] = {}

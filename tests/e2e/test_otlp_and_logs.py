@@ -130,7 +130,7 @@ async def test_the_sidecar_exports_spans_and_metrics_over_otlp_and_logs_json_wit
         _, stderr = await asyncio.wait_for(proc.communicate(), 20)
     assert proc.returncode == 0
     assert statuses == ["llmcache; fwd=miss; stored", "llmcache; hit"]
-    assert 'llmcache_requests_total{' in scraped and 'llmcache_status="hit"' in scraped
+    assert "llmcache_requests_total{" in scraped and 'llmcache_status="hit"' in scraped
     assert flush_status == 404
 
     servers = [s for s in receiver.spans() if s.kind == s.SPAN_KIND_SERVER]

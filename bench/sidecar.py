@@ -10,7 +10,8 @@ Scenarios, each at concurrency 1 and 32 (keep-alive connections, like SDK client
 Plus the sidecar's resident memory when idle and after the runs, and:
 - telemetry: memory hits with telemetry off, metrics only (the default), and
   metrics + traces sampled at 100% exported over OTLP/HTTP to a local sink
-- per backend: the sidecar's hit throughput on disk, dual, Redis Cluster and S3 (moto)
+- per backend: the sidecar's hit throughput on disk, dual, Redis Cluster, and S3, GCS and
+  Azure Blob through their local emulators (which bound those figures)
 - streaming: time to first byte of a streamed miss and of a streamed hit
 - coalescing: a burst of 50 identical requests with coalescing on and off
 
@@ -232,9 +233,20 @@ def backend_runs(provider: str, work: Path, seconds: int, path: str) -> list[Res
 
     results = []
     s3_env = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
-    for sub in ("cluster", "moto"):
+    for sub in ("cluster", "moto", "gcs", "azurite"):
         (work / sub).mkdir(exist_ok=True)
-    with servers.redis_cluster(work / "cluster") as cluster, servers.moto_s3(work / "moto") as moto:
+    with (
+        servers.redis_cluster(work / "cluster") as cluster,
+        servers.moto_s3(work / "moto") as moto,
+        servers.gcs_emulator(work / "gcs", "bench") as gcs,
+        servers.azurite(work / "azurite") as azurite,
+    ):
+        from azure.storage.blob import ContainerClient
+
+        connection = servers.azurite_connection_string(azurite.port)
+        with ContainerClient.from_connection_string(connection, "bench") as container:
+            container.create_container()
+        (work / "azure-connection").write_text(connection + "\n")
         _create_bucket(moto.port)
         s3 = {
             "bucket": "bench",
@@ -255,6 +267,19 @@ def backend_runs(provider: str, work: Path, seconds: int, path: str) -> list[Res
                 {},
             ),
             ("s3 (moto)", {"type": "s3", "s3": s3}, s3_env),
+            (
+                "gcs (gcp-storage-emulator)",
+                {"type": "gcs", "gcs": {"bucket": "bench", "endpointUrl": f"http://127.0.0.1:{gcs.port}"}},
+                {},
+            ),
+            (
+                "azureBlob (azurite)",
+                {
+                    "type": "azureBlob",
+                    "azureBlob": {"container": "bench", "connectionStringFile": str(work / "azure-connection")},
+                },
+                {},
+            ),
         ]
         for name, backend, env in backends:
             with sidecar(provider, backend, work, env=env) as running:

@@ -99,7 +99,7 @@ def llmcache(name: str, namespace: str, spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def eventually(check: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:
+async def eventually(check: Callable[[], Any], timeout: float = 30.0, what: str = "") -> Any:
     """Poll `check` until it returns something truthy (bounded); return that."""
     deadline = time.monotonic() + timeout
     last: Any = None

@@ -89,7 +89,9 @@ test: $(STAMP) system-deps tools lint
 e2e-k8s: $(STAMP) system-deps tools kube-apiserver
 	REQUIRE_TEST_TOOLS=1 $(BIN)/python -m pytest -m e2e_k8s
 
-demo: $(STAMP)
+# The demo needs only the sidecar and the openai SDK (not the test suite's install).
+demo: $(RUN_STAMP)
+	$(BIN)/python -c "import openai" 2>/dev/null || $(BIN)/python -m pip install -q --disable-pip-version-check openai==3.57.0
 	$(BIN)/python -m scripts.demo
 
 bench: $(STAMP) system-deps

@@ -138,3 +138,20 @@ def test_the_command_refuses_a_bad_config_at_start_naming_the_key(tmp_path: Path
 def test_variables_the_command_reads_itself_are_not_taken_for_settings() -> None:
     env = {"LLMCACHE_CONFIG": "/etc/llmcache/config.yaml", "LLMCACHE_LOG_LEVEL": "DEBUG", "LLMCACHE_OPERATOR_X": "1"}
     assert config.load(None, env=env) == config.load(None, env={})
+
+
+@pytest.mark.parametrize(
+    ("config_text", "message"),
+    [
+        ("backend:\n  type: redis\n  redis: {passwordFile: /nonexistent/password}\n", "cannot read the secret file"),
+    ],
+)
+def test_a_backend_that_cannot_be_built_is_refused_in_one_line(tmp_path: Path, config_text: str, message: str) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(config_text)
+    result = subprocess.run(
+        [sys.executable, "-m", "llmcache_sidecar.cli", "--config", str(path)], capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr

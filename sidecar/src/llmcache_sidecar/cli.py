@@ -84,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     logs.setup(args.log_level, settings.telemetry.log_format)
     try:
         asyncio.run(serve(settings, args.config))
+    except config.ConfigError as exc:  # found while building the backend: a missing extra, an unreadable secret
+        print(f"llmcache-sidecar: invalid configuration: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
         print(f"llmcache-sidecar: cannot listen: {exc}", file=sys.stderr)
         return 1

@@ -27,7 +27,12 @@ ErrorHook = Callable[[str, str], None]
 
 def _secret(path: str | None) -> str | None:
     """The content of a mounted Secret file, without the trailing newline."""
-    return Path(path).read_text(encoding="utf-8").strip() if path else None
+    if not path:
+        return None
+    try:
+        return Path(path).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError("backend", f"cannot read the secret file {path}: {exc.strerror}") from exc
 
 
 def _missing_extra(backend: str, extra: str, exc: ImportError) -> ConfigError:

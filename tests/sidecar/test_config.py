@@ -150,7 +150,10 @@ def test_a_backend_that_cannot_be_built_is_refused_in_one_line(tmp_path: Path, c
     path = tmp_path / "c.yaml"
     path.write_text(config_text)
     result = subprocess.run(
-        [sys.executable, "-m", "llmcache_sidecar.cli", "--config", str(path)], capture_output=True, text=True, timeout=30
+        [sys.executable, "-m", "llmcache_sidecar.cli", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert result.returncode == 2
     assert message in result.stderr

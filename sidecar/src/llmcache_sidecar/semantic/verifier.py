@@ -35,7 +35,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, Protocol, get_args
 
 from llmcache_sidecar.semantic import lexicon
 from llmcache_sidecar.semantic.text import Prompt, Token
@@ -55,21 +55,7 @@ Reason = Literal[
     "substitution",
     "order",
 ]
-REASONS: tuple[Reason, ...] = (
-    "role",
-    "code",
-    "quote",
-    "number",
-    "unit",
-    "datetime",
-    "negation",
-    "language",
-    "format",
-    "direction",
-    "entity",
-    "substitution",
-    "order",
-)
+REASONS: tuple[Reason, ...] = get_args(Reason)
 DEFAULT_OVERLAP = 0.5
 """Share of content words two prompts must have in common to count as a minimal edit (rule 9)."""
 

@@ -158,3 +158,8 @@ def test_a_backend_that_cannot_be_built_is_refused_in_one_line(tmp_path: Path, c
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_wrong_environment_override_names_its_variable() -> None:
+    with pytest.raises(ConfigError, match=r"ttl: expected seconds or a duration .* \(set by LLMCACHE_TTL\)"):
+        config.load(None, env={"LLMCACHE_TTL": "forever"})

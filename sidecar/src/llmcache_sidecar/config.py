@@ -777,7 +777,15 @@ def load(path: str | os.PathLike[str] | None, env: Mapping[str, str] | None = No
             if not isinstance(loaded, dict):
                 raise ConfigError("", f"config file {path} must hold a mapping")
             data = loaded
-    return parse(Settings, apply_env(data, os.environ if env is None else env))
+    environment = os.environ if env is None else env
+    try:
+        return parse(Settings, apply_env(data, environment))
+    except ConfigError as exc:
+        # Name the variable when an environment override is what is wrong.
+        variable = ENV_PREFIX + "_".join(_snake(part) for part in exc.path.split("."))
+        if exc.path and variable in environment:
+            raise ConfigError(exc.path, f"{exc.message} (set by {variable})") from exc
+        raise
 
 
 def apply_env(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:

@@ -20,7 +20,6 @@ import base64
 import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -32,7 +31,7 @@ from typing import Any
 import pytest
 
 from tests.chart.helm import FOREIGN_GROUPS, Helm, group_of, helm_binary
-from tests.k8s.controlplane import ControlPlane
+from tests.k8s.controlplane import ControlPlane, stop_process
 from tests.operator.realparts import RedisServer, free_port, start_redis
 
 pytestmark = pytest.mark.e2e_k8s
@@ -166,13 +165,7 @@ def operator(installed: Installed, kubeconfig: Path, log: Path) -> Iterator[subp
     try:
         yield proc
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+        stop_process(proc, term_timeout=15, kill_timeout=10)
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,6 @@ import base64
 import contextlib
 import json
 import os
-import signal
 import ssl
 import subprocess
 import sys
@@ -31,7 +30,7 @@ from typing import Any
 import jsonpatch
 import pytest
 
-from tests.k8s.controlplane import ControlPlane
+from tests.k8s.controlplane import ControlPlane, stop_process
 from tests.operator.realparts import TLS, RedisServer, free_port, make_tls, start_redis
 
 pytestmark = pytest.mark.e2e_k8s
@@ -192,13 +191,7 @@ def operator_process(
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+    stop_process(proc, term_timeout=15, kill_timeout=10)
 
 
 @pytest.fixture(scope="module")

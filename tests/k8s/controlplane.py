@@ -166,15 +166,18 @@ def _wait_ready(server: str, token: str, procs: dict[str, subprocess.Popen[bytes
         time.sleep(0.2)
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
+def stop_process(
+    proc: subprocess.Popen[bytes], term_timeout: float = STOP_TIMEOUT_S, kill_timeout: float = STOP_TIMEOUT_S
+) -> None:
+    """SIGTERM, then SIGKILL if it does not end in time (both waits bounded)."""
     if proc.poll() is not None:
         return
     proc.send_signal(signal.SIGTERM)
     try:
-        proc.wait(timeout=STOP_TIMEOUT_S)
+        proc.wait(timeout=term_timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
-        proc.wait(timeout=STOP_TIMEOUT_S)
+        proc.wait(timeout=kill_timeout)
 
 
 @contextlib.contextmanager
@@ -238,5 +241,5 @@ def running_control_plane(workdir: Path) -> Iterator[ControlPlane]:
         # apiserver first, so it does not log a storm of etcd connection errors
         for name in ("kube-apiserver", "etcd"):
             if name in procs:
-                _stop(procs[name])
+                stop_process(procs[name])
         shutil.rmtree(etcd_data, ignore_errors=True)

@@ -224,7 +224,9 @@ def sidecar_container(cache: Cache, policy: Policy, *, native: bool) -> dict[str
             "seccompProfile": {"type": "RuntimeDefault"},
         },
         "livenessProbe": {**_probe(side.admin_port, "/healthz"), "periodSeconds": 10, "failureThreshold": 3},
-        "readinessProbe": {**_probe(side.admin_port, "/readyz"), "periodSeconds": 5, "failureThreshold": 2},
+        # Ready means "serving", not "the backend answers": the cache fails open, so a Redis
+        # outage must not take the app's pods out of their Services (/readyz reports it instead).
+        "readinessProbe": {**_probe(side.admin_port, "/healthz"), "periodSeconds": 5, "failureThreshold": 2},
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
     if side.image_pull_policy:

@@ -20,7 +20,7 @@ from aiohttp import web
 from llmcache_sidecar import keys, telemetry
 from llmcache_sidecar.backends import CacheBackend, build_backend
 from llmcache_sidecar.coalesce import Coalescer
-from llmcache_sidecar.config import PriceSettings, Settings
+from llmcache_sidecar.config import Settings
 from llmcache_sidecar.providers import KINDS, ProviderKind
 from llmcache_sidecar.semantic import SemanticCache, SemanticCounters, build_semantic
 from llmcache_sidecar.telemetry import Aggregates
@@ -48,7 +48,7 @@ class Runtime:
     semantic: SemanticCache | None = None
     digests: keys.DigestMemo = field(default_factory=keys.DigestMemo)
     """Raw body -> digest, so a repeated request is not parsed again (see keys.DigestMemo)."""
-    prices: dict[str, PriceSettings] = field(default_factory=dict)
+    prices: telemetry.PriceBook = field(default_factory=lambda: telemetry.PriceBook({}))
 
     @property
     def flush_suffix(self) -> str:
@@ -73,7 +73,13 @@ def build_runtime(settings: Settings, *, previous: Runtime | None = None) -> Run
         semantic = previous.semantic
     else:
         semantic = build_semantic(settings.semantic)
-    return Runtime(settings, routes_for(settings), backend, prices=settings.telemetry.price_table, semantic=semantic)
+    return Runtime(
+        settings,
+        routes_for(settings),
+        backend,
+        prices=telemetry.PriceBook(settings.telemetry.price_table),
+        semantic=semantic,
+    )
 
 
 @dataclass(slots=True)

@@ -271,6 +271,25 @@ def price_of(prices: Mapping[str, PriceSettings], model: str) -> PriceSettings |
     return prices[best] if best is not None else None
 
 
+class PriceBook:
+    """`price_of`, remembered per model name: a hit must not scan the price table."""
+
+    __slots__ = ("_known", "_prices")
+
+    def __init__(self, prices: Mapping[str, PriceSettings]) -> None:
+        self._prices = prices
+        self._known: dict[str, PriceSettings | None] = {}
+
+    def get(self, model: str) -> PriceSettings | None:
+        try:
+            return self._known[model]
+        except KeyError:
+            if len(self._known) >= 1024:  # model names come from requests: keep it bounded
+                self._known.clear()
+            found = self._known[model] = price_of(self._prices, model)
+            return found
+
+
 class RequestTrace:
     """Telemetry of one proxied request: its server span, timings and final outcome."""
 
@@ -339,7 +358,7 @@ class RequestTrace:
         )
         span.end(end_time=offset + int(ended * _NS))
 
-    def finish(self, *, http_status: int, aggregates: Aggregates, prices: Mapping[str, PriceSettings]) -> None:
+    def finish(self, *, http_status: int, aggregates: Aggregates, prices: PriceBook) -> None:
         """Close the span and count the request (and what an answer from the cache saved)."""
         duration = time.perf_counter() - self.start
         model, status, usage = self.model, self.status, self.saved_usage
@@ -347,7 +366,7 @@ class RequestTrace:
         if usage is not None:
             aggregates.tokens_saved[(self.provider, model, "input")] += usage.input_tokens
             aggregates.tokens_saved[(self.provider, model, "output")] += usage.output_tokens
-            price = price_of(prices, model) if model else None
+            price = prices.get(model) if model else None
             if price is not None:
                 aggregates.cost_saved[(self.provider, model)] += (
                     usage.input_tokens * price.input + usage.output_tokens * price.output

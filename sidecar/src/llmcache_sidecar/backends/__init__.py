@@ -13,12 +13,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from llmcache_sidecar.backends.base import BackendError, BackendStats, CacheBackend
 from llmcache_sidecar.backends.dual import DualCache
 from llmcache_sidecar.backends.failopen import FailOpen
 from llmcache_sidecar.backends.memory import MemoryCache
 from llmcache_sidecar.config import BackendSettings, ConfigError
+
+if TYPE_CHECKING:
+    from llmcache_sidecar.backends.objects import ObjectStore
 
 __all__ = ["BackendError", "BackendStats", "CacheBackend", "FailOpen", "build_backend"]
 
@@ -68,13 +72,18 @@ def _redis(settings: BackendSettings, on_error: ErrorHook | None) -> CacheBacken
     return FailOpen(inner, timeout=timeout, on_error=on_error)
 
 
+def _object_backend(store: ObjectStore, *, prefix: str, timeout_ms: int, on_error: ErrorHook | None) -> CacheBackend:
+    """An object store (S3, GCS, Azure Blob) as a cache, with the fail-open policy around it."""
+    from llmcache_sidecar.backends.objects import ObjectCache
+
+    return FailOpen(ObjectCache(store, prefix=prefix), timeout=timeout_ms / 1000, on_error=on_error)
+
+
 def _s3(settings: BackendSettings, on_error: ErrorHook | None) -> CacheBackend:
     try:
         from llmcache_sidecar.backends.s3 import S3Store
     except ImportError as exc:
         raise _missing_extra("s3", "s3", exc) from exc
-    from llmcache_sidecar.backends.objects import ObjectCache
-
     cfg = settings.s3
     key_id, secret = _secret(cfg.access_key_id_file), _secret(cfg.secret_access_key_file)
     store = S3Store(
@@ -86,7 +95,7 @@ def _s3(settings: BackendSettings, on_error: ErrorHook | None) -> CacheBackend:
         timeout=cfg.timeout_ms / 1000,
         max_connections=cfg.max_connections,
     )
-    return FailOpen(ObjectCache(store, prefix=cfg.prefix), timeout=cfg.timeout_ms / 1000, on_error=on_error)
+    return _object_backend(store, prefix=cfg.prefix, timeout_ms=cfg.timeout_ms, on_error=on_error)
 
 
 def _gcs(settings: BackendSettings, on_error: ErrorHook | None) -> CacheBackend:
@@ -94,8 +103,6 @@ def _gcs(settings: BackendSettings, on_error: ErrorHook | None) -> CacheBackend:
         from llmcache_sidecar.backends.gcs import GcsStore
     except ImportError as exc:
         raise _missing_extra("gcs", "gcs", exc) from exc
-    from llmcache_sidecar.backends.objects import ObjectCache
-
     cfg = settings.gcs
     store = GcsStore(
         bucket=cfg.bucket,
@@ -104,7 +111,7 @@ def _gcs(settings: BackendSettings, on_error: ErrorHook | None) -> CacheBackend:
         timeout=cfg.timeout_ms / 1000,
         max_connections=cfg.max_connections,
     )
-    return FailOpen(ObjectCache(store, prefix=cfg.prefix), timeout=cfg.timeout_ms / 1000, on_error=on_error)
+    return _object_backend(store, prefix=cfg.prefix, timeout_ms=cfg.timeout_ms, on_error=on_error)
 
 
 def _azure_blob(settings: BackendSettings, on_error: ErrorHook | None) -> CacheBackend:
@@ -112,8 +119,6 @@ def _azure_blob(settings: BackendSettings, on_error: ErrorHook | None) -> CacheB
         from llmcache_sidecar.backends.azure_blob import AzureBlobStore
     except ImportError as exc:
         raise _missing_extra("azureBlob", "azure", exc) from exc
-    from llmcache_sidecar.backends.objects import ObjectCache
-
     cfg = settings.azure_blob
     store = AzureBlobStore(
         container=cfg.container,
@@ -122,7 +127,7 @@ def _azure_blob(settings: BackendSettings, on_error: ErrorHook | None) -> CacheB
         account_key=_secret(cfg.account_key_file),
         timeout=cfg.timeout_ms / 1000,
     )
-    return FailOpen(ObjectCache(store, prefix=cfg.prefix), timeout=cfg.timeout_ms / 1000, on_error=on_error)
+    return _object_backend(store, prefix=cfg.prefix, timeout_ms=cfg.timeout_ms, on_error=on_error)
 
 
 def _disk(settings: BackendSettings, on_error: ErrorHook | None) -> CacheBackend:

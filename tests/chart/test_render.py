@@ -45,6 +45,15 @@ OPTION_SETS: dict[str, dict[str, Any]] = {
     "dashboards": {"monitoring": {"dashboard": {"enabled": True}, "prometheusRule": {"enabled": True}}},
     "webhook-url": {"webhook": {"url": WEBHOOK_URL}},
     "webhook-off": {"webhook": {"enabled": False}},
+    "transparent": {
+        "transparent": {
+            "clusterCIDRs": ["10.244.0.0/16", "10.96.0.0/12"],
+            "redirectImage": {
+                "repository": "registry.example/llmcache-redirect",
+                "tag": "1.2.3",
+            },
+        }
+    },
     "opt-in-namespaces": {"webhook": {"namespaceOptIn": True, "excludedNamespaces": ["monitoring"]}},
     "scheduling": {
         "imagePullSecrets": ["regcred"],
@@ -302,6 +311,16 @@ def test_images_default_to_the_charts_app_version(helm: Helm) -> None:
     container = operator_container(rendered(helm, "defaults"))
     assert container["image"].endswith(f"/llmcache-operator:{app_version}")
     assert env_of(container)["LLMCACHE_OPERATOR_SIDECAR_IMAGE"].endswith(f"/llmcache-sidecar:{app_version}")
+    assert env_of(container)["LLMCACHE_OPERATOR_REDIRECT_IMAGE"].endswith(f"/llmcache-redirect:{app_version}")
+
+
+def test_transparent_values_reach_the_operator_in_the_form_its_options_parse(helm: Helm) -> None:
+    from llmcache_operator.options import Options
+
+    options = Options.from_env(env_of(operator_container(rendered(helm, "transparent"))))
+    assert options.cluster_cidrs == ("10.244.0.0/16", "10.96.0.0/12")
+    assert options.redirect_image == "registry.example/llmcache-redirect:1.2.3"
+    assert Options.from_env(env_of(operator_container(rendered(helm, "defaults")))).cluster_cidrs == ()
 
 
 def test_the_app_version_is_the_operators_and_the_sidecars_version() -> None:

@@ -267,6 +267,30 @@ def test_on_the_charts_rbac_the_operator_reconciles_and_the_server_calls_its_web
     assert not denied, "the operator hit RBAC limits:\n" + "\n".join(denied[:20])
 
 
+def test_on_the_charts_rbac_a_transparent_llmcache_gets_its_ca_and_its_interception_checked(
+    running: tuple[Installed, Path, Path],
+) -> None:
+    installed, _, log = running
+    plane = installed.plane
+    spec = {"mode": "transparent", "interception": "iptables", "providers": ["openai"],
+            "podSelector": {"matchLabels": {"egress": "llm"}}}  # fmt: skip
+    ok(plane, "apply", "-f", "-", input=json.dumps({"apiVersion": "llmcache.dev/v1alpha1", "kind": "LLMCache",
+        "metadata": {"name": "edge", "namespace": APP_NS}, "spec": spec}))  # fmt: skip
+
+    def settled() -> Any:
+        conditions = get(plane, "llmc", "edge", "-n", APP_NS).get("status", {}).get("conditions", [])
+        found = {c["type"]: c["status"] for c in conditions}
+        return found if {"InterceptionCA", "InterceptionAllowed"} <= set(found) else None
+
+    found = wait_until(settled, "the CA Secret written and the namespace's Pod Security read", log)
+    assert (found["InterceptionCA"], found["InterceptionAllowed"]) == ("True", "True")
+    assert get(plane, "secret", "llmcache-edge-ca", "-n", APP_NS)["type"] == "kubernetes.io/tls"
+    denied = [
+        line for line in log.read_text(errors="replace").splitlines() if any(m in line for m in FORBIDDEN_MARKERS)
+    ]
+    assert not denied, "the operator hit RBAC limits:\n" + "\n".join(denied[:20])
+
+
 def test_the_release_namespace_is_never_injected(running: tuple[Installed, Path, Path]) -> None:
     installed, _, log = running
     plane = installed.plane

@@ -35,6 +35,16 @@ DISK: dict[str, Any] = {
 }
 
 
+EDGE: dict[str, Any] = {
+    "podSelector": {"matchLabels": {"egress": "llm"}},
+    "mode": "transparent",
+    "providers": ["openai", "anthropic"],
+    "transparent": {"hosts": {"api.openai.com": "openai", "api.anthropic.com": "anthropic"}},
+}
+
+REDIRECT: dict[str, Any] = {**EDGE, "interception": "iptables", "podSelector": {"matchLabels": {"egress": "redirect"}}}
+
+
 def cache(raw: dict[str, Any], name: str, namespace: str) -> Cache:
     return spec.parse(raw, name=name, namespace=namespace)
 
@@ -46,4 +56,6 @@ def all_caches() -> list[Cache]:
         cache(SHARED, "shared", "kube-system"),
         cache(MODELS, "models", "ml"),
         cache(DISK, "scratch", "batch"),
+        cache(EDGE, "edge", "apps"),
+        cache(REDIRECT, "redirect", "apps"),
     ]

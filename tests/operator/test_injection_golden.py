@@ -2,7 +2,7 @@
 
 The patched pod is the original with the JSON Patch applied (the patch kopf would send),
 and it must validate against the Kubernetes 1.30 schema, strictly. Regenerate the
-expected files with LLMCACHE_UPDATE_GOLDEN=1 and review the diff.
+expected files with UPDATE_GOLDEN=1 and review the diff.
 """
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ from llmcache_operator.injection import Policy
 from tests.operator.caches import all_caches
 
 GOLDEN = Path(__file__).parents[1] / "testdata" / "inject"
-UPDATE = os.environ.get("LLMCACHE_UPDATE_GOLDEN") == "1"
+UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
 OLD_SERVER = Policy(native_sidecars=False)
 NEW_SERVER = Policy(native_sidecars=True)
+CLUSTER = Policy(native_sidecars=True, cluster_cidrs=("10.96.0.0/12", "10.244.0.0/16", "fd00:10:96::/112"))
 
 # case -> (policy, the LLMCache expected to be injected, or None)
 CASES: dict[str, tuple[Policy, str | None]] = {
@@ -43,6 +44,10 @@ CASES: dict[str, tuple[Policy, str | None]] = {
     "llmcache-own-pod": (OLD_SERVER, None),
     "custom-providers": (NEW_SERVER, "models"),
     "disk-backend": (OLD_SERVER, "scratch"),
+    "transparent-proxy": (OLD_SERVER, "edge"),
+    "transparent-native": (CLUSTER, "edge"),
+    "transparent-own-trust": (CLUSTER, "edge"),
+    "transparent-iptables": (CLUSTER, "redirect"),
 }
 
 

@@ -15,7 +15,7 @@ from llmcache_sidecar.config import ConfigError
 from tests.operator.caches import SHARED, cache
 
 GOLDEN = Path(__file__).parents[1] / "testdata" / "reconcile"
-UPDATE = os.environ.get("LLMCACHE_UPDATE_GOLDEN") == "1"
+UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
 CASES = sorted(p.name.removesuffix(".spec.yaml") for p in GOLDEN.glob("*.spec.yaml"))
 T0, T1 = "2026-11-28T10:00:00Z", "2026-11-28T11:00:00Z"
 

@@ -65,10 +65,17 @@ from tests.operator.caches import MODELS, SHARED
         ({"namespace": "team a"}, "spec.namespace: use letters, digits, '.', '_' and '-' (at most 63)"),
         (
             {"listen": "0.0.0.0:80"},
-            "spec.listen: unknown key; known keys: backend, coalesce, customProviders, flush,"
-            " isolation, keyParams, maxBodyBytes, namespace, podSelector, providers, replay, semantic, sidecar, telemetry, ttl",
+            "spec.listen: unknown key; known keys: backend, coalesce, customProviders, flush, interception,"
+            " isolation, keyParams, maxBodyBytes, mode, namespace, podSelector, providers, replay, semantic, sidecar,"
+            " telemetry, transparent, ttl",
         ),
         ({"podSelektor": {}}, "spec.podSelektor: unknown key; did you mean podSelector?"),
+        ({"interception": "iptables"}, "spec.interception: iptables needs mode: transparent"),
+        ({"mode": "mitm"}, "spec.mode: must be one of baseURL, transparent, got 'mitm'"),
+        (
+            {"mode": "transparent", "transparent": {"caKeyFile": "/tmp/key.pem"}},
+            "spec.transparent.caKeyFile: unknown key; known keys: hosts, leafValidity",
+        ),
     ],
 )
 def test_an_invalid_spec_is_refused_with_the_path_of_the_field(raw: dict[str, Any], message: str) -> None:
@@ -128,3 +135,18 @@ def test_settings_written_back_to_a_mapping_parse_to_the_same_settings() -> None
     settings = spec.parse(MODELS, name="models", namespace="ml").settings
     assert config.parse(Settings, spec.to_mapping(settings)) == settings
     assert config.parse(Settings, spec.to_mapping(settings, omit_defaults=True)) == settings
+
+
+def test_transparent_mode_points_the_sidecar_at_the_mounted_ca_and_at_the_redirect_port() -> None:
+    raw = {"mode": "transparent", "interception": "iptables", "transparent": {"hosts": {"api.openai.com": "openai"}}}
+    cache = spec.parse(raw, name="edge", namespace="apps")
+    transparent = cache.settings.transparent
+    assert (cache.transparent, cache.interception, cache.ca_secret) == (True, "iptables", "llmcache-edge-ca")
+    assert transparent.enabled and transparent.hosts == {"api.openai.com": "openai"}
+    assert (transparent.ca_cert_file, transparent.ca_key_file) == (
+        "/var/run/secrets/llmcache/ca/tls.crt",
+        "/var/run/secrets/llmcache/ca/tls.key",
+    )
+    assert transparent.iptables_port == spec.IPTABLES_PORT
+    plain = spec.parse({}, name="edge", namespace="apps")
+    assert not plain.transparent and not plain.settings.transparent.enabled

@@ -253,9 +253,9 @@ class FakeStore:
         self.steal = None
         return True
 
-    async def read_secret_data(self, namespace: str, name: str) -> tuple[dict[str, str], str] | None:
+    async def read_secret(self, namespace: str, name: str) -> tuple[dict[str, str], dict[str, str], str] | None:
         found = self.secrets.get((namespace, name))
-        return None if found is None else (dict(found[0]), str(found[1]))
+        return None if found is None else (dict(found[0]), {}, str(found[1]))
 
     async def create_secret(self, body: Mapping[str, Any]) -> bool:
         key = (body["metadata"]["namespace"], body["metadata"]["name"])

@@ -27,6 +27,7 @@ Needs root and `iptables` (CI: `apt-get install -y iptables`); skips otherwise.
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import secrets
@@ -35,12 +36,14 @@ import subprocess
 import sys
 import textwrap
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import trustme
 
+from llmcache_operator import injection, interception, interception_ca, reconcile, spec
 from tests.transparent.conftest import Pki
 
 pytestmark = pytest.mark.netns
@@ -219,51 +222,115 @@ def namespaces() -> Iterator[tuple[str, str]]:
             shutil.rmtree(etc.parent, ignore_errors=True)
 
 
+@dataclass(frozen=True)
+class Setup:
+    """What the pod would have: the sidecar's config and UID, the app's bundle, the nat rules."""
+
+    config: str
+    sidecar_uid: int
+    app_bundle: Path
+    intercept_org: str
+    redirect: Callable[[str], None]
+    """Installs the nat rules in the app's network namespace."""
+
+
+def hand_written_setup(pki: Pki, tmp_path: Path) -> Setup:
+    """The rule and config of docs/transparent.md, with trustme's CA as the namespace CA."""
+    config = {
+        "listen": "127.0.0.1:8787",
+        "admin": "127.0.0.1:8788",
+        "transparent": {
+            "enabled": True,
+            "caCertFile": str(pki.ca_cert_file),
+            "caKeyFile": str(pki.ca_key_file),
+            "iptablesPort": REDIRECT_PORT,
+        },
+    }
+
+    def redirect(app_ns: str) -> None:
+        sh(
+            "ip", "netns", "exec", app_ns, "iptables", "-t", "nat", "-A", "OUTPUT", "-p", "tcp", "--dport", "443",
+            "-m", "owner", "!", "--uid-owner", str(SIDECAR_UID), "-j", "REDIRECT", "--to-ports", str(REDIRECT_PORT),
+        )  # fmt: skip
+
+    return Setup(json.dumps(config), SIDECAR_UID, pki.bundle_file, "llmcache test namespace CA", redirect)
+
+
+def operator_setup(pki: Pki, tmp_path: Path) -> Setup:
+    """What the operator makes for `mode: transparent, interception: iptables`, each piece its own output.
+
+    The CA is the one it issues (name-constrained), the config is the ConfigMap it renders
+    (the CA mount path re-rooted to this test's directory), the app's bundle is written by
+    `llmcache-trust-bundle` (the init container's command) with the test's "public" CA as
+    system roots, and the nat rules are the redirect init container's script, run twice as
+    after a pod restart.
+    """
+    cache = spec.parse(
+        {"mode": "transparent", "interception": "iptables", "providers": ["openai", "anthropic"]},
+        name="netns",
+        namespace="apps",
+    )
+    ca = interception_ca.step(None, cache.settings.transparent.hosts, [], datetime.datetime.now(datetime.UTC),
+                              namespace="apps")  # fmt: skip
+    ca_dir, trust_dir = tmp_path / "ca", tmp_path / "trust"
+    ca_dir.mkdir()
+    for name, content in (
+        ("tls.crt", ca.state.signing.cert_pem),
+        ("tls.key", ca.state.signing.key_pem),
+        ("trust.crt", ca.state.trust_pem()),
+    ):
+        (ca_dir / name).write_bytes(content)
+    bundle_cmd = Path(sys.executable).with_name("llmcache-trust-bundle")
+    sh(str(bundle_cmd), "--trust", str(ca_dir / "trust.crt"), "--out", str(trust_dir), "--system", str(pki.public_file))
+    config = reconcile.render(cache, uid="netns", intercepted=ca.intercepted).text.replace(spec.CA_DIR, str(ca_dir))
+    script = interception.iptables_script(
+        port=spec.IPTABLES_PORT, sidecar_uid=injection.SIDECAR_UID, cluster_cidrs=["10.96.0.0/12"]
+    )
+
+    def redirect(app_ns: str) -> None:
+        for _ in range(2):
+            sh("ip", "netns", "exec", app_ns, "sh", "-c", script)
+        rules = sh("ip", "netns", "exec", app_ns, "iptables", "-t", "nat", "-S")
+        assert rules.count("-j LLMCACHE_OUTPUT") == 1, rules  # idempotent: one jump, one set of rules
+        assert rules.count("REDIRECT --to-ports 15001") == 1, rules
+
+    return Setup(config, injection.SIDECAR_UID, trust_dir / "ca-bundle.crt", interception_ca.ORGANIZATION, redirect)
+
+
+@pytest.mark.parametrize("make_setup", [hand_written_setup, operator_setup], ids=["documented-rule", "operator"])
 def test_iptables_redirect_sends_the_apps_llm_calls_through_the_sidecar_and_tunnels_the_rest(
-    namespaces: tuple[str, str], pki: Pki, tmp_path: Path
+    namespaces: tuple[str, str], pki: Pki, tmp_path: Path, make_setup: Callable[[Pki, Path], Setup]
 ) -> None:
     app_ns, prov_ns = namespaces
     for name, hosts in (("api", ("api.openai.com", "api.anthropic.com")), ("origin", ("origin.test",))):
         leaf = pki.public_ca.issue_cert(*hosts)
         leaf.cert_chain_pems[0].write_to_path(str(tmp_path / f"{name}.crt"))
         leaf.private_key_pem.write_to_path(str(tmp_path / f"{name}.key"))
+    setup = make_setup(pki, tmp_path)
     config_file = tmp_path / "sidecar.yaml"
-    config_file.write_text(
-        json.dumps(
-            {
-                "listen": "127.0.0.1:8787",
-                "admin": "127.0.0.1:8788",
-                "transparent": {
-                    "enabled": True,
-                    "caCertFile": str(pki.ca_cert_file),
-                    "caKeyFile": str(pki.ca_key_file),
-                    "iptablesPort": REDIRECT_PORT,
-                },
-            }
-        )
-    )
+    config_file.write_text(setup.config)
     base_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(REPO), "HOME": "/nonexistent"}
-    sh(
-        "ip", "netns", "exec", app_ns, "iptables", "-t", "nat", "-A", "OUTPUT", "-p", "tcp", "--dport", "443",
-        "-m", "owner", "!", "--uid-owner", str(SIDECAR_UID), "-j", "REDIRECT", "--to-ports", str(REDIRECT_PORT),
-    )  # fmt: skip
+    setup.redirect(app_ns)
 
     provider = Background(
         ["ip", "netns", "exec", prov_ns, sys.executable, "-c", PROVIDER, str(tmp_path)], base_env, "providers ready"
     )
     sidecar = Background(
-        [*as_user(app_ns, SIDECAR_UID), sys.executable, "-m", "llmcache_sidecar.cli", "--config", str(config_file)],
+        [*as_user(app_ns, setup.sidecar_uid), sys.executable, "-m", "llmcache_sidecar.cli", "--config",
+         str(config_file)],
         base_env | {"SSL_CERT_FILE": str(pki.public_file)},  # the sidecar trusts the "public" CA, as real roots
         "data on",
-    )
+    )  # fmt: skip
     try:
         provider.wait_ready()
         sidecar.wait_ready()
-        app_env = base_env | {"SSL_CERT_FILE": str(pki.bundle_file)}
+        app_env = base_env | {"SSL_CERT_FILE": str(setup.app_bundle)}
         app = json.loads(sh(*as_user(app_ns, APP_UID), sys.executable, "-c", APP, timeout=60, env=app_env))
         # The sidecar's own UID is not redirected: it reaches the provider itself.
         direct_env = app_env | {"ONLY_CALLS": "1"}
-        direct = json.loads(sh(*as_user(app_ns, SIDECAR_UID), sys.executable, "-c", APP, timeout=60, env=direct_env))
+        direct = json.loads(
+            sh(*as_user(app_ns, setup.sidecar_uid), sys.executable, "-c", APP, timeout=60, env=direct_env)
+        )
     except Exception:
         print("sidecar output:\n" + "".join(sidecar.lines))
         print("provider output:\n" + "".join(provider.lines))
@@ -272,7 +339,6 @@ def test_iptables_redirect_sends_the_apps_llm_calls_through_the_sidecar_and_tunn
         sidecar.stop()
         provider.stop()
 
-    intercept_org = "llmcache test namespace CA"
     public_org = _organization(pki.public_ca)
     assert app["uid"] == APP_UID
     (first_status, first_id), (second_status, second_id) = app["chat"]
@@ -282,9 +348,9 @@ def test_iptables_redirect_sends_the_apps_llm_calls_through_the_sidecar_and_tunn
     # Another host on 443: redirected too, but tunnelled to its original address, never decrypted.
     assert app["origin"] == {"issuer": public_org, "body": "hello from the origin", "cache": None}
     # Through the sidecar the app sees our certificate; the provider had one chat call.
-    assert app["calls"]["issuer"] == intercept_org
+    assert app["calls"]["issuer"] == setup.intercept_org
     assert json.loads(app["calls"]["body"]) == {"calls": 1}
-    assert direct["uid"] == SIDECAR_UID
+    assert direct["uid"] == setup.sidecar_uid
     assert direct["calls"]["issuer"] == public_org
     assert any("redirect port listening" in line for line in sidecar.lines)
 

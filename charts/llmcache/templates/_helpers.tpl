@@ -56,6 +56,10 @@ app.kubernetes.io/component: {{ $component }}
 {{- printf "%s:%s" .Values.sidecar.image.repository (default .Chart.AppVersion .Values.sidecar.image.tag) }}
 {{- end }}
 
+{{- define "llmcache.redirect.image" -}}
+{{- printf "%s:%s" .Values.transparent.redirectImage.repository (default .Chart.AppVersion .Values.transparent.redirectImage.tag) }}
+{{- end }}
+
 {{- define "llmcache.serviceAccountName" -}}
 {{- if .Values.operator.serviceAccount.create }}
 {{- default (include "llmcache.componentName" (list . "operator")) .Values.operator.serviceAccount.name }}

@@ -16,12 +16,13 @@ work (a port is taken), the pod is left alone: a pod without a cache still runs.
 from __future__ import annotations
 
 import copy
+import json
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from llmcache_operator import __version__, patching, reconcile
+from llmcache_operator import __version__, interception, patching, reconcile
 from llmcache_operator.spec import Cache, LabelSelector
 
 INJECT_ANNOTATION = "llmcache.dev/inject"
@@ -36,6 +37,7 @@ SYSTEM_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease"})
 NATIVE_SIDECARS_SINCE = (1, 29)
 NATIVE_SIDECARS_POSSIBLE_SINCE = (1, 28)  # alpha, behind the SidecarContainers feature gate
 DEFAULT_IMAGE = f"ghcr.io/llmcache/llmcache-sidecar:{__version__}"
+DEFAULT_REDIRECT_IMAGE = f"ghcr.io/llmcache/llmcache-redirect:{__version__}"
 
 # Environment variables the official SDKs read for a base URL, by provider kind, and
 # the path under the sidecar's /<name>/ prefix that each SDK expects.
@@ -46,6 +48,17 @@ BASE_URL_ENV: Mapping[str, tuple[str, str]] = {
     "azure": ("AZURE_OPENAI_ENDPOINT", ""),
 }
 SIDECAR_URL_ENV = "LLMCACHE_URL"
+ADDED_ENV_ANNOTATION = "llmcache.dev/added-env"
+"""Which variables injection added, per container (it never overrides one the container sets)."""
+SECURITY_CONTEXT: Mapping[str, Any] = {
+    "runAsNonRoot": True,
+    "runAsUser": SIDECAR_UID,
+    "runAsGroup": SIDECAR_UID,
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +67,8 @@ class Policy:
 
     image: str = DEFAULT_IMAGE
     """The sidecar image when an LLMCache does not name one."""
+    redirect_image: str = DEFAULT_REDIRECT_IMAGE
+    """The image with iptables for transparent mode's redirect init container."""
     native_sidecars: bool = False
     """The API server runs native sidecars (init containers with restartPolicy Always) by default."""
     native_sidecars_possible: bool = False
@@ -63,6 +78,8 @@ class Policy:
     sidecar there would not be created at all; it gets a regular container instead.
     """
     excluded_namespaces: frozenset[str] = SYSTEM_NAMESPACES
+    cluster_cidrs: tuple[str, ...] = ()
+    """Pod and service CIDRs: never proxied nor redirected in transparent mode."""
 
 
 def native_sidecars_supported(server_version: tuple[int, int] | None) -> bool:
@@ -141,18 +158,30 @@ def selector_matches(selector: LabelSelector | None, labels: Mapping[str, str]) 
 
 
 def desired_pod(pod: Mapping[str, Any], cache: Cache, policy: Policy) -> dict[str, Any]:
-    """`pod` with `cache`'s sidecar, volumes and base-URL variables (a new object)."""
+    """`pod` with `cache`'s sidecar, volumes and variables (a new object); transparent mode adds its parts."""
     result: dict[str, Any] = copy.deepcopy(dict(pod))
     pod_spec = result.setdefault("spec", {})
     native = use_native_sidecar(cache, policy)
     app_containers = pod_spec.setdefault("containers", [])
     env = base_url_env(cache)
+    if cache.transparent:
+        env += interception.app_env(cache, pod, policy.cluster_cidrs)
+    added_env: dict[str, list[str]] = {}
     for container in app_containers:
-        own = {e.get("name") for e in container.get("env") or []}
-        added = [{"name": name, "value": value} for name, value in env if name not in own]
+        # Case-blind: a container that sets https_proxy keeps it, and gets no HTTPS_PROXY of ours.
+        own = {str(e.get("name")).upper() for e in container.get("env") or []}
+        added = [{"name": name, "value": value} for name, value in env if name.upper() not in own]
         if added:
             container["env"] = [*(container.get("env") or []), *added]
+            added_env[container["name"]] = [e["name"] for e in added]
+        if cache.transparent:
+            container["volumeMounts"] = [*(container.get("volumeMounts") or []), interception.app_mount()]
     metadata = result.setdefault("metadata", {})
+    if added_env:
+        metadata["annotations"] = {
+            **(metadata.get("annotations") or {}),
+            ADDED_ENV_ANNOTATION: json.dumps(added_env, separators=(",", ":")),
+        }
     if not native and app_containers and DEFAULT_CONTAINER_ANNOTATION not in (metadata.get("annotations") or {}):
         # The sidecar goes first; `kubectl logs/exec` should still default to the app.
         metadata["annotations"] = {
@@ -160,13 +189,33 @@ def desired_pod(pod: Mapping[str, Any], cache: Cache, policy: Policy) -> dict[st
             DEFAULT_CONTAINER_ANNOTATION: app_containers[0]["name"],
         }
     sidecar = sidecar_container(cache, policy, native=native)
+    ours = init_containers(cache, policy)
     if native:
-        pod_spec["initContainers"] = [sidecar, *(pod_spec.get("initContainers") or [])]
+        ours.append(sidecar)
     else:
         pod_spec["containers"] = [sidecar, *app_containers]
+    if ours:
+        pod_spec["initContainers"] = [*ours, *(pod_spec.get("initContainers") or [])]
     pod_spec["volumes"] = [*(pod_spec.get("volumes") or []), *volumes(cache)]
     patching.mark(result, cache.name)
     return result
+
+
+def init_containers(cache: Cache, policy: Policy) -> list[dict[str, Any]]:
+    """Transparent mode's init containers, which run before the sidecar and the app."""
+    if not cache.transparent:
+        return []
+    image = cache.sidecar.image or policy.image
+    found = [interception.trust_init_container(image, SECURITY_CONTEXT)]
+    if cache.interception == "iptables":
+        found.append(
+            interception.redirect_init_container(
+                policy.redirect_image, sidecar_uid=SIDECAR_UID, cluster_cidrs=policy.cluster_cidrs
+            )
+        )
+    if cache.sidecar.image_pull_policy:
+        found[0]["imagePullPolicy"] = cache.sidecar.image_pull_policy  # the sidecar's image
+    return found
 
 
 def use_native_sidecar(cache: Cache, policy: Policy) -> bool:
@@ -202,6 +251,8 @@ def sidecar_container(cache: Cache, policy: Policy, *, native: bool) -> dict[str
     disk = disk_path(cache)
     if disk is not None:
         mounts.append({"name": DISK_VOLUME, "mountPath": disk})
+    if cache.transparent:
+        mounts.append(interception.sidecar_mount())
     resources = {
         part: dict(values)
         for part, values in (("requests", side.resources.requests), ("limits", side.resources.limits))
@@ -214,15 +265,7 @@ def sidecar_container(cache: Cache, policy: Policy, *, native: bool) -> dict[str
         "args": ["--config", f"{CONFIG_DIR}/{reconcile.CONFIG_FILE}"],
         "resources": resources,
         "volumeMounts": mounts,
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": SIDECAR_UID,
-            "runAsGroup": SIDECAR_UID,
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "capabilities": {"drop": ["ALL"]},
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": copy.deepcopy(dict(SECURITY_CONTEXT)),
         "livenessProbe": {**_probe(side.admin_port, "/healthz"), "periodSeconds": 10, "failureThreshold": 3},
         # Ready means "serving", not "the backend answers": the cache fails open, so a Redis
         # outage must not take the app's pods out of their Services (/readyz reports it instead).
@@ -254,6 +297,8 @@ def volumes(cache: Cache) -> list[dict[str, Any]]:
         for m in cache.secrets
     ]
     volumes = [config, *secrets]
+    if cache.transparent:
+        volumes += interception.volumes(cache)
     if disk_path(cache) is not None:
         # The disk backend keeps entries per pod; the limit leaves room above disk.maxBytes.
         size_mib = math.ceil(cache.settings.backend.disk.max_bytes * 1.25 / 2**20)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime
 import logging
 import re
 from collections.abc import Mapping
@@ -19,7 +20,7 @@ from typing import Any
 from kubernetes.aio import client, config
 from kubernetes.aio.client.exceptions import ApiException
 
-from llmcache_operator import spec
+from llmcache_operator import patching, spec
 
 logger = logging.getLogger(__name__)
 TIMEOUT = 10.0
@@ -117,6 +118,24 @@ class Api:
             raise
         return True
 
+    async def list_llmcaches(self) -> list[dict[str, Any]]:
+        """Every LLMCache in the cluster, as plain objects."""
+        found = await self._custom.list_cluster_custom_object(
+            spec.GROUP, spec.VERSION, spec.PLURAL, _request_timeout=TIMEOUT
+        )
+        return list(found.get("items") or [])
+
+    async def injected_pods_created(self, namespace: str, cache: str) -> list[datetime.datetime]:
+        """When each pod of `namespace` that carries `cache`'s sidecar was created."""
+        pods = await self._core.list_namespaced_pod(namespace, _request_timeout=TIMEOUT)
+        return [
+            pod.metadata.creation_timestamp
+            for pod in pods.items
+            if pod.metadata
+            and pod.metadata.creation_timestamp
+            and (pod.metadata.annotations or {}).get(patching.INJECTED_ANNOTATION) == cache
+        ]
+
     async def server_version(self) -> tuple[int, int] | None:
         """(major, minor) of the API server, or None when it does not say."""
         try:
@@ -126,10 +145,20 @@ class Api:
             return None
         return parse_version(info.major, info.minor)
 
-    # --- The webhook's own certificate (webhook_tls.TLSStore) ---------------------------------
+    async def read_namespace_labels(self, name: str) -> dict[str, str]:
+        """A namespace's labels (empty when it has none or is gone)."""
+        try:
+            found = await self._core.read_namespace(name, _request_timeout=TIMEOUT)
+        except ApiException as exc:
+            if exc.status == 404:
+                return {}
+            raise
+        return dict((found.metadata.labels if found.metadata else None) or {})
 
-    async def read_secret_data(self, namespace: str, name: str) -> tuple[dict[str, str], str] | None:
-        """A Secret's base64 `data` and resourceVersion, or None when it does not exist."""
+    # --- Certificates in Secrets (webhook_tls.TLSStore, interception_ca.CAStore) -------------
+
+    async def read_secret(self, namespace: str, name: str) -> tuple[dict[str, str], dict[str, str], str] | None:
+        """A Secret's base64 `data`, its annotations and resourceVersion, or None when it does not exist."""
         try:
             secret = await self._core.read_namespaced_secret(name, namespace, _request_timeout=TIMEOUT)
         except ApiException as exc:
@@ -137,7 +166,9 @@ class Api:
                 return None
             raise
         data = {key: str(value) for key, value in (secret.data or {}).items()}
-        return data, str(secret.metadata.resource_version if secret.metadata else "")
+        meta = secret.metadata
+        annotations = dict((meta.annotations if meta else None) or {})
+        return data, annotations, str(meta.resource_version if meta else "")
 
     async def create_secret(self, body: Mapping[str, Any]) -> bool:
         """Create a Secret; False when one of that name exists already."""

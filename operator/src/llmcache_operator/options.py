@@ -3,6 +3,7 @@
 | Variable | Default | Meaning |
 |---|---|---|
 | LLMCACHE_OPERATOR_SIDECAR_IMAGE | ghcr.io/llmcache/llmcache-sidecar:<version> | image when an LLMCache names none |
+| LLMCACHE_OPERATOR_REDIRECT_IMAGE | ghcr.io/llmcache/llmcache-redirect:<version> | iptables init container |
 | LLMCACHE_OPERATOR_NATIVE_SIDECARS | auto | auto (by server version), true, false |
 | LLMCACHE_OPERATOR_EXCLUDED_NAMESPACES | kube-system,kube-public,kube-node-lease | never injected |
 | LLMCACHE_OPERATOR_WEBHOOK | on | off: serve no admission webhook |
@@ -10,10 +11,13 @@
 | LLMCACHE_OPERATOR_WEBHOOK_CERT / _KEY | /tls/tls.crt / /tls/tls.key | its certificate, reloaded when it changes |
 | LLMCACHE_OPERATOR_BACKEND_TIMEOUT | 5 | seconds a backend probe may take |
 | LLMCACHE_OPERATOR_RETRY_DELAY | 30 | seconds between probes of an unreachable backend |
+| LLMCACHE_OPERATOR_CLUSTER_CIDRS | (none) | pod and service CIDRs, comma-separated: not proxied in transparent mode |
+| LLMCACHE_OPERATOR_CA_CHECK_INTERVAL | 600 | seconds between checks of each transparent cache's CA (rotation) |
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal, TypeVar
@@ -40,11 +44,14 @@ class WebhookOptions:
 @dataclass(frozen=True, slots=True)
 class Options:
     sidecar_image: str = injection.DEFAULT_IMAGE
+    redirect_image: str = injection.DEFAULT_REDIRECT_IMAGE
     native_sidecars: NativeSetting = "auto"
     excluded_namespaces: frozenset[str] = injection.SYSTEM_NAMESPACES
     webhook: WebhookOptions | None = WebhookOptions()
     backend_timeout: float = 5.0
     retry_delay: float = 30.0
+    cluster_cidrs: tuple[str, ...] = ()
+    ca_check_interval: float = 600.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Options:
@@ -65,11 +72,14 @@ class Options:
             )
         return cls(
             sidecar_image=get("SIDECAR_IMAGE", injection.DEFAULT_IMAGE),
+            redirect_image=get("REDIRECT_IMAGE", injection.DEFAULT_REDIRECT_IMAGE),
             native_sidecars=native,  # type: ignore[arg-type]  # checked above
             excluded_namespaces=frozenset(n.strip() for n in excluded.split(",") if n.strip()),
             webhook=webhook,
             backend_timeout=_number(PREFIX + "BACKEND_TIMEOUT", get("BACKEND_TIMEOUT", "5"), float),
             retry_delay=_number(PREFIX + "RETRY_DELAY", get("RETRY_DELAY", "30"), float),
+            cluster_cidrs=_cidrs(PREFIX + "CLUSTER_CIDRS", get("CLUSTER_CIDRS", "")),
+            ca_check_interval=_number(PREFIX + "CA_CHECK_INTERVAL", get("CA_CHECK_INTERVAL", "600"), float),
         )
 
     def policy(self, server_version: tuple[int, int] | None) -> injection.Policy:
@@ -83,9 +93,11 @@ class Options:
         }[self.native_sidecars]
         return injection.Policy(
             image=self.sidecar_image,
+            redirect_image=self.redirect_image,
             native_sidecars=native,
             native_sidecars_possible=possible,
             excluded_namespaces=self.excluded_namespaces,
+            cluster_cidrs=self.cluster_cidrs,
         )
 
 
@@ -97,3 +109,15 @@ def _number(name: str, raw: str, kind: type[N]) -> N:
     if value <= 0:
         raise OptionsError(f"{name}: must be positive, got {raw!r}")
     return value
+
+
+def _cidrs(name: str, raw: str) -> tuple[str, ...]:
+    found = []
+    for part in (p.strip() for p in raw.split(",")):
+        if not part:
+            continue
+        try:
+            found.append(str(ipaddress.ip_network(part, strict=False)))
+        except ValueError:
+            raise OptionsError(f"{name}: not a CIDR: {part!r}") from None
+    return tuple(found)

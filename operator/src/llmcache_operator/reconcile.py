@@ -13,7 +13,7 @@ when a condition's status changes.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -30,6 +30,10 @@ HASH_ANNOTATION = "llmcache.dev/config-hash"
 COMMON_LABELS = {"app.kubernetes.io/managed-by": "llmcache-operator", "app.kubernetes.io/part-of": "llmcache"}
 READY = "Ready"
 BACKEND_REACHABLE = "BackendReachable"
+INTERCEPTION_CA = "InterceptionCA"
+INTERCEPTION_ALLOWED = "InterceptionAllowed"
+TRANSPARENT_CONDITIONS = (INTERCEPTION_CA, INTERCEPTION_ALLOWED)
+"""Conditions only transparent mode reports; dropped when a cache leaves it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,8 +65,27 @@ def config_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-def render(cache: Cache, *, uid: str) -> Rendered:
-    """The ConfigMap for `cache`, owned by its LLMCache (uid) so that it goes when the resource goes."""
+def owner_reference(cache: Cache, uid: str) -> dict[str, Any]:
+    """Makes an object go when its LLMCache goes."""
+    return {
+        "apiVersion": spec.API_VERSION,
+        "kind": spec.KIND,
+        "name": cache.name,
+        "uid": uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def render(cache: Cache, *, uid: str, intercepted: Mapping[str, str] | None = None) -> Rendered:
+    """The ConfigMap for `cache`, owned by its LLMCache (uid) so that it goes when the resource goes.
+
+    `intercepted`: in transparent mode, the hosts the cache's CA may sign for now
+    (`interception_ca`), which replace the spec's list until a rotation brings in the rest.
+    """
+    if intercepted is not None:
+        transparent = replace(cache.settings.transparent, hosts=dict(intercepted))
+        cache = replace(cache, settings=replace(cache.settings, transparent=transparent))
     text = config_text(cache)
     digest = config_hash(text)
     body = {
@@ -73,16 +96,7 @@ def render(cache: Cache, *, uid: str) -> Rendered:
             "namespace": cache.namespace,
             "labels": {**COMMON_LABELS, CACHE_LABEL: cache.name},
             "annotations": {HASH_ANNOTATION: digest},
-            "ownerReferences": [
-                {
-                    "apiVersion": spec.API_VERSION,
-                    "kind": spec.KIND,
-                    "name": cache.name,
-                    "uid": uid,
-                    "controller": True,
-                    "blockOwnerDeletion": True,
-                }
-            ],
+            "ownerReferences": [owner_reference(cache, uid)],
         },
         "data": {CONFIG_FILE: text},
     }
@@ -112,8 +126,12 @@ def status_after_reconcile(
     generation: int,
     injected_pods: int,
     now: str,
+    transparent: Sequence[Condition] = (),
 ) -> dict[str, Any]:
-    """The status patch after the ConfigMap was applied and the backend probed."""
+    """The status patch after the ConfigMap was applied and the backend probed.
+
+    `transparent`: the conditions of transparent mode (`transparent_conditions`), if on.
+    """
     old = read_status(previous)
     where = f"Sidecar config {rendered.config_hash} is in ConfigMap {cache.config_map}"
     if backend.reachable is False:
@@ -135,6 +153,7 @@ def status_after_reconcile(
         ready = Condition(type=READY, status="True", reason="Reconciled", message=f"{where}.")
     conditions = with_condition(old.conditions, ready, now=now, generation=generation)
     conditions = with_condition(conditions, reachable, now=now, generation=generation)
+    conditions = with_transparent_conditions(conditions, transparent, now=now, generation=generation)
     last_flush = old.last_flush
     flush = cache.settings.flush
     if flush and (last_flush is None or last_flush.value != flush):
@@ -170,6 +189,44 @@ def status_after_invalid(
 def injected_pods_patch(previous: Mapping[str, Any] | None, count: int) -> dict[str, Any]:
     """The status patch for a new count of injected pods; empty when nothing changed."""
     return {} if read_status(previous).injected_pods == count else {"injectedPods": count}
+
+
+def transparent_conditions(
+    *, ca_changed: str | None, ca_pending: str | None, iptables: tuple[bool, str] | None
+) -> list[Condition]:
+    """InterceptionCA (is the CA settled?) and, for the iptables variant, InterceptionAllowed."""
+    if ca_pending is not None:
+        ca = Condition(type=INTERCEPTION_CA, status="False", reason="RotationPending", message=ca_pending)
+    else:
+        message = f"The interception CA is current ({ca_changed})." if ca_changed else "The interception CA is current."
+        ca = Condition(type=INTERCEPTION_CA, status="True", reason="Current", message=message)
+    found = [ca]
+    if iptables is not None:
+        allowed, why = iptables
+        found.append(
+            Condition(
+                type=INTERCEPTION_ALLOWED,
+                status="True" if allowed else "False",
+                reason="Allowed" if allowed else "ForbiddenByPodSecurity",
+                message=why if allowed else f"{why}: pods get HTTPS_PROXY only, without the iptables init container.",
+            )
+        )
+    return found
+
+
+def with_transparent_conditions(
+    conditions: tuple[Condition, ...], transparent: Sequence[Condition], *, now: str, generation: int
+) -> tuple[Condition, ...]:
+    """`conditions` with transparent mode's set to `transparent`; those not reported any more are dropped."""
+    for new in transparent:
+        conditions = with_condition(conditions, new, now=now, generation=generation)
+    reported = {c.type for c in transparent}
+    return tuple(c for c in conditions if c.type not in TRANSPARENT_CONDITIONS or c.type in reported)
+
+
+def condition_true(raw_status: Mapping[str, Any] | None, kind: str) -> bool:
+    """Whether the stored status has condition `kind` with status True."""
+    return any(c.type == kind and c.status == "True" for c in read_status(raw_status).conditions)
 
 
 def with_condition(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +20,8 @@ class Runtime:
     policy: injection.Policy
     injected_counts: dict[tuple[str, str], int] = field(default_factory=dict)
     """The injectedPods value last written per (namespace, cache), to write only changes."""
+    ca_checks: asyncio.Task[None] | None = None
+    """The loop that rotates the interception CAs (handlers.check_transparent_caches)."""
 
 
 def runtime(memo: Mapping[str, Any]) -> Runtime:

@@ -28,7 +28,14 @@ from dataclasses import MISSING, dataclass, field, fields, is_dataclass, make_da
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 from llmcache_sidecar import config
-from llmcache_sidecar.config import BUILTIN_PROVIDERS, BackendSettings, ConfigError, ProviderSettings, Settings
+from llmcache_sidecar.config import (
+    BUILTIN_PROVIDERS,
+    BackendSettings,
+    ConfigError,
+    ProviderSettings,
+    Settings,
+    TransparentSettings,
+)
 from llmcache_sidecar.config import key as meta
 
 GROUP = "llmcache.dev"
@@ -42,6 +49,10 @@ SHORT_NAMES = ("llmc",)
 SIDECAR_HOST = "127.0.0.1"
 SECRET_ROOT = "/var/run/secrets/llmcache"
 """Where referenced Secrets are mounted in the sidecar, one directory per reference."""
+CA_DIR = f"{SECRET_ROOT}/ca"
+"""Where a transparent cache's CA (tls.crt, tls.key) is mounted in the sidecar, and only there."""
+IPTABLES_PORT = 15001
+"""The sidecar's port for connections the iptables variant redirects."""
 
 # Kubernetes' own pattern for resource.Quantity (apimachinery's OpenAPI "quantity").
 QUANTITY_PATTERN = (
@@ -261,7 +272,20 @@ def _unwrap(tp: Any) -> tuple[Any, bool]:
 BackendSpec = with_secret_refs(BackendSettings)
 
 
+TransparentSpec = derive(
+    TransparentSettings,
+    "TransparentSpec",
+    "Transparent mode (spec.mode: transparent): which hosts are intercepted, and for how long a leaf lives.",
+    # The operator sets these: it issues the CA, mounts it, and runs the iptables variant.
+    drop=["enabled", "ca_cert_file", "ca_key_file", "iptables_port"],
+)
+Mode = Literal["baseURL", "transparent"]
+Interception = Literal["proxy", "iptables"]
+
+
 def _check_spec(self: Any, path: str) -> None:
+    if self.interception == "iptables" and self.mode != "transparent":
+        raise ConfigError(f"{path}.interception", "iptables needs mode: transparent")
     names: tuple[str, ...] = self.providers
     custom: Mapping[str, ProviderSettings] = self.custom_providers
     seen: set[str] = set()
@@ -292,9 +316,7 @@ LLMCacheSpec = derive(
     Settings,
     "LLMCacheSpec",
     "Which pods get the llmcache sidecar, and how it caches their LLM calls.",
-    # transparent: the operator does not yet issue the per-namespace CA it needs (issue 9),
-    # so the spec does not offer it; a sidecar configured by file can use it.
-    drop=["listen", "admin", "transparent"],
+    drop=["listen", "admin"],
     first=[
         (
             "pod_selector",
@@ -357,6 +379,43 @@ LLMCacheSpec = derive(
                 ),
             ),
         ],
+        "transparent": [
+            (
+                "mode",
+                Mode,
+                field(
+                    default="baseURL",
+                    metadata=meta(
+                        "mode",
+                        "baseURL: app containers get OPENAI_BASE_URL and the like pointing at the sidecar."
+                        " transparent: also HTTPS_PROXY and a trust bundle with a CA the operator issues for this"
+                        " cache, so that apps calling https://api.openai.com directly are cached too"
+                        " (docs/transparent.md).",
+                    ),
+                ),
+            ),
+            (
+                "interception",
+                Interception,
+                field(
+                    default="proxy",
+                    metadata=meta(
+                        "interception",
+                        "How transparent mode reaches the sidecar. proxy: through HTTPS_PROXY. iptables: an init"
+                        " container (NET_ADMIN, NET_RAW, root) also redirects the app's outbound port 443 to the"
+                        " sidecar, for apps that ignore proxy variables; refused where Pod Security forbids it.",
+                    ),
+                ),
+            ),
+            (
+                "transparent",
+                TransparentSpec,
+                field(
+                    default_factory=TransparentSpec,
+                    metadata=meta("transparent", "Settings of transparent mode.", schema={"default": {}}),
+                ),
+            ),
+        ],
     },
     last=[
         (
@@ -374,7 +433,9 @@ LLMCacheSpec = derive(
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Condition:
-    type: str = field(default="", metadata=meta("type", "Ready or BackendReachable."))
+    type: str = field(
+        default="", metadata=meta("type", "Ready, BackendReachable, InterceptionCA or InterceptionAllowed.")
+    )
     status: Literal["True", "False", "Unknown"] = field(
         default="Unknown", metadata=meta("status", "True, False or Unknown.")
     )
@@ -398,7 +459,12 @@ class LastFlush:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Status:
-    conditions: tuple[Condition, ...] = field(default=(), metadata=meta("conditions", "Ready and BackendReachable."))
+    conditions: tuple[Condition, ...] = field(
+        default=(),
+        metadata=meta(
+            "conditions", "Ready and BackendReachable; InterceptionCA (and InterceptionAllowed) in transparent mode."
+        ),
+    )
     observed_generation: int | None = field(
         default=None, metadata=meta("observedGeneration", "The generation the operator last acted on.")
     )
@@ -442,10 +508,21 @@ class Cache:
     pod_selector: LabelSelector | None
     sidecar: SidecarSpec
     secrets: tuple[SecretMount, ...]
+    mode: Mode = "baseURL"
+    interception: Interception = "proxy"
 
     @property
     def config_map(self) -> str:
         return config_map_name(self.name)
+
+    @property
+    def transparent(self) -> bool:
+        return self.mode == "transparent"
+
+    @property
+    def ca_secret(self) -> str:
+        """The Secret holding this cache's interception CA (transparent mode)."""
+        return f"llmcache-{self.name}-ca"
 
 
 def config_map_name(cache_name: str) -> str:
@@ -461,8 +538,12 @@ def parse(raw: Mapping[str, Any] | None, *, name: str, namespace: str, secret_ro
     spec: Any = config.parse(LLMCacheSpec, _quantities_as_strings(raw), "spec")
     sidecar: SidecarSpec = spec.sidecar
     data = to_mapping(spec)
-    for k8s_only in ("podSelector", "sidecar", "customProviders"):
+    for k8s_only in ("podSelector", "sidecar", "customProviders", "mode", "interception"):
         del data[k8s_only]
+    if spec.mode == "transparent":
+        data["transparent"] |= {"enabled": True, "caCertFile": f"{CA_DIR}/tls.crt", "caKeyFile": f"{CA_DIR}/tls.key"}
+        if spec.interception == "iptables":
+            data["transparent"]["iptablesPort"] = IPTABLES_PORT
     data["listen"] = f"{SIDECAR_HOST}:{sidecar.port}"
     data["admin"] = f"{SIDECAR_HOST}:{sidecar.admin_port}"
     data["namespace"] = spec.namespace if spec.namespace is not None else namespace
@@ -483,6 +564,8 @@ def parse(raw: Mapping[str, Any] | None, *, name: str, namespace: str, secret_ro
         pod_selector=spec.pod_selector,
         sidecar=sidecar,
         secrets=tuple(secrets),
+        mode=spec.mode,
+        interception=spec.interception,
     )
 
 

@@ -50,11 +50,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from llmcache_operator import pki
+
 PREFIX = "LLMCACHE_OPERATOR_"
 CA_DAYS = 3650
 SERVING_DAYS = 365
 RENEW_BEFORE_DAYS = 90
-BACKDATE = datetime.timedelta(minutes=5)  # clocks of the API server and the operator may differ a little
+BACKDATE = pki.BACKDATE
 CA_COMMON_NAME = "llmcache webhook CA"
 SECRET_KEYS = ("ca.crt", "ca.key", "tls.crt", "tls.key")
 MAX_ATTEMPTS = 3
@@ -119,47 +121,9 @@ class Bundle:
 # --- Issuing ------------------------------------------------------------------------------
 
 
-def _new_key() -> ec.EllipticCurvePrivateKey:
-    return ec.generate_private_key(ec.SECP256R1())
-
-
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    encoding, key_format = serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8
-    return key.private_bytes(encoding, key_format, serialization.NoEncryption())
-
-
-def _key_usage(*, cert_sign: bool) -> x509.KeyUsage:
-    return x509.KeyUsage(
-        digital_signature=True,
-        key_cert_sign=cert_sign,
-        crl_sign=cert_sign,
-        content_commitment=False,
-        key_encipherment=False,
-        data_encipherment=False,
-        key_agreement=False,
-        encipher_only=False,
-        decipher_only=False,
-    )
-
-
 def issue_ca(now: datetime.datetime, *, days: int = CA_DAYS) -> tuple[bytes, bytes]:
     """A self-signed CA (certificate PEM, key PEM) that may sign server certificates only."""
-    key = _new_key()
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, CA_COMMON_NAME)])
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - BACKDATE)
-        .not_valid_after(now + datetime.timedelta(days=days))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(_key_usage(cert_sign=True), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.PEM), _key_pem(key)
+    return pki.issue_ca(now, days=days, common_name=CA_COMMON_NAME)
 
 
 def issue_serving(
@@ -172,7 +136,7 @@ def issue_serving(
     ca_key = serialization.load_pem_private_key(ca_key_pem, password=None)
     if not isinstance(ca_key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
         raise TLSError(f"unsupported CA key type {type(ca_key).__name__}")
-    key = _new_key()
+    key = pki.new_key()
     not_after = min(now + datetime.timedelta(days=days), ca_cert.not_valid_after_utc)
     cert = (
         x509.CertificateBuilder()
@@ -183,7 +147,7 @@ def issue_serving(
         .not_valid_before(now - BACKDATE)
         .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(_key_usage(cert_sign=False), critical=True)
+        .add_extension(pki.key_usage(cert_sign=False), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(x509.SubjectAlternativeName([_general_name(h) for h in hosts]), critical=False)
         .add_extension(
@@ -192,7 +156,7 @@ def issue_serving(
         )
         .sign(ca_key, hashes.SHA256())
     )
-    return cert.public_bytes(serialization.Encoding.PEM), _key_pem(key)
+    return cert.public_bytes(serialization.Encoding.PEM), pki.key_pem(key)
 
 
 def _general_name(host: str) -> x509.GeneralName:
@@ -301,8 +265,8 @@ def ca_bundle_patch(configuration: Mapping[str, Any], ca_pem: bytes) -> list[dic
 class TLSStore(Protocol):
     """The API calls `ensure` makes; `k8s.Api` implements them."""
 
-    async def read_secret_data(self, namespace: str, name: str) -> tuple[dict[str, str], str] | None:
-        """(data, resourceVersion), or None when the Secret does not exist."""
+    async def read_secret(self, namespace: str, name: str) -> tuple[dict[str, str], dict[str, str], str] | None:
+        """(data, annotations, resourceVersion), or None when the Secret does not exist."""
         ...
 
     async def create_secret(self, body: Mapping[str, Any]) -> bool:
@@ -338,7 +302,7 @@ async def ensure(
 
 async def _settled_bundle(store: TLSStore, options: TLSOptions, now: datetime.datetime) -> Bundle:
     for _ in range(MAX_ATTEMPTS):
-        found = await store.read_secret_data(options.namespace, options.secret)
+        found = await store.read_secret(options.namespace, options.secret)
         current = Bundle.from_secret_data(found[0]) if found else None
         bundle, reason = renewed(current, options.hosts, now)
         if reason is None:
@@ -347,7 +311,7 @@ async def _settled_bundle(store: TLSStore, options: TLSOptions, now: datetime.da
         if found is None:
             stored = await store.create_secret(secret_manifest(options, bundle))
         else:
-            stored = await store.replace_secret(secret_manifest(options, bundle, found[1]))
+            stored = await store.replace_secret(secret_manifest(options, bundle, found[2]))
         if stored:
             return bundle
         logger.info("Secret %s/%s changed meanwhile (another replica?); reading it again", *_where(options))

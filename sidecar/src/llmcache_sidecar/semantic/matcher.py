@@ -210,7 +210,13 @@ def build_semantic(settings: SemanticSettings) -> SemanticCache | None:
             raise ConfigError("semantic.store.type", "qdrant needs `pip install 'llmcache-sidecar[qdrant]'`") from exc
         q = store.qdrant
         api_key = Path(q.api_key_file).read_text(encoding="utf-8").strip() if q.api_key_file else None
-        index = QdrantIndex.from_url(q.url, api_key=api_key, collection=q.collection, timeout=q.timeout_ms / 1000)
+        index = QdrantIndex.from_url(
+            q.url,
+            api_key=api_key,
+            collection=q.collection,
+            timeout=q.timeout_ms / 1000,
+            max_per_bucket=store.max_per_bucket,
+        )
     else:
         index = MemoryIndex(max_per_bucket=store.max_per_bucket, max_buckets=store.max_buckets)
     return SemanticCache(settings, index=index, embedder=EmbeddingClient(settings.embedding))

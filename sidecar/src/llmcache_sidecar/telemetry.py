@@ -117,7 +117,7 @@ def _sum_pairs(pick: Any) -> Iterable[Observation]:
         yield Observation(round(value, 9), {"llmcache.provider": provider, "gen_ai.request.model": model})
 
 
-_SEMANTIC_OUTCOMES = ("hits", "shadow_hits", "misses", "skipped", "embed_errors", "index_errors")
+_SEMANTIC_OUTCOMES = ("hits", "shadow_hits", "misses", "skipped", "embed_errors", "index_errors", "judge_errors")
 
 
 def _observe_semantic_lookups(options: CallbackOptions) -> Iterable[Observation]:
@@ -134,6 +134,31 @@ def _observe_semantic_rejections(options: CallbackOptions) -> Iterable[Observati
                 totals[reason] += count
     for reason, value in totals.items():
         yield Observation(value, {"llmcache.reason": reason})
+
+
+def _judge_totals(pick: Any) -> defaultdict[Any, float]:
+    """One semantic judge counter (a mapping), summed over the live apps."""
+    totals: defaultdict[Any, float] = defaultdict(float)
+    for agg in list(_LIVE):
+        if agg.semantic is not None:
+            for k, v in pick(agg.semantic.judge).items():
+                totals[k] += v
+    return totals
+
+
+def _observe_judge_verdicts(options: CallbackOptions) -> Iterable[Observation]:
+    for (verdict, source), value in _judge_totals(lambda j: j.verdicts).items():
+        yield Observation(int(value), {"llmcache.verdict": verdict, "llmcache.source": source})
+
+
+def _observe_judge_tokens(options: CallbackOptions) -> Iterable[Observation]:
+    for (model, kind), value in _judge_totals(lambda j: j.tokens).items():
+        yield Observation(int(value), {"gen_ai.request.model": model, "gen_ai.token.type": kind})
+
+
+def _observe_judge_cost(options: CallbackOptions) -> Iterable[Observation]:
+    for model, value in _judge_totals(lambda j: j.cost_usd).items():
+        yield Observation(round(value, 9), {"gen_ai.request.model": model})
 
 
 def _observe_size(attribute: str) -> Any:
@@ -232,6 +257,24 @@ meter.create_observable_counter(
     [_observe_semantic_rejections],
     unit="{candidate}",
     description="Semantic candidates the verifier refused, by reason.",
+)
+meter.create_observable_counter(
+    "llmcache.semantic.judge.verdicts",
+    [_observe_judge_verdicts],
+    unit="{verdict}",
+    description="LLM judge verdicts (same, different, error) on accepted candidates, from the judge or its cache.",
+)
+meter.create_observable_counter(
+    "llmcache.semantic.judge.tokens",
+    [_observe_judge_tokens],
+    unit="{token}",
+    description="Tokens the LLM judge's calls used.",
+)
+meter.create_observable_counter(
+    "llmcache.semantic.judge.cost.usd",
+    [_observe_judge_cost],
+    unit="{USD}",
+    description="Estimated money spent on LLM judge calls, from the configured price table.",
 )
 meter.create_observable_gauge(
     "llmcache.entries", [_observe_size("entries")], unit="{entry}", description="Entries the backend holds."

@@ -46,6 +46,8 @@ def provider_readers() -> Iterator[tuple[InMemoryReader, InMemoryReader, Collect
     delta = InMemoryReader(preferred_temporality={SdkHistogram: AggregationTemporality.DELTA})
     registry = CollectorRegistry()
     provider = MeterProvider(metric_readers=[cumulative, delta, PrometheusReader(registry=registry)])
+    # As in the sidecar, where every request is counted too, the SDK has something to report.
+    provider.get_meter("test").create_up_down_counter("requests").add(1)
     yield cumulative, delta, registry
     provider.shutdown()
 

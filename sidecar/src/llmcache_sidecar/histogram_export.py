@@ -5,7 +5,9 @@ memory): at each collection it adds one histogram metric per `telemetry.HISTOGRA
 entry to what the SDK collected, under the sidecar's instrumentation scope, in the
 reader's preferred temporality. Every reader reads the same totals, so a Prometheus
 scrape and an OTLP collector see the same numbers. It overrides `_receive_metrics`,
-the hook the SDK documents for reader subclasses.
+the hook the SDK documents for reader subclasses. The SDK calls it only when its own
+instruments have something to report; in the sidecar they always do once a duration
+was recorded (every request is also counted in `llmcache.requests`).
 """
 
 from __future__ import annotations
@@ -48,7 +50,6 @@ class OwnHistograms(MetricReader):
         super().__init__(*args, **kwargs)
         self._own_resource = resource if resource is not None else Resource.create()
         self._own_delta: dict[str, _DeltaState] | None = None
-        self._own_received = False
         if self._own_temporality() == AggregationTemporality.DELTA:
             self._own_delta = {h.name: _DeltaState(h) for h in telemetry.HISTOGRAMS}
 
@@ -58,15 +59,7 @@ class OwnHistograms(MetricReader):
                 return temporality
         return AggregationTemporality.CUMULATIVE
 
-    def collect(self, timeout_millis: float = 10_000) -> None:
-        # The SDK skips `_receive_metrics` when its own instruments had nothing to give.
-        self._own_received = False
-        super().collect(timeout_millis)
-        if not self._own_received:
-            self._receive_metrics(None, timeout_millis)
-
     def _receive_metrics(self, metrics_data: MetricsData | None, timeout_millis: float = 10_000, **kwargs: Any) -> None:
-        self._own_received = True
         own = [m for m in (self._own_metric(h) for h in telemetry.HISTOGRAMS) if m is not None]
         merged = _merged(metrics_data, own, self._own_resource)
         if merged is None:

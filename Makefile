@@ -21,7 +21,7 @@ help:
 	@echo "make bench   hit/miss latency and throughput, RSS (figures in docs/benchmarks.md)"
 	@echo "make lint    ruff, mypy --strict, import-linter"
 	@echo "make crds    regenerate crds/ (and the chart's copy) from the config model"
-	@echo "make images  build the sidecar, operator and redirect images (needs a Docker engine)"
+	@echo "make images  build the sidecar, operator, redirect and embedder images (needs a Docker engine)"
 	@echo "make run-operator  run the operator against the current kubeconfig"
 	@echo "make e2e-k8s build (once, cached in ~/.cache) a kube-apiserver 1.20 and run the end-to-end tier against it"
 	@echo "make eval-semantic  paraphrase hits and near-miss false hits, raw cosine vs the matcher, real model"
@@ -60,6 +60,7 @@ images:
 	docker build -f sidecar/Dockerfile -t ghcr.io/llmcache/llmcache-sidecar:$(VERSION) .
 	docker build -f operator/Dockerfile -t ghcr.io/llmcache/llmcache-operator:$(VERSION) .
 	docker build -f operator/Dockerfile.redirect -t ghcr.io/llmcache/llmcache-redirect:$(VERSION) .
+	docker build -f embedder/Dockerfile -t ghcr.io/llmcache/llmcache-embedder:$(VERSION) .
 
 system-deps:
 	scripts/install-test-servers.sh

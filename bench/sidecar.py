@@ -9,7 +9,10 @@ Scenarios, each at concurrency 1 and 32 (keep-alive connections, like SDK client
                   does one Redis GET (the floor a Redis-backed cache can reach in Python)
 Plus the sidecar's resident memory when idle and after the runs, and:
 - telemetry: memory hits with telemetry off, metrics only (the default), and
-  metrics + traces sampled at 100% exported over OTLP/HTTP to a local sink
+  metrics + traces sampled at 100% and 10% exported over OTLP/HTTP to a local sink
+- the two targets compared robustly: telemetry on against off, and the Redis hit against
+  the floor, with the servers up at once and loaded in turn over several rounds, reporting
+  median requests/s and the median CPU time per request of each server process
 - per backend: the sidecar's hit throughput on disk, dual, Redis Cluster, and S3, GCS and
   Azure Blob through their local emulators (which bound those figures)
 - streaming: time to first byte of a streamed miss and of a streamed hit
@@ -82,6 +85,7 @@ class Result:
     p99_ms: float
     errors: int
     hit_share: float | None = None
+    requests: int = 0
 
 
 def _ms(value: str) -> float:
@@ -129,7 +133,90 @@ def _wrk_once(name: str, url: str, script: str, concurrency: int, seconds: int) 
     p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
     p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
     errors = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))
-    return Result(name, concurrency, rps, p50, p99, errors)
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    return Result(name, concurrency, rps, p50, p99, errors, requests=requests)
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (from /proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+@dataclass
+class Target:
+    name: str
+    url: str
+    pid: int
+    sidecar: Running | None = None
+
+
+@dataclass
+class Compared:
+    name: str
+    rps: float
+    cpu_us: float
+    """The server process's CPU time per request served, in microseconds."""
+    runs: list[tuple[float, float]]
+    hit_share: float | None
+    median_run: Result
+    """The wrk run with the median requests/s, for the main table (latencies, errors)."""
+
+
+def interleaved(targets: list[Target], script: str, concurrency: int, seconds: int, rounds: int) -> list[Compared]:
+    """Each target loaded in turn, `rounds` times over, so that a busy minute hurts them all alike.
+
+    Reports the median requests/s and the median CPU time per request of each target's
+    own process: on a shared machine throughput varies by up to 2x from one minute to the
+    next, while the CPU a request costs its server moves much less.
+    """
+    runs: dict[str, list[tuple[float, float]]] = {t.name: [] for t in targets}
+    results: dict[str, list[Result]] = {t.name: [] for t in targets}
+    before = {t.name: t.sidecar.stats() for t in targets if t.sidecar is not None}
+    for t in targets:
+        _wrk_once(t.name, t.url, script, concurrency, 1)  # warm up: connections, first entry
+    for _ in range(rounds):
+        for t in targets:
+            used = cpu_seconds(t.pid)
+            result = _wrk_once(t.name, t.url, script, concurrency, seconds)
+            used = cpu_seconds(t.pid) - used
+            runs[t.name].append((result.rps, used / max(result.requests, 1) * 1e6))
+            results[t.name].append(result)
+    compared = []
+    for t in targets:
+        share = None
+        if t.sidecar is not None:
+            after = t.sidecar.stats()
+            hits = int(after["hits"]) - int(before[t.name]["hits"])  # type: ignore[call-overload]
+            lookups = hits + int(after["misses"]) - int(before[t.name]["misses"])  # type: ignore[call-overload]
+            share = hits / lookups if lookups else None
+        rps = statistics.median(r for r, _ in runs[t.name])
+        cpu = statistics.median(c for _, c in runs[t.name])
+        median_run = sorted(results[t.name], key=lambda r: r.rps)[len(results[t.name]) // 2]
+        median_run.hit_share = share
+        compared.append(Compared(t.name, rps, cpu, runs[t.name], share, median_run))
+    return compared
+
+
+def comparison_table(title: str, rows: list[Compared], concurrency: int) -> str:
+    """Ratios against the first row."""
+    ref = rows[0]
+    lines = [
+        f"{title} (concurrency {concurrency}, {len(ref.runs)} interleaved rounds, medians)",
+        "| server | requests/s | vs first | CPU µs/request | vs first | hits | requests/s of each round |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        hits = f"{r.hit_share:.0%}" if r.hit_share is not None else ""
+        each = " ".join(f"{rps:,.0f}" for rps, _ in r.runs)
+        lines.append(
+            f"| {r.name} | {r.rps:,.0f} | {r.rps / ref.rps:.2f}x | {r.cpu_us:.1f} | {r.cpu_us / ref.cpu_us:.2f}x "
+            f"| {hits} | {each} |"
+        )
+    return "\n".join(lines)
 
 
 def rss_mib(pid: int) -> float:
@@ -229,9 +316,12 @@ def table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
-def telemetry_runs(provider: str, work: Path, seconds: int, path: str) -> list[Result]:
-    results = []
-    with otlp_sink() as sink:
+def telemetry_runs(provider: str, work: Path, seconds: int, path: str, rounds: int) -> list[Compared]:
+    """Memory hits with telemetry off, metrics only (the default), metrics + traces at 100% and 10%.
+
+    All four sidecars run at once and are loaded in turn (see `interleaved`).
+    """
+    with otlp_sink() as sink, contextlib.ExitStack() as stack:
         variants = [
             ("hit (memory), telemetry off", {"telemetry": {"metrics": False, "traces": False}}, {}),
             ("hit (memory), metrics on", {}, {}),
@@ -246,10 +336,29 @@ def telemetry_runs(provider: str, work: Path, seconds: int, path: str) -> list[R
                 {"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"},
             ),
         ]
+        targets = []
         for name, extra, env in variants:
-            with sidecar(provider, {"type": "memory"}, work, extra=extra, env=env) as running:
-                results.append(wrk(name, running.url + path, SAME_BODY_LUA, 32, seconds, running))
-    return results
+            running = stack.enter_context(sidecar(provider, {"type": "memory"}, work, extra=extra, env=env))
+            targets.append(Target(name, running.url + path, running.pid, running))
+        return interleaved(targets, SAME_BODY_LUA, 32, seconds, rounds)
+
+
+def redis_against_floor(
+    provider: str, redis_url: str, work: Path, seconds: int, path: str, rounds: int
+) -> list[Compared]:
+    """The Redis-backed sidecar's hit against the hash + GET floor, both up at once, loaded in turn."""
+    with contextlib.ExitStack() as stack:
+        floor_port = free_port()
+        floor = stack.enter_context(
+            process([PY, "-m", "bench.baseline", "--port", str(floor_port), "--redis", redis_url])
+        )
+        wait_http(f"http://127.0.0.1:{floor_port}/healthz")
+        running = stack.enter_context(sidecar(provider, {"type": "redis", "redis": {"url": redis_url}}, work))
+        targets = [
+            Target("baseline: hash + Redis GET", f"http://127.0.0.1:{floor_port}{path}", floor.pid),
+            Target("hit (redis)", running.url + path, running.pid, running),
+        ]
+        return interleaved(targets, SAME_BODY_LUA, 32, seconds, rounds)
 
 
 def backend_runs(provider: str, work: Path, seconds: int, path: str) -> list[Result]:
@@ -384,12 +493,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--seconds", type=int, default=5, help="length of each wrk run")
     parser.add_argument("--only", choices=["core", "telemetry", "backends", "streaming"], action="append")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds of the target comparisons")
     args = parser.parse_args()
     only = set(args.only or ["core", "telemetry", "backends", "streaming"])
     if shutil.which("wrk") is None:
         sys.exit("make bench needs wrk: apt-get install wrk")
     results: list[Result] = []
     notes: list[str] = []
+    comparisons: list[str] = []
     path = "/openai/v1/chat/completions"
     with tempfile.TemporaryDirectory() as tmp, fake_provider() as provider, running_redis(Path(tmp)) as redis:
         work = Path(tmp)
@@ -415,8 +526,12 @@ def main() -> None:
             with baseline(redis.url) as url:
                 for c in (1, 32):
                     results.append(wrk("baseline: hash + Redis GET", url + path, SAME_BODY_LUA, c, args.seconds))
+            floor = redis_against_floor(provider, redis.url, work, args.seconds, path, args.rounds)
+            comparisons.append(comparison_table("Redis hit against the floor", floor, 32))
         if "telemetry" in only:
-            results += telemetry_runs(provider, work, args.seconds, path)
+            tel = telemetry_runs(provider, work, args.seconds, path, args.rounds)
+            results += [c.median_run for c in tel]
+            comparisons.append(comparison_table("Telemetry cost on memory hits", tel, 32))
         if "backends" in only:
             results += backend_runs(provider, work, args.seconds, path)
         if "streaming" in only:
@@ -424,6 +539,9 @@ def main() -> None:
     print(table(results))
     for note in notes:
         print(note)
+    for comparison in comparisons:
+        print()
+        print(comparison)
 
 
 if __name__ == "__main__":

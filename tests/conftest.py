@@ -16,7 +16,6 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from opentelemetry import metrics, trace
-from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
@@ -26,6 +25,8 @@ from prometheus_client import CollectorRegistry
 
 from llmcache_sidecar import config
 from llmcache_sidecar.app import make_admin_app, make_app
+from llmcache_sidecar.histogram_export import OwnHistograms
+from llmcache_sidecar.otel import PrometheusReader
 from llmcache_sidecar.runtime import STATE, State
 from tests.fakes.provider import FAKE, FakeProvider, make_fake_provider
 from tests.redis_server import RedisServer, running_redis
@@ -36,6 +37,10 @@ class Otel:
     spans: InMemorySpanExporter
     metrics: InMemoryMetricReader
     registry: CollectorRegistry
+
+
+class InMemoryReader(OwnHistograms, InMemoryMetricReader):
+    """The SDK's in-memory reader, seeing the sidecar's own histograms as the CLI's readers do."""
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -50,8 +55,8 @@ def otel() -> Iterator[Otel]:
     tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
     trace.set_tracer_provider(tracer_provider)
     registry = CollectorRegistry()
-    reader = InMemoryMetricReader()
-    meter_provider = MeterProvider(metric_readers=[reader, PrometheusMetricReader(registry=registry)])
+    reader = InMemoryReader()
+    meter_provider = MeterProvider(metric_readers=[reader, PrometheusReader(registry=registry)])
     metrics.set_meter_provider(meter_provider)
     yield Otel(spans, reader, registry)
     meter_provider.shutdown()

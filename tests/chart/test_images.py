@@ -1,4 +1,4 @@
-"""The two images, checked without a Docker engine (none runs here).
+"""The three images, checked without a Docker engine (none runs here).
 
 - A checklist read from each Dockerfile: multi-stage, base pinned to an exact version,
   a numeric non-root USER in the final stage, no compiler or package install there,
@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-IMAGES = ("sidecar", "operator")
+IMAGES = ("sidecar", "operator", "embedder")
 COMPILERS = re.compile(r"\b(gcc|g\+\+|cc|clang|build-essential|make|cargo|rustc|python3?-dev)\b")
 PINNED_PYTHON = re.compile(r"^python:3\.11\.\d+-slim(-[a-z]+)?(@sha256:[0-9a-f]{64})?$")
 OPERATOR_ONLY = {"kopf", "kubernetes", "llmcache-operator"}
@@ -235,9 +235,24 @@ def test_the_installed_sidecar_starts_and_answers_healthz(sidecar_venv: Path, tm
     assert status == 200, (tmp_path / "sidecar.log").read_text(errors="replace")[-3000:]
 
 
-def test_the_build_context_carries_only_the_two_packages() -> None:
+def test_the_build_context_carries_only_the_three_packages() -> None:
     ignore = [line for line in (ROOT / ".dockerignore").read_text().splitlines() if line and not line.startswith("#")]
-    assert ignore[ignore.index("*") :][:3] == ["*", "!sidecar/", "!operator/"]
+    assert ignore[ignore.index("*") :][:4] == ["*", "!sidecar/", "!operator/", "!embedder/"]
     for component in IMAGES:
         copied = [rest.split()[0] for instruction, rest in instructions(dockerfile(component)) if instruction == "COPY"]
-        assert all(src.rstrip("/") in ("sidecar", "operator") or src.startswith("--from=") for src in copied)
+        assert all(src.rstrip("/") in IMAGES or src.startswith("--from=") for src in copied)
+
+
+def test_the_embedder_image_serves_on_all_interfaces_from_the_cpu_only_torch() -> None:
+    """The model comes inside a wheel (no download at run time); torch from the CPU-only index, never PyPI's CUDA build."""
+    build, final = stages(dockerfile("embedder"))
+    runs = " ".join(rest for instruction, rest in build.instructions if instruction == "RUN")
+    args = dict(rest.split("=", 1) for instruction, rest in build.instructions if instruction == "ARG")
+    env = " ".join(rest for instruction, rest in final.instructions if instruction == "ENV")
+
+    assert '--index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}"' in runs
+    assert args["TORCH_INDEX_URL"].endswith("/whl/cpu")
+    assert "./embedder[minilm]" in runs
+    assert "HF_HUB_OFFLINE=1" in env and "HOME=/tmp" in env
+    entrypoint = [rest for instruction, rest in final.instructions if instruction in ("ENTRYPOINT", "CMD")]
+    assert entrypoint == ['["llmcache-embedder"]', '["--host", "0.0.0.0", "--port", "8080"]']

@@ -44,6 +44,11 @@ OPTION_SETS: dict[str, dict[str, Any]] = {
     "service-monitor": {"monitoring": {"serviceMonitor": {"enabled": True, "labels": {"release": "prom"}}}},
     "dashboards": {"monitoring": {"dashboard": {"enabled": True}, "prometheusRule": {"enabled": True}}},
     "webhook-url": {"webhook": {"url": WEBHOOK_URL}},
+    "embedder": {"embedder": {"enabled": True}},
+    "embedder-default-cache": {
+        "redis": {"enabled": True, "defaultCache": {"semantic": True}},
+        "embedder": {"enabled": True, "replicas": 2, "threads": 2, "service": {"port": 80}},
+    },
     "webhook-off": {"webhook": {"enabled": False}},
     "transparent": {
         "transparent": {
@@ -80,6 +85,13 @@ OPTION_SETS: dict[str, dict[str, Any]] = {
             "priorityClassName": "high",
             "nodeSelector": {"disk": "ssd"},
             "tolerations": [{"operator": "Exists"}],
+        },
+        "embedder": {
+            "enabled": True,
+            "priorityClassName": "batch",
+            "nodeSelector": {"pool": "cpu"},
+            "tolerations": [{"key": "cpu-only", "operator": "Exists", "effect": "NoSchedule"}],
+            "image": {"repository": "registry.example/llmcache-embedder", "tag": "9.9.9", "pullPolicy": "Always"},
         },
     },
 }
@@ -299,6 +311,12 @@ def test_images_pull_settings_and_scheduling_come_from_values(helm: Helm) -> Non
     assert env_of(container)["LLMCACHE_OPERATOR_SIDECAR_IMAGE"] == "registry.example/llmcache-sidecar:9.9.9"
     assert one(objs, "LLMCache")["spec"]["sidecar"]["imagePullPolicy"] == "Always"
     assert operator["imagePullSecrets"] == redis["imagePullSecrets"] == [{"name": "regcred"}]
+    embedder = one(objs, "Deployment", "-embedder")["spec"]["template"]["spec"]
+    assert embedder["containers"][0]["image"] == "registry.example/llmcache-embedder:9.9.9"
+    assert embedder["containers"][0]["imagePullPolicy"] == "Always"
+    assert embedder["imagePullSecrets"] == [{"name": "regcred"}]
+    assert (embedder["priorityClassName"], embedder["nodeSelector"]) == ("batch", {"pool": "cpu"})
+    assert embedder["tolerations"][0]["key"] == "cpu-only"
     assert operator["nodeSelector"] == {"kubernetes.io/os": "linux"}
     assert operator["tolerations"][0]["key"] == "dedicated"
     assert operator["affinity"]["nodeAffinity"]
@@ -312,6 +330,8 @@ def test_images_default_to_the_charts_app_version(helm: Helm) -> None:
     assert container["image"].endswith(f"/llmcache-operator:{app_version}")
     assert env_of(container)["LLMCACHE_OPERATOR_SIDECAR_IMAGE"].endswith(f"/llmcache-sidecar:{app_version}")
     assert env_of(container)["LLMCACHE_OPERATOR_REDIRECT_IMAGE"].endswith(f"/llmcache-redirect:{app_version}")
+    embedder = one(rendered(helm, "embedder"), "Deployment", "-embedder")["spec"]["template"]["spec"]["containers"][0]
+    assert embedder["image"].endswith(f"/llmcache-embedder:{app_version}")
 
 
 def test_transparent_values_reach_the_operator_in_the_form_its_options_parse(helm: Helm) -> None:
@@ -323,12 +343,15 @@ def test_transparent_values_reach_the_operator_in_the_form_its_options_parse(hel
     assert Options.from_env(env_of(operator_container(rendered(helm, "defaults")))).cluster_cidrs == ()
 
 
-def test_the_app_version_is_the_operators_and_the_sidecars_version() -> None:
+def test_the_app_version_is_the_operators_the_sidecars_and_the_embedders_version() -> None:
+    import llmcache_embedder
+
     import llmcache_operator
     import llmcache_sidecar
 
     app_version = yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
     assert app_version == llmcache_operator.__version__ == llmcache_sidecar.__version__
+    assert app_version == llmcache_embedder.__version__
 
 
 # --- Bundled Redis --------------------------------------------------------------------------------------
@@ -404,3 +427,82 @@ def test_the_dashboard_and_the_alerts_are_the_files_the_chart_ships(helm: Helm) 
 def test_only_the_workloads_the_options_ask_for_are_rendered(helm: Helm) -> None:
     assert [name for name, _ in pod_specs(rendered(helm, "defaults"))] == [f"{RELEASE}-llmcache-operator"]
     assert len(pod_specs(rendered(helm, "redis"))) == 2
+    assert sorted(name for name, _ in pod_specs(rendered(helm, "embedder"))) == [
+        f"{RELEASE}-llmcache-embedder",
+        f"{RELEASE}-llmcache-operator",
+    ]
+    assert not [
+        s for s in by_kind(rendered(helm, "defaults"), "Service") if s["metadata"]["name"].endswith("-embedder")
+    ]
+
+
+# --- The in-cluster embedder ----------------------------------------------------------------------------------
+
+
+def embedder_url(service: Obj) -> str:
+    """The URL an LLMCache's semantic.embedding.url takes for this Service (docs/helm.md)."""
+    meta = service["metadata"]
+    return f"http://{meta['name']}.{meta['namespace']}.svc.cluster.local:{service['spec']['ports'][0]['port']}/v1"
+
+
+def test_the_embedder_is_a_deployment_behind_a_service_probed_on_healthz(helm: Helm) -> None:
+    objs = rendered(helm, "embedder")
+    deployment, service = one(objs, "Deployment", "-embedder"), one(objs, "Service", "-embedder")
+    spec = deployment["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+
+    assert deployment["spec"]["replicas"] == 1
+    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+    assert service["spec"]["ports"][0]["targetPort"] == "http"
+    assert service["spec"]["ports"][0]["port"] == 8080
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "http"}
+    # The model takes seconds to load (20 s seen on a busy node): the startup probe allows minutes.
+    startup = container["startupProbe"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 120
+    assert container["resources"]["requests"]["memory"] == "640Mi"
+    assert {v["name"] for v in spec["volumes"]} == {m["name"] for m in container["volumeMounts"]} == {"tmp"}
+    assert env_of(container)["HOME"].startswith("/tmp")
+    assert ports == {"http": 8080}
+
+
+def test_the_embedder_is_started_with_arguments_it_reads_listening_on_its_container_port(helm: Helm) -> None:
+    from llmcache_embedder.server import _parser
+
+    for option_set in ("embedder", "embedder-default-cache"):
+        deployment = one(rendered(helm, option_set), "Deployment", "-embedder")
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        args = _parser().parse_args(container["args"])  # exits (SystemExit) on an argument it does not know
+        assert (args.host, args.port) == ("0.0.0.0", container["ports"][0]["containerPort"])
+        assert args.encoder == "minilm"
+    assert args.threads == 2
+    assert deployment["spec"]["replicas"] == 2
+
+
+def test_the_default_llmcache_can_use_the_bundled_embedder_at_its_service_url(helm: Helm) -> None:
+    objs = rendered(helm, "embedder-default-cache")
+    semantic = one(objs, "LLMCache")["spec"]["semantic"]
+    service = one(objs, "Service", "-embedder")
+
+    assert semantic == {"enabled": True, "embedding": {"url": embedder_url(service)}}
+    assert semantic["embedding"]["url"] == f"http://{RELEASE}-llmcache-embedder.{NAMESPACE}.svc.cluster.local:80/v1"
+    assert "semantic" not in one(rendered(helm, "redis"), "LLMCache")["spec"]
+
+
+def test_a_semantic_default_llmcache_without_the_embedder_is_refused(helm: Helm) -> None:
+    with pytest.raises(HelmError, match=re.escape("redis.defaultCache.semantic needs embedder.enabled=true")):
+        helm.template({"redis": {"enabled": True, "defaultCache": {"semantic": True}}})
+
+
+def test_the_install_notes_print_the_embedders_url(tools: Path, tmp_path: Path) -> None:
+    """helm 4 only: helm 3's `install --dry-run=client` still asks a cluster for its version."""
+    helm = Helm("helm4", tools / "helm4", tmp_path)
+    values = helm.home / "embedder-notes.json"
+    values.write_text(json.dumps(OPTION_SETS["embedder"]))
+    result = helm.run("install", RELEASE, str(CHART), "--namespace", NAMESPACE, "--dry-run=client",
+                      "--values", str(values))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    notes = result.stdout.split("NOTES:", 1)[1]
+    assert f"url: {embedder_url(one(rendered(helm, 'embedder'), 'Service', '-embedder'))}" in notes
+    assert "embedder" not in helm.run("install", RELEASE, str(CHART), "--dry-run=client").stdout.split("NOTES:")[1]

@@ -203,6 +203,8 @@ def test_the_pods_uids_are_the_ones_the_images_run_as(helm: Helm) -> None:
 
     spec = one(rendered(helm, "defaults"), "Deployment", "-operator")["spec"]["template"]["spec"]
     assert str(spec["securityContext"]["runAsUser"]) == dockerfile_user("operator")
+    embedder = one(rendered(helm, "embedder"), "Deployment", "-embedder")["spec"]["template"]["spec"]
+    assert str(embedder["securityContext"]["runAsUser"]) == dockerfile_user("embedder")
     assert str(SIDECAR_UID) == dockerfile_user("sidecar")  # the webhook sets runAsUser on the sidecar
 
 
@@ -278,7 +280,7 @@ def test_with_opt_in_only_labelled_namespaces_are_sent(helm: Helm, labels: dict[
     assert selected(hook["namespaceSelector"], labels) is sent
 
 
-@pytest.mark.parametrize("option_set", ["defaults", "redis", "scheduling"])
+@pytest.mark.parametrize("option_set", ["defaults", "redis", "scheduling", "embedder"])
 def test_llmcaches_own_pods_are_never_sent_to_the_webhook(helm: Helm, option_set: str) -> None:
     objs = rendered(helm, option_set)
     (hook,) = one(objs, "MutatingWebhookConfiguration")["webhooks"]

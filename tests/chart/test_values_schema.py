@@ -29,6 +29,11 @@ BAD_VALUES: list[tuple[dict[str, Any], str, str, str]] = [
     ({"webhook": {"certManager": {"issuerRef": {"kind": "Vault"}}}}, "webhook.certManager.issuerRef.kind", "one of",
      "one of"),
     ({"operator": {"tolerations": [{"effect": "Sometimes"}]}}, "operator.tolerations.0.effect", "one of", "one of"),
+    ({"embedder": {"enabled": "yes"}}, "embedder.enabled", "boolean", "boolean"),
+    ({"embedder": {"replicas": 0}}, "embedder.replicas", "greater than or equal to 1", "minimum"),
+    ({"embedder": {"service": {"port": 70000}}}, "embedder.service.port", "less than or equal to 65535", "maximum"),
+    ({"embedder": {"model": "bge"}}, "embedder", "Additional property model", "additional properties 'model'"),
+    ({"redis": {"defaultCache": {"semantic": "on"}}}, "redis.defaultCache.semantic", "boolean", "boolean"),
 ]  # fmt: skip
 
 

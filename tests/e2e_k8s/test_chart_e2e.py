@@ -47,6 +47,7 @@ DRY_RUN_SETS: dict[str, dict[str, Any]] = {
     "dashboards": {"monitoring": {"dashboard": {"enabled": True}}},
     "webhook-off": {"webhook": {"enabled": False}},
     "cert-manager": {"webhook": {"certManager": {"enabled": True}}},
+    "embedder": {"embedder": {"enabled": True}, "redis": {"enabled": True, "defaultCache": {"semantic": True}}},
 }
 FORBIDDEN_MARKERS = ("forbidden", "Forbidden", "403", "Not enough permissions")
 

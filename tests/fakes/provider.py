@@ -13,6 +13,10 @@ Knobs, per request by header or queued on the state with ``fake.plan(Behaviour(.
 - ``x-fake-cut-after: N``       stream: send N events, then drop the connection
 - ``x-fake-error-event: N``     stream: send N events, then the provider's error event
 
+A test can also choose what the chat endpoints answer: ``fake.reply_rule`` maps a
+request body to the answer's text (or None for the echo), which is how
+``tests/semantic/test_judge.py`` plays an LLM judge.
+
 Run it alone with ``python -m tests.fakes.provider --port 0 --host 127.0.0.1``.
 """
 

@@ -26,10 +26,11 @@ class Answer:
     prompt: str  # all prompt text, for token counts
     question: str  # the last user message
     tool: str | None = None  # call this tool instead of answering in text
+    reply: str | None = None  # the text a test's reply rule chose, instead of the echo
 
     @property
     def text(self) -> str:
-        return f"Echo #{self.serial}: {self.question}"
+        return self.reply if self.reply is not None else f"Echo #{self.serial}: {self.question}"
 
     @property
     def arguments(self) -> Json:

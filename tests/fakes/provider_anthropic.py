@@ -63,6 +63,7 @@ def messages(call: Call) -> Reply:
         prompt,
         question,
         first_tool(body.get("tools"), body.get("tool_choice")),
+        call.fake.reply_to(body),
     )
     model = str(body.get("model") or "claude-fake")
     if body.get("stream"):

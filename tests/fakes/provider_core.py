@@ -102,6 +102,9 @@ class FakeProvider:
     default_chunk_delay_ms: int = 0
     embedding_dim: int = 8
     keep_last: int | None = None  # bound ``received`` (a long-running demo or bench)
+    reply_rule: Callable[[Json], str | None] | None = None
+    """Chat answers of a test's choosing: given the request body, the answer's text, or None for the echo
+    (e.g. a fake LLM judge that says SAME or DIFFERENT per a rule the test controls)."""
     _planned: deque[Behaviour] = field(default_factory=deque, init=False, repr=False)
     _serial: int = field(default=0, init=False)
 
@@ -124,6 +127,10 @@ class FakeProvider:
         self.default_delay_ms = 0
         self.default_chunk_delay_ms = 0
         self.embedding_dim = 8
+        self.reply_rule = None
+
+    def reply_to(self, body: Json) -> str | None:
+        return self.reply_rule(body) if self.reply_rule is not None else None
 
     def next_serial(self) -> int:
         self._serial += 1

@@ -58,6 +58,7 @@ def _answer(call: Call) -> Answer:
         prompt,
         question,
         first_tool(body.get("tools"), "none" if mode == "NONE" else None),
+        call.fake.reply_to(body),
     )
 
 

@@ -95,7 +95,15 @@ def test_an_empty_spec_is_a_memory_cache_for_the_built_in_providers() -> None:
 
 def test_the_spec_shares_the_sidecars_fields_instead_of_copying_them() -> None:
     spec_fields = {f.name: f for f in fields(spec.LLMCacheSpec)}
-    replaced = {"listen", "admin", "namespace", "backend", "providers", "transparent"}  # transparent: not offered yet
+    replaced = {
+        "listen",
+        "admin",
+        "namespace",
+        "backend",
+        "semantic",
+        "providers",
+        "transparent",
+    }  # transparent: not offered yet
     for fld in fields(Settings):
         if fld.name in replaced:
             continue
@@ -109,6 +117,17 @@ def test_a_password_is_referenced_as_a_mounted_file_never_copied() -> None:
     assert cache.settings.backend.redis.password_file == "/var/run/secrets/llmcache/redis-password/password"
     (mount,) = cache.secrets
     assert (mount.ref.name, mount.ref.key, mount.volume) == ("redis", "password", "llmcache-redis-password")
+
+
+def test_the_semantic_judges_key_is_referenced_as_a_mounted_file_never_copied() -> None:
+    raw = {
+        "semantic": {"enabled": True, "judge": {"enabled": True, "apiKeySecretRef": {"name": "judge", "key": "key"}}}
+    }
+    cache = spec.parse(raw, name="c", namespace="team-a")
+    judge = cache.settings.semantic.judge
+    assert judge.api_key_file == "/var/run/secrets/llmcache/semantic-judge-api-key/api-key"
+    (mount,) = cache.secrets
+    assert (mount.ref.name, mount.ref.key, mount.volume) == ("judge", "key", "llmcache-semantic-judge-api-key")
 
 
 def test_custom_providers_become_sidecar_providers_and_change_built_in_ones() -> None:

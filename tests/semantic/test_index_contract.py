@@ -4,20 +4,27 @@ Redis is a real `redis-server`. No Qdrant server can be had on these machines, s
 the Qdrant index runs against `qdrant-client`'s local mode (`url: ":memory:"`), which
 implements the same API in process; the code path through `AsyncQdrantClient` is the
 one a server would see.
+
+How many prompts a store holds for a bucket is read the way a user would look: the
+admin port's `prompts` (`count()`) for the memory and Qdrant stores (a fresh store per
+test, one bucket in it), and `LLEN` of the bucket's list in Redis (whose `count()` is
+None). It counts what the store keeps, expired or not, not what a search returns.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
+import redis.asyncio as aioredis
 
 from llmcache_sidecar.semantic.index import MemoryIndex, Stored, VectorIndex
 from llmcache_sidecar.semantic.qdrant_index import QdrantIndex
-from llmcache_sidecar.semantic.redis_index import RedisIndex
+from llmcache_sidecar.semantic.redis_index import PREFIX, RedisIndex
 from tests.redis_server import RedisServer
 
 BOUND = 4
@@ -40,9 +47,28 @@ async def index(request: pytest.FixtureRequest, redis_server: RedisServer) -> As
     elif request.param == "redis":
         made = RedisIndex.from_url(redis_server.url, password=None, timeout=1.0, max_per_bucket=BOUND)
     else:
-        made = QdrantIndex.from_url(":memory:", api_key=None, collection="contract", timeout=5.0)
+        made = QdrantIndex.from_url(":memory:", api_key=None, collection="contract", timeout=5.0, max_per_bucket=BOUND)
     yield made
     await made.aclose()
+
+
+Held = Callable[[str], Awaitable[int]]
+
+
+@pytest.fixture
+async def held(index: VectorIndex, redis_server: RedisServer) -> AsyncIterator[Held]:
+    """How many prompts the store keeps for a bucket (see the module docstring)."""
+    client = aioredis.Redis.from_url(redis_server.url)
+
+    async def count(bucket: str) -> int:
+        if isinstance(index, RedisIndex):
+            return int(await client.llen(PREFIX + bucket))
+        total = await index.count()
+        assert total is not None
+        return total
+
+    yield count
+    await client.aclose()
 
 
 @pytest.fixture
@@ -89,10 +115,46 @@ async def test_adding_the_same_key_again_keeps_one_entry(index: VectorIndex, buc
     assert len(await index.search(bucket, unit(1, 0, 0, 0), limit=5, threshold=0.0)) == 1
 
 
-@pytest.mark.parametrize("index", ["memory", "redis"], indirect=True)
-async def test_a_bucket_keeps_only_its_newest_prompts(index: VectorIndex, bucket: str) -> None:
+async def test_a_bucket_keeps_only_its_newest_prompts(index: VectorIndex, bucket: str, held: Held) -> None:
     for n in range(BOUND + 2):
         await index.add(bucket, stored(f"k{n}", unit(1, n / 100, 0, 0)))
+        assert await held(bucket) == min(n + 1, BOUND)
 
     found = await index.search(bucket, unit(1, 0, 0, 0), limit=10, threshold=0.0)
     assert sorted(c.stored.key for c in found) == [f"k{n}" for n in range(2, BOUND + 2)]
+
+
+async def test_adding_a_prompt_again_makes_it_the_newest(index: VectorIndex, bucket: str, held: Held) -> None:
+    for n in range(BOUND):
+        await index.add(bucket, stored(f"k{n}", unit(1, n / 100, 0, 0)))
+    await index.add(bucket, stored("k0", unit(1, 0, 0, 0)))  # the oldest, stored again
+    await index.add(bucket, stored("new", unit(1, 0.5, 0, 0)))
+
+    found = await index.search(bucket, unit(1, 0, 0, 0), limit=10, threshold=0.0)
+    assert sorted(c.stored.key for c in found) == sorted(["k0", "k2", "k3", "new"])
+    assert await held(bucket) <= BOUND
+
+
+async def test_expired_prompts_are_dropped_when_their_bucket_is_next_written(
+    index: VectorIndex, bucket: str, held: Held
+) -> None:
+    await index.add(bucket, stored("gone-1", unit(1, 0, 0, 0), ttl=0.05))
+    await index.add(bucket, stored("gone-2", unit(1, 0.01, 0, 0), ttl=0.05))
+    assert await held(bucket) == 2
+    await asyncio.sleep(0.2)  # past their expiry; not a timed assertion
+    await index.add(bucket, stored("live", unit(1, 0.02, 0, 0)))
+
+    found = await index.search(bucket, unit(1, 0, 0, 0), limit=10, threshold=0.0)
+    assert [c.stored.key for c in found] == ["live"]
+    assert await held(bucket) == 1
+
+
+async def test_an_expired_prompt_does_not_take_a_live_ones_place(index: VectorIndex, bucket: str, held: Held) -> None:
+    await index.add(bucket, stored("gone", unit(1, 0, 0, 0), ttl=0.05))
+    await asyncio.sleep(0.2)
+    for n in range(BOUND):
+        await index.add(bucket, stored(f"k{n}", unit(1, (n + 1) / 100, 0, 0)))
+
+    found = await index.search(bucket, unit(1, 0, 0, 0), limit=10, threshold=0.0)
+    assert sorted(c.stored.key for c in found) == [f"k{n}" for n in range(BOUND)]
+    assert await held(bucket) == BOUND

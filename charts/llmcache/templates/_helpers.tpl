@@ -129,3 +129,16 @@ capabilities:
 seccompProfile:
   type: RuntimeDefault
 {{- end }}
+
+{{- define "llmcache.embedder.name" -}}
+{{- include "llmcache.componentName" (list . "embedder") }}
+{{- end }}
+
+{{- define "llmcache.embedder.image" -}}
+{{- printf "%s:%s" .Values.embedder.image.repository (default .Chart.AppVersion .Values.embedder.image.tag) }}
+{{- end }}
+
+{{/* The in-cluster embeddings URL an LLMCache's semantic.embedding.url takes (/embeddings is appended). */}}
+{{- define "llmcache.embedder.url" -}}
+{{- printf "http://%s.%s.svc.%s:%d/v1" (include "llmcache.embedder.name" .) .Release.Namespace .Values.clusterDomain (int .Values.embedder.service.port) }}
+{{- end }}

@@ -11,7 +11,8 @@ dropping, replacing or adding fields (`derive`), never by copying a field:
 - `providers` is a list of names (`[openai, anthropic]`); upstreams that are not
   built in, or changes to a built-in one, go under `customProviders`.
 - Secrets are referenced, never copied: `backend.redis.passwordSecretRef` becomes
-  a Secret volume in the pod and `passwordFile` in the sidecar's config.
+  a Secret volume in the pod and `passwordFile` in the sidecar's config; so do the
+  semantic block's keys (`semantic.judge.apiKeySecretRef`, `semantic.embedding...`).
 - `namespace` (the cache's key prefix) defaults to the resource's Kubernetes namespace.
 
 `parse` turns a raw spec into a `Cache`: typed, checked, with the exact `Settings`
@@ -33,6 +34,7 @@ from llmcache_sidecar.config import (
     BackendSettings,
     ConfigError,
     ProviderSettings,
+    SemanticSettings,
     Settings,
     TransparentSettings,
 )
@@ -270,6 +272,7 @@ def _unwrap(tp: Any) -> tuple[Any, bool]:
 
 
 BackendSpec = with_secret_refs(BackendSettings)
+SemanticSpec = with_secret_refs(SemanticSettings)
 
 
 TransparentSpec = derive(
@@ -350,6 +353,18 @@ LLMCacheSpec = derive(
                 "backend",
                 BackendSpec,
                 field(default_factory=BackendSpec, metadata=meta("backend", "Cache storage.", schema={"default": {}})),
+            )
+        ],
+        "semantic": [
+            (
+                "semantic",
+                SemanticSpec,
+                field(
+                    default_factory=SemanticSpec,
+                    metadata=meta(
+                        "semantic", "Semantic caching: near-duplicate prompts answered from the cache, verified."
+                    ),
+                ),
             )
         ],
         "providers": [
@@ -551,6 +566,7 @@ def parse(raw: Mapping[str, Any] | None, *, name: str, namespace: str, secret_ro
         provider: to_mapping(spec.custom_providers.get(provider, ProviderSettings())) for provider in spec.providers
     }
     secrets = _mount_secret_refs(data["backend"], [], secret_root)
+    secrets += _mount_secret_refs(data["semantic"], ["semantic"], secret_root)
     try:
         settings = config.parse(Settings, data, "spec")
     except ConfigError as exc:

@@ -108,6 +108,27 @@ async def _semantic_stats(state: State) -> dict[str, object]:
         "embeddingCalls": cache.embedder.calls if cache is not None else 0,
         "embeddingCacheHits": cache.embedder.cached if cache is not None else 0,
         "rejected": dict(sorted(c.rejected.items())),
+        "judgeErrors": c.judge_errors,
+        "judge": _judge_stats(state),
+    }
+
+
+def _judge_stats(state: State) -> dict[str, object] | None:
+    """Verdicts by source, tokens and estimated spend of the LLM judge (None when it is off)."""
+    cache = state.runtime.semantic
+    if cache is None or cache.judge is None:
+        return None
+    j = state.semantic.judge
+    return {
+        "model": cache.judge.settings.model,
+        "calls": sum(n for (_, source), n in j.verdicts.items() if source == "judge"),
+        "same": j.verdicts[("same", "judge")],
+        "different": j.verdicts[("different", "judge")],
+        "errors": j.verdicts[("error", "judge")],
+        "cachedVerdicts": sum(n for (_, source), n in j.verdicts.items() if source == "cache"),
+        "inputTokens": sum(n for (_, kind), n in j.tokens.items() if kind == "input"),
+        "outputTokens": sum(n for (_, kind), n in j.tokens.items() if kind == "output"),
+        "costUsd": round(sum(j.cost_usd.values()), 9),
     }
 
 

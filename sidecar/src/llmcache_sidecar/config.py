@@ -481,6 +481,63 @@ class SemanticStoreSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class JudgeSettings:
+    """An LLM asked whether two prompts ask for the same answer: a second gate after the verifier."""
+
+    enabled: bool = field(
+        default=False,
+        metadata=key("enabled", "Ask an LLM judge before serving a semantic hit; its error or timeout means a miss."),
+    )
+    provider: str = field(
+        default="openai",
+        metadata=key("provider", "One of the configured providers: the judge is called through its upstream."),
+    )
+    model: str = field(
+        default="gpt-4o-mini",
+        metadata=key("model", "Judge model (for azure: the deployment name)."),
+    )
+    api_key_file: str | None = field(
+        default=None,
+        metadata=key(
+            "apiKeyFile",
+            "File holding the judge's own API key (a mounted Secret), sent in the provider's credential header;"
+            " the callers' keys are never used for it.",
+        ),
+    )
+    api_version: str = field(
+        default="2024-10-21",
+        metadata=key("apiVersion", "api-version query parameter, for an azure provider only."),
+    )
+    timeout_ms: int = field(
+        default=2000,
+        metadata=key("timeoutMs", "Longest a judge call may take; past it the request is a plain miss.", minimum=1),
+    )
+    min_similarity: float | None = field(
+        default=None,
+        metadata=key(
+            "minSimilarity",
+            "Also judge verifier-accepted candidates from this similarity up to the threshold (more recall);"
+            " unset: only candidates at or above the threshold.",
+            minimum=0.0,
+        ),
+    )
+    max_calls_per_lookup: int = field(
+        default=2,
+        metadata=key(
+            "maxCallsPerLookup", "Most judge calls one lookup may make (cached verdicts are free).", minimum=1
+        ),
+    )
+    cache_entries: int = field(
+        default=10_000,
+        metadata=key("cacheEntries", "Verdicts kept in memory, by judge model and both prompts' hashes.", minimum=0),
+    )
+
+    def _check(self, path: str) -> None:
+        if self.min_similarity is not None and not 0.0 <= self.min_similarity <= 1.0:
+            raise ConfigError(f"{path}.minSimilarity" if path else "minSimilarity", "must be between 0 and 1")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SemanticSettings:
     enabled: bool = field(
         default=False,
@@ -505,6 +562,10 @@ class SemanticSettings:
         default_factory=EmbeddingSettings, metadata=key("embedding", "Embeddings endpoint.")
     )
     store: SemanticStoreSettings = field(default_factory=SemanticStoreSettings, metadata=key("store", "Vector store."))
+    judge: JudgeSettings = field(
+        default_factory=JudgeSettings,
+        metadata=key("judge", "Optional LLM judge: a verifier-accepted candidate is served only if it says SAME."),
+    )
 
     def _check(self, path: str) -> None:
         if not 0.0 <= self.threshold <= 1.0:
@@ -651,6 +712,11 @@ class Settings:
                 raise ConfigError(f"{sub}.upstream", f"expected an http(s) URL, got {upstream!r}")
             resolved[name] = replace(provider, kind=kind, upstream=upstream.rstrip("/"))
         object.__setattr__(self, "providers", resolved)
+        judge = self.semantic.judge
+        if judge.enabled and judge.provider not in resolved:
+            raise ConfigError(
+                "semantic.judge.provider", f"{judge.provider!r} is not a configured provider ({', '.join(resolved)})"
+            )
         kinds = get_args(ProviderKind)
         for pattern, target in self.transparent.hosts.items():
             if target not in resolved and target not in kinds:

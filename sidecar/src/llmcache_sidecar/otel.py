@@ -26,6 +26,15 @@ from prometheus_client import CollectorRegistry
 
 from llmcache_sidecar import __version__, telemetry
 from llmcache_sidecar.config import TelemetrySettings
+from llmcache_sidecar.histogram_export import OwnHistograms
+
+
+class PrometheusReader(OwnHistograms, PrometheusMetricReader):
+    """What `/metrics` renders: the SDK's instruments and the sidecar's own histograms."""
+
+
+class PeriodicReader(OwnHistograms, PeriodicExportingMetricReader):
+    """The OTLP metric exporter's reader, with the same histograms."""
 
 
 @dataclass
@@ -56,11 +65,11 @@ def setup(settings: TelemetrySettings) -> OtelHandles:
     registry: CollectorRegistry | None = None
     if settings.metrics:
         registry = CollectorRegistry()
-        readers: list[MetricReader] = [PrometheusMetricReader(registry=registry)]
+        readers: list[MetricReader] = [PrometheusReader(registry=registry)]
         if (endpoint := _endpoint(settings, "metrics")) is not None:
             from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 
-            readers.append(PeriodicExportingMetricReader(OTLPMetricExporter(endpoint=endpoint)))
+            readers.append(PeriodicReader(OTLPMetricExporter(endpoint=endpoint)))
         meter_provider = MeterProvider(resource=resource, metric_readers=readers)
         metrics.set_meter_provider(meter_provider)
         shutdowns.append(meter_provider.shutdown)

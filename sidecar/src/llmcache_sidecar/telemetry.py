@@ -26,12 +26,14 @@ from opentelemetry import metrics, propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.metrics import CallbackOptions, Observation
 
+from llmcache_sidecar import histograms
 from llmcache_sidecar.config import PriceSettings
 from llmcache_sidecar.entry import Usage
 
 logger = logging.getLogger("llmcache_sidecar.requests")
-tracer = trace.get_tracer("llmcache_sidecar")
-meter = metrics.get_meter("llmcache_sidecar")
+SCOPE_NAME = "llmcache_sidecar"
+tracer = trace.get_tracer(SCOPE_NAME)
+meter = metrics.get_meter(SCOPE_NAME)
 
 GEN_AI_SYSTEM = {"openai": "openai", "azure": "az.ai.openai", "anthropic": "anthropic", "gemini": "gcp.gemini"}
 GEN_AI_OPERATION = {
@@ -117,7 +119,7 @@ def _sum_pairs(pick: Any) -> Iterable[Observation]:
         yield Observation(round(value, 9), {"llmcache.provider": provider, "gen_ai.request.model": model})
 
 
-_SEMANTIC_OUTCOMES = ("hits", "shadow_hits", "misses", "skipped", "embed_errors", "index_errors")
+_SEMANTIC_OUTCOMES = ("hits", "shadow_hits", "misses", "skipped", "embed_errors", "index_errors", "judge_errors")
 
 
 def _observe_semantic_lookups(options: CallbackOptions) -> Iterable[Observation]:
@@ -136,6 +138,31 @@ def _observe_semantic_rejections(options: CallbackOptions) -> Iterable[Observati
         yield Observation(value, {"llmcache.reason": reason})
 
 
+def _judge_totals(pick: Any) -> defaultdict[Any, float]:
+    """One semantic judge counter (a mapping), summed over the live apps."""
+    totals: defaultdict[Any, float] = defaultdict(float)
+    for agg in list(_LIVE):
+        if agg.semantic is not None:
+            for k, v in pick(agg.semantic.judge).items():
+                totals[k] += v
+    return totals
+
+
+def _observe_judge_verdicts(options: CallbackOptions) -> Iterable[Observation]:
+    for (verdict, source), value in _judge_totals(lambda j: j.verdicts).items():
+        yield Observation(int(value), {"llmcache.verdict": verdict, "llmcache.source": source})
+
+
+def _observe_judge_tokens(options: CallbackOptions) -> Iterable[Observation]:
+    for (model, kind), value in _judge_totals(lambda j: j.tokens).items():
+        yield Observation(int(value), {"gen_ai.request.model": model, "gen_ai.token.type": kind})
+
+
+def _observe_judge_cost(options: CallbackOptions) -> Iterable[Observation]:
+    for model, value in _judge_totals(lambda j: j.cost_usd).items():
+        yield Observation(round(value, 9), {"gen_ai.request.model": model})
+
+
 def _observe_size(attribute: str) -> Any:
     def observe(options: CallbackOptions) -> Iterable[Observation]:
         for agg in list(_LIVE):
@@ -146,49 +173,22 @@ def _observe_size(attribute: str) -> Any:
     return observe
 
 
-REQUEST_DURATION = meter.create_histogram(
+REQUEST_DURATION = histograms.Histogram(
     "llmcache.request.duration",
     unit="s",
     description="Time from request to the end of the answer, by cache status.",
-    explicit_bucket_boundaries_advisory=[
-        0.0005,
-        0.001,
-        0.0025,
-        0.005,
-        0.01,
-        0.025,
-        0.05,
-        0.1,
-        0.25,
-        0.5,
-        1,
-        2.5,
-        5,
-        10,
-        30,
-        60,
-        120,
-    ],
+    boundaries=[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
+    attribute_names=["llmcache.provider", "gen_ai.request.model", "llmcache.endpoint", "llmcache.status"],
 )
-BACKEND_DURATION = meter.create_histogram(
+BACKEND_DURATION = histograms.Histogram(
     "llmcache.backend.operation.duration",
     unit="s",
     description="Duration of cache backend operations.",
-    explicit_bucket_boundaries_advisory=[
-        0.0001,
-        0.00025,
-        0.0005,
-        0.001,
-        0.0025,
-        0.005,
-        0.01,
-        0.025,
-        0.05,
-        0.1,
-        0.25,
-        1,
-    ],
+    boundaries=[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+    attribute_names=["llmcache.backend", "llmcache.operation"],
 )
+HISTOGRAMS = (REQUEST_DURATION, BACKEND_DURATION)
+"""Aggregated here, not by the SDK (see `histograms`); otel.py hands them to every metric reader."""
 BACKEND_ERRORS = meter.create_counter(
     "llmcache.backend.errors",
     unit="{error}",
@@ -233,6 +233,24 @@ meter.create_observable_counter(
     unit="{candidate}",
     description="Semantic candidates the verifier refused, by reason.",
 )
+meter.create_observable_counter(
+    "llmcache.semantic.judge.verdicts",
+    [_observe_judge_verdicts],
+    unit="{verdict}",
+    description="LLM judge verdicts (same, different, error) on accepted candidates, from the judge or its cache.",
+)
+meter.create_observable_counter(
+    "llmcache.semantic.judge.tokens",
+    [_observe_judge_tokens],
+    unit="{token}",
+    description="Tokens the LLM judge's calls used.",
+)
+meter.create_observable_counter(
+    "llmcache.semantic.judge.cost.usd",
+    [_observe_judge_cost],
+    unit="{USD}",
+    description="Estimated money spent on LLM judge calls, from the configured price table.",
+)
 meter.create_observable_gauge(
     "llmcache.entries", [_observe_size("entries")], unit="{entry}", description="Entries the backend holds."
 )
@@ -241,21 +259,14 @@ meter.create_observable_gauge(
 )
 
 
-_BACKEND_ATTRS: dict[tuple[str, str], dict[str, str]] = {}
-
-
-# A histogram record costs the SDK about 15 µs; an in-process backend answers in about one.
-# Timing it would cost more than the lookup and tell nothing about backend health.
+# An in-process backend answers in about a microsecond: its timings would tell nothing
+# about backend health, and the metric has never carried them.
 UNTIMED_BACKENDS = frozenset({"memory"})
 
 
 def backend_timing(backend: str, operation: str, seconds: float) -> None:
-    if backend in UNTIMED_BACKENDS:
-        return
-    attrs = _BACKEND_ATTRS.get((backend, operation))
-    if attrs is None:
-        attrs = _BACKEND_ATTRS[(backend, operation)] = {"llmcache.backend": backend, "llmcache.operation": operation}
-    BACKEND_DURATION.record(seconds, attrs)
+    if backend not in UNTIMED_BACKENDS:
+        BACKEND_DURATION.record(seconds, (backend, operation))
 
 
 def backend_error(backend: str, operation: str, error: str) -> None:
@@ -323,7 +334,9 @@ class RequestTrace:
         self.span: trace.Span | None = None
         self._parent: Context | None = None
         if TRACING.enabled:
-            parent = propagate.extract(request.headers)
+            headers = request.headers
+            # Extraction finds nothing unless one of the propagators' headers came along.
+            parent = propagate.extract(headers) if any(f in headers for f in TRACING.fields) else None
             self.span = tracer.start_span(
                 f"{request.method} /{provider}/{endpoint}",
                 context=parent,
@@ -344,9 +357,8 @@ class RequestTrace:
         return self._parent
 
     def set_model(self, model: str | None) -> None:
+        """The requested model; the span gets it in `finish` (one attribute call per span)."""
         self.model = model or ""
-        if self.span is not None and model:
-            self.span.set_attribute("gen_ai.request.model", model)
 
     def child(self, name: str, started: float, ended: float, attributes: Mapping[str, Any]) -> None:
         """Record a finished internal step (perf_counter times) as a child span."""
@@ -373,24 +385,19 @@ class RequestTrace:
                 ) / 1_000_000
             if self.saved_seconds is not None:
                 aggregates.latency_saved[(self.provider, model)] += max(0.0, self.saved_seconds - duration)
-        REQUEST_DURATION.record(
-            duration,
-            {
-                "llmcache.provider": self.provider,
-                "gen_ai.request.model": model,
-                "llmcache.endpoint": self.endpoint,
-                "llmcache.status": status,
-            },
-        )
+        REQUEST_DURATION.record(duration, (self.provider, model, self.endpoint, status))
         span = self.span
         if span is not None:
-            span.set_attribute("llmcache.status", status)
-            span.set_attribute("http.response.status_code", http_status)
+            # One call: each set_attribute takes the span's lock and validates on its own.
+            outcome: dict[str, str | int] = {"llmcache.status": status, "http.response.status_code": http_status}
+            if model:
+                outcome["gen_ai.request.model"] = model
             if self.key is not None:
-                span.set_attribute("llmcache.key", self.key)
+                outcome["llmcache.key"] = self.key
             if usage is not None:
-                span.set_attribute("gen_ai.usage.input_tokens", usage.input_tokens)
-                span.set_attribute("gen_ai.usage.output_tokens", usage.output_tokens)
+                outcome["gen_ai.usage.input_tokens"] = usage.input_tokens
+                outcome["gen_ai.usage.output_tokens"] = usage.output_tokens
+            span.set_attributes(outcome)
             if http_status >= 500:
                 span.set_status(trace.StatusCode.ERROR)
             span.end()
@@ -414,6 +421,8 @@ class _Tracing:
     """Whether a real tracer provider is set; checked once per app so the no-op path costs nothing."""
 
     enabled: bool = False
+    fields: frozenset[str] = frozenset()
+    """The headers the configured propagators read (traceparent, tracestate, baggage...)."""
 
 
 TRACING = _Tracing()
@@ -422,3 +431,4 @@ TRACING = _Tracing()
 def refresh_tracing_flag() -> None:
     provider = trace.get_tracer_provider()
     TRACING.enabled = type(provider).__name__ not in {"ProxyTracerProvider", "NoOpTracerProvider"}
+    TRACING.fields = frozenset(propagate.get_global_textmap().fields)

@@ -13,8 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
 
 from llmcache_sidecar.backends.base import BackendError, BackendStats, CacheBackend
 from llmcache_sidecar.entry import CachedResponse
@@ -57,17 +57,17 @@ class FailOpen:
         return self._failures == 0
 
     async def get(self, key: str) -> CachedResponse | None:
-        return await self._call("get", lambda: self.inner.get(key), None)
+        return await self._call("get", self.inner.get(key), None)
 
     async def set(self, key: str, value: CachedResponse, ttl: float) -> None:
-        await self._call("set", lambda: self.inner.set(key, value, ttl), None)
+        await self._call("set", self.inner.set(key, value, ttl), None)
 
     async def delete(self, key: str) -> bool:
-        return await self._call("delete", lambda: self.inner.delete(key), False)
+        return await self._call("delete", self.inner.delete(key), False)
 
     async def get_epoch(self, namespace: str) -> int:
         # Called rarely (the proxy caches epochs); -1 tells the caller "unknown, retry".
-        return await self._call("get_epoch", lambda: self.inner.get_epoch(namespace), -1)
+        return await self._call("get_epoch", self.inner.get_epoch(namespace), -1)
 
     async def bump_epoch(self, namespace: str) -> int:
         # A flush must not silently do nothing: this one raises for the admin API.
@@ -75,13 +75,13 @@ class FailOpen:
 
     async def acquire_lease(self, key: str, ttl: float) -> bool:
         # Unknown lease state: go upstream ourselves rather than wait on nobody.
-        return await self._call("lease", lambda: self.inner.acquire_lease(key, ttl), True)
+        return await self._call("lease", self.inner.acquire_lease(key, ttl), True)
 
     async def release_lease(self, key: str) -> None:
-        await self._call("lease", lambda: self.inner.release_lease(key), None)
+        await self._call("lease", self.inner.release_lease(key), None)
 
     async def stats(self) -> BackendStats:
-        return await self._call("stats", self.inner.stats, BackendStats(None, None))
+        return await self._call("stats", self.inner.stats(), BackendStats(None, None))
 
     async def ping(self) -> None:
         await self._bounded(self.inner.ping())
@@ -95,12 +95,18 @@ class FailOpen:
         async with asyncio.timeout(self._timeout):
             return await aw
 
-    async def _call(self, op: str, call: Callable[[], Awaitable[T]], fallback: T) -> T:
+    async def _call(self, op: str, call: Coroutine[Any, Any, T], fallback: T) -> T:
+        """Await `call` within the deadline; on a failure, or while tripped, `fallback`."""
         if self._failures >= self._trip_after and time.monotonic() < self._open_until:
+            call.close()  # never started: closed, so that it is not reported as never awaited
             self.skipped += 1
             return fallback
         try:
-            result = await self._bounded(call())
+            if self._timeout is None:
+                result = await call
+            else:
+                async with asyncio.timeout(self._timeout):
+                    result = await call
         except _EXPECTED as exc:
             self._failed(op, exc, unexpected=False)
             return fallback

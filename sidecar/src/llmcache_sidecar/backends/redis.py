@@ -78,6 +78,7 @@ class RedisCache:
         client = aioredis.Redis.from_url(
             url,
             password=password,
+            socket_timeout=None,  # explicit: redis-py 8 defaults to 5 s, i.e. a wait_for per command
             socket_connect_timeout=timeout,
             max_connections=max_connections,
             health_check_interval=0,
@@ -133,7 +134,12 @@ class RedisCache:
         return cls(client, also_close=manager.sentinels, self_bounded=False)
 
     async def get(self, key: str) -> CachedResponse | None:
-        data = await self._call(lambda: self._client.get(key))
+        try:  # `_call` inlined: this is every lookup's path
+            if not self._initialized:
+                await self._initialize()
+            data: Any = await self._client.get(key)
+        except RedisError as exc:
+            raise BackendError(str(exc)) from exc
         if data is None:
             return None
         try:

@@ -6,7 +6,9 @@ cache stays out of the data path's own logic. The per-request controls are read
 here: `x-llmcache-semantic: off` skips the lookup, and
 `x-llmcache-semantic-threshold: 0.9` sets this request's similarity threshold (an
 unreadable value also skips it). A request with a caller-chosen key
-(`x-llmcache-key`) or with `no-cache` is never looked up by meaning.
+(`x-llmcache-key`) or with `no-cache` is never looked up by meaning. With a judge
+whose `minSimilarity` is below the threshold, candidates are searched from there
+(every one of them is judged), unless the request set its own threshold.
 
 The app's state, runtime and route are described here by protocols, so that this
 package does not import the runtime that holds it.
@@ -26,7 +28,9 @@ from llmcache_sidecar.config import Settings
 from llmcache_sidecar.controls import RequestControls
 from llmcache_sidecar.providers import ProviderKind
 from llmcache_sidecar.semantic import bucket
+from llmcache_sidecar.semantic.judge import Judging
 from llmcache_sidecar.semantic.matcher import SemanticCache, SemanticCounters, SemanticHit
+from llmcache_sidecar.telemetry import PriceBook
 
 OFF_HEADER = "x-llmcache-semantic"
 THRESHOLD_HEADER = "x-llmcache-semantic-threshold"
@@ -48,6 +52,10 @@ class RuntimeLike(Protocol):
     def backend(self) -> CacheBackend: ...
     @property
     def semantic(self) -> SemanticCache | None: ...
+    @property
+    def routes(self) -> Mapping[str, RouteLike]: ...
+    @property
+    def prices(self) -> PriceBook: ...
 
 
 class StateLike(Protocol):
@@ -73,6 +81,13 @@ async def lookup(
     if not ctl.lookup or ctl.key is not None or threshold is None:
         state.semantic.skipped += 1
         return None
+    judging = None
+    if cache.judge is not None:
+        judge = cache.judge.settings
+        if judge.min_similarity is not None and THRESHOLD_HEADER not in request.headers:
+            threshold = min(threshold, judge.min_similarity)
+        judge_route = rt.routes.get(judge.provider)
+        judging = Judging(judge_route, rt.prices) if judge_route is not None else None
     query = (
         sorted((k, v) for k, v in request.query.items() if k not in route.kind.credential_query)
         if request.query_string
@@ -93,7 +108,14 @@ async def lookup(
         state.semantic.skipped += 1
         return None
     return await cache.lookup(
-        state.session, state.semantic, rt.backend, probe, key=key, threshold=threshold, max_age=ctl.max_age
+        state.session,
+        state.semantic,
+        rt.backend,
+        probe,
+        key=key,
+        threshold=threshold,
+        max_age=ctl.max_age,
+        judging=judging,
     )
 
 

@@ -5,7 +5,10 @@
 message, asks the index for the nearest few prompts of the same bucket at or above
 the threshold, and walks them most similar first: the verifier rejects (the reason is
 counted) or accepts, and an accepted candidate's answer is read from the cache
-backend by its exact key. The vector of a miss is kept for a short while, so that
+backend by its exact key. With a judge configured (`judge`), an accepted candidate
+whose answer is there is served only when the judge also says SAME; a DIFFERENT is
+counted as the rejection reason `judge`, and a judge that fails ends the lookup as a
+miss (`judge_errors`). The vector of a miss is kept for a short while, so that
 when the answer has been stored, `remember` indexes it without a second embedding.
 
 Anything that goes wrong here (the embedder is slow or down, the index does not
@@ -31,6 +34,7 @@ from llmcache_sidecar.semantic import normalise, text
 from llmcache_sidecar.semantic.bucket import Probe, stored_text_digest
 from llmcache_sidecar.semantic.embedder import EmbeddingClient, EmbeddingError, Vector
 from llmcache_sidecar.semantic.index import MemoryIndex, Stored, VectorIndex, VectorIndexError
+from llmcache_sidecar.semantic.judge import Judge, JudgeCounters, JudgeError, Judging
 from llmcache_sidecar.semantic.verifier import RuleVerifier, Verifier
 
 logger = logging.getLogger(__name__)
@@ -51,7 +55,9 @@ class SemanticCounters:
     indexed: int = 0
     embed_errors: int = 0
     index_errors: int = 0
+    judge_errors: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
+    judge: JudgeCounters = field(default_factory=JudgeCounters)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,11 +82,13 @@ class SemanticCache:
         index: VectorIndex,
         embedder: EmbeddingClient,
         verifier: Verifier | None = None,
+        judge: Judge | None = None,
     ) -> None:
         self.settings = settings
         self.index = index
         self.embedder = embedder
         self.verifier: Verifier = verifier or RuleVerifier()
+        self.judge = judge
         self._pending: OrderedDict[str, _Pending] = OrderedDict()
         self._ready = False
         self._ready_lock = asyncio.Lock()
@@ -109,8 +117,12 @@ class SemanticCache:
         key: str,
         threshold: float,
         max_age: float | None,
+        judging: Judging | None = None,
     ) -> SemanticHit | None:
-        """The verified answer for `probe`, or None (a miss; its vector is kept for `remember(key)`)."""
+        """The verified answer for `probe`, or None (a miss; its vector is kept for `remember(key)`).
+
+        With a judge, `judging` says where to call it; without `judging` nothing is served.
+        """
         await self.prepare()
         counters.lookups += 1
         try:
@@ -133,6 +145,7 @@ class SemanticCache:
             self._failed("index", exc)
             return None
         query = text.analyse(probe.text)
+        judge_calls = 0
         for candidate in candidates:
             if candidate.stored.key == key:
                 continue
@@ -144,6 +157,26 @@ class SemanticCache:
             if entry is None or (max_age is not None and time.time() - entry.created_at > max_age):
                 counters.stale += 1
                 continue
+            if self.judge is not None:
+                if judging is None:
+                    break  # nowhere to ask it: nothing is served unjudged
+                judged = self.judge.known(judging.route, candidate.stored.text, probe.text, counters.judge)
+                if judged is None:
+                    if judge_calls == self.judge.settings.max_calls_per_lookup:
+                        break
+                    judge_calls += 1
+                    try:
+                        judged = await self.judge.ask(
+                            session, judging, candidate.stored.text, probe.text, counters.judge
+                        )
+                    except JudgeError as exc:
+                        counters.judge_errors += 1
+                        self._failed("judge", exc)
+                        return None
+                    self._recovered("judge")
+                if judged != "same":
+                    counters.rejected["judge"] += 1
+                    continue
             if self.shadow:
                 counters.shadow_hits += 1
                 logger.info(
@@ -210,7 +243,14 @@ def build_semantic(settings: SemanticSettings) -> SemanticCache | None:
             raise ConfigError("semantic.store.type", "qdrant needs `pip install 'llmcache-sidecar[qdrant]'`") from exc
         q = store.qdrant
         api_key = Path(q.api_key_file).read_text(encoding="utf-8").strip() if q.api_key_file else None
-        index = QdrantIndex.from_url(q.url, api_key=api_key, collection=q.collection, timeout=q.timeout_ms / 1000)
+        index = QdrantIndex.from_url(
+            q.url,
+            api_key=api_key,
+            collection=q.collection,
+            timeout=q.timeout_ms / 1000,
+            max_per_bucket=store.max_per_bucket,
+        )
     else:
         index = MemoryIndex(max_per_bucket=store.max_per_bucket, max_buckets=store.max_buckets)
-    return SemanticCache(settings, index=index, embedder=EmbeddingClient(settings.embedding))
+    judge = Judge(settings.judge) if settings.judge.enabled else None
+    return SemanticCache(settings, index=index, embedder=EmbeddingClient(settings.embedding), judge=judge)

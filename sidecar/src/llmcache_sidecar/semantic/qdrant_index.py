@@ -2,17 +2,26 @@
 
 One collection (cosine distance, created on first use with the embedding's size);
 a point per stored prompt, its id derived from the exact cache key, with the bucket,
-the prompt text, the cache key and the expiry in its payload. A search is Qdrant's
-nearest-neighbour query filtered to the bucket and to entries not yet expired, with
-the similarity threshold applied by the server.
+the prompt text, the cache key, when it was added and when it expires in its payload.
+A search is Qdrant's nearest-neighbour query filtered to the bucket and to entries not
+yet expired, with the similarity threshold applied by the server.
 
-Limits, plainly: Qdrant keeps what it is given. `maxPerBucket` is not enforced here,
-and expired points are filtered out of searches but not deleted; give the collection
-its own retention (or drop it on a flush) if it grows. `url: ":memory:"` runs
+Each add also keeps the bucket within its bounds, with Qdrant's own filter, scroll and
+delete: after the upsert, one scroll reads the bucket's newest `maxPerBucket + 1`
+points (their times only, ordered by `added_at` on the server) and, when the bucket is
+over its bound or holds an expired point, one delete-by-filter removes the bucket's
+expired points and every point older than the newest `maxPerBucket`. So an add is two
+calls, three when something goes; a bucket never holds more than `maxPerBucket`
+prompts once its add returns, and an expired prompt stays only until its bucket is
+next written (searches skip it meanwhile). Limits, plainly: sidecars adding to one
+bucket at once may each trim it (never below the newest `maxPerBucket`); "newest" is
+by each sidecar's clock; points written by releases before this one have no
+`added_at`, so they are not trimmed, only deleted once expired. `url: ":memory:"` runs
 qdrant-client's local mode in this process (for tests, or one pod).
 
 Every qdrant-client error becomes `VectorIndexError` here, and every call is bounded
-by `timeoutMs`.
+by `timeoutMs`. When the upsert succeeded but the clean-up failed, the add still
+raises: the prompt is searchable, and the next add cleans up.
 """
 
 from __future__ import annotations
@@ -29,25 +38,45 @@ from llmcache_sidecar.semantic.embedder import Vector
 from llmcache_sidecar.semantic.index import Candidate, Stored, VectorIndexError
 
 _NAMESPACE = uuid.UUID("6c6c6d63-6163-6865-2d73-656d616e7469")
+# Payload fields a filter or an ordering reads; a Qdrant server needs an index on each
+# (order_by refuses a field without a range index). Local mode has none and needs none.
+_INDEXED = (
+    ("bucket", models.PayloadSchemaType.KEYWORD),
+    ("added_at", models.PayloadSchemaType.FLOAT),
+    ("expires_at", models.PayloadSchemaType.FLOAT),
+)
 
 
 class QdrantIndex:
     name = "qdrant"
 
-    def __init__(self, client: AsyncQdrantClient, *, collection: str, timeout: float, local: bool = False) -> None:
+    def __init__(
+        self,
+        client: AsyncQdrantClient,
+        *,
+        collection: str,
+        timeout: float,
+        max_per_bucket: int,
+        local: bool = False,
+    ) -> None:
         self._client = client
         self._local = local
         self.collection = collection
+        self.max_per_bucket = max_per_bucket
         self._timeout = timeout
         self._ready: asyncio.Lock = asyncio.Lock()
         self._created = False
+        self._indexed = local
 
     @classmethod
-    def from_url(cls, url: str, *, api_key: str | None, collection: str, timeout: float) -> QdrantIndex:
+    def from_url(
+        cls, url: str, *, api_key: str | None, collection: str, timeout: float, max_per_bucket: int
+    ) -> QdrantIndex:
         if url == ":memory:":
-            return cls(AsyncQdrantClient(location=":memory:"), collection=collection, timeout=timeout, local=True)
+            client = AsyncQdrantClient(location=":memory:")
+            return cls(client, collection=collection, timeout=timeout, max_per_bucket=max_per_bucket, local=True)
         client = AsyncQdrantClient(url=url, api_key=api_key, timeout=max(1, round(timeout)))
-        return cls(client, collection=collection, timeout=timeout)
+        return cls(client, collection=collection, timeout=timeout, max_per_bucket=max_per_bucket)
 
     async def search(self, bucket: str, vector: Vector, *, limit: int, threshold: float) -> list[Candidate]:
         if not await self._exists():
@@ -83,13 +112,46 @@ class QdrantIndex:
         return found
 
     async def add(self, bucket: str, stored: Stored) -> None:
+        now = time.time()
+        if stored.expires_at <= now:
+            return
         await self._create(len(stored.vector))
         point = models.PointStruct(
             id=str(uuid.uuid5(_NAMESPACE, stored.key)),
             vector=list(stored.vector),
-            payload={"bucket": bucket, "key": stored.key, "text": stored.text, "expires_at": stored.expires_at},
+            payload={
+                "bucket": bucket,
+                "key": stored.key,
+                "text": stored.text,
+                "added_at": now,
+                "expires_at": stored.expires_at,
+            },
         )
         await self._call(self._client.upsert(self.collection, points=[point]))
+        await self._clean(bucket, now)
+
+    async def _clean(self, bucket: str, now: float) -> None:
+        """Delete `bucket`'s expired points and those past its newest `max_per_bucket` (see the module)."""
+        in_bucket = models.FieldCondition(key="bucket", match=models.MatchValue(value=bucket))
+        newest, _ = await self._call(
+            self._client.scroll(
+                self.collection,
+                scroll_filter=models.Filter(must=[in_bucket]),
+                limit=self.max_per_bucket + 1,
+                order_by=models.OrderBy(key="added_at", direction=models.Direction.DESC),
+                with_payload=["added_at", "expires_at"],
+                with_vectors=False,
+            )
+        )
+        over = len(newest) > self.max_per_bucket
+        if not over and all(_payload_time(p, "expires_at") > now for p in newest):
+            return
+        gone: list[models.Condition] = [models.FieldCondition(key="expires_at", range=models.Range(lte=now))]
+        if over:
+            oldest_kept = _payload_time(newest[self.max_per_bucket - 1], "added_at")
+            gone.append(models.FieldCondition(key="added_at", range=models.Range(lt=oldest_kept)))
+        selector = models.FilterSelector(filter=models.Filter(must=[in_bucket], should=gone))
+        await self._call(self._client.delete(self.collection, points_selector=selector))
 
     async def count(self) -> int | None:
         if not await self._exists():
@@ -107,18 +169,22 @@ class QdrantIndex:
 
     async def _create(self, size: int) -> None:
         async with self._ready:
-            if await self._exists():
-                return
-            await self._call(
-                self._client.create_collection(
-                    self.collection, vectors_config=models.VectorParams(size=size, distance=models.Distance.COSINE)
-                )
-            )
-            if not self._local:  # local mode has no payload indexes (and says so)
+            if not await self._exists():
                 await self._call(
-                    self._client.create_payload_index(self.collection, "bucket", models.PayloadSchemaType.KEYWORD)
+                    self._client.create_collection(
+                        self.collection, vectors_config=models.VectorParams(size=size, distance=models.Distance.COSINE)
+                    )
                 )
-            self._created = True
+                self._created = True
+            if not self._indexed:
+                # Also for a collection an earlier release made without the index on
+                # added_at, which order_by needs. Only the missing ones are created.
+                info = await self._call(self._client.get_collection(self.collection))
+                have = set(info.payload_schema or {})
+                for field_name, schema in _INDEXED:
+                    if field_name not in have:
+                        await self._call(self._client.create_payload_index(self.collection, field_name, schema))
+                self._indexed = True
 
     async def _call(self, call: Any) -> Any:
         try:
@@ -126,3 +192,8 @@ class QdrantIndex:
                 return await call
         except (ApiException, TimeoutError, OSError, ValueError) as exc:
             raise VectorIndexError(f"qdrant: {type(exc).__name__}: {exc}") from exc
+
+
+def _payload_time(point: models.Record, field_name: str) -> float:
+    value = (point.payload or {}).get(field_name)
+    return float(value) if isinstance(value, (int, float)) else 0.0

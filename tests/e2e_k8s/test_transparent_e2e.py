@@ -146,6 +146,10 @@ def test_a_pod_gets_the_trust_bundle_and_proxy_variables_and_only_the_sidecar_ge
 
 def test_a_new_host_brings_a_staged_ca_that_signs_once_the_older_pods_are_replaced(cluster: Cluster) -> None:
     before = secret_files(cluster, "llmcache-edge-ca", "edge")
+    # A finished pod (a Job's, kept for its logs) runs no app: it does not hold the rotation back.
+    cluster.apply(pod("finished", "edge", {"egress": "llm"}))
+    cluster.ok("patch", "pod", "finished", "-n", "edge", "--subresource=status", "--type=merge",
+               "-p", json.dumps({"status": {"phase": "Succeeded"}}))  # fmt: skip
     hosts = {**EDGE["transparent"]["hosts"], "api.mistral.ai": "openai"}
     cluster.ok("patch", "llmc", "edge", "-n", "edge", "--type=merge",
                "-p", json.dumps({"spec": {"transparent": {"hosts": hosts}}}))  # fmt: skip
@@ -186,18 +190,35 @@ def test_the_iptables_variant_is_injected_only_where_pod_security_allows_it(
     )
     names = itertools.count()
 
-    def init_containers() -> dict[str, dict[str, Any]] | None:
+    def stored_pod() -> dict[str, Any] | None:
         name = f"legacy-{next(names)}"
         cluster.apply(pod(name, ns, {"egress": "llm"}))
-        found = {c["name"]: c for c in cluster.get("pod", name, ns)["spec"].get("initContainers") or []}
+        stored: dict[str, Any] = cluster.get("pod", name, ns)
+        found = [c["name"] for c in stored["spec"].get("initContainers") or []]
         # The webhook's index follows the status a moment later: retry until it has.
-        return found if ("llmcache-redirect" in found) == allowed else None
+        return stored if ("llmcache-redirect" in found) == allowed else None
 
-    found = wait_until(init_containers, "the webhook following InterceptionAllowed", cluster)
+    stored = wait_until(stored_pod, "the webhook following InterceptionAllowed", cluster)
+    found = {c["name"]: c for c in stored["spec"]["initContainers"]}
     assert list(found) == (["llmcache-trust", "llmcache-redirect"] if allowed else ["llmcache-trust"])
     if allowed:
         redirect = found["llmcache-redirect"]
         assert redirect["securityContext"]["capabilities"]["add"] == ["NET_ADMIN", "NET_RAW"]
         assert redirect["image"].startswith("ghcr.io/llmcache/llmcache-redirect:")
         script = redirect["command"][-1]
-        assert "--uid-owner 65532 -j RETURN" in script and f"-d {CIDR} -j RETURN" in script
+        assert "--uid-owner 1337 -j RETURN" in script and f"-d {CIDR} -j RETURN" in script
+        (sidecar,) = [c for c in stored["spec"]["containers"] if c["name"] == "llmcache-sidecar"]
+        assert sidecar["securityContext"]["runAsUser"] == 1337  # the UID the rule exempts
+
+
+def test_a_secret_of_the_ca_name_that_the_llmcache_does_not_own_is_left_alone_and_reported(cluster: Cluster) -> None:
+    theirs = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "llmcache-mine-ca", "namespace": "edge"},
+              "stringData": {"note": "someone else's"}}  # fmt: skip
+    cluster.apply(theirs)
+    cluster.apply(llmcache("mine", "edge", EDGE))
+    obj = when(cluster, "mine", "edge", lambda o: condition(o, "InterceptionCA"), "an InterceptionCA condition")
+    status, reason, message = condition(obj, "InterceptionCA")
+    assert (status, reason) == ("False", "SecretConflict")
+    assert "is not owned by this LLMCache" in message
+    assert secret_files(cluster, "llmcache-mine-ca", "edge") == {"note": b"someone else's"}
+    assert "hosts: {}" in cluster.get("configmap", "llmcache-mine", "edge")["data"]["config.yaml"]

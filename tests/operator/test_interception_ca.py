@@ -5,13 +5,17 @@ rotation runs here in milliseconds. What a client would check is checked with
 `cryptography`'s X.509 verifier, which enforces name constraints as OpenSSL, Go and
 browsers do: the sidecar's own leaf signer (`llmcache_sidecar.certs.Authority`) signs,
 and the verdict is the verifier's. The Secret's round trip through the API server is in
-`tests/e2e_k8s/test_transparent_e2e.py`.
+`tests/e2e_k8s/test_transparent_e2e.py`; `ensure` also runs here against an in-memory
+store of its three API calls.
 """
 
 from __future__ import annotations
 
 import base64
 import datetime
+import ipaddress
+from collections.abc import Mapping
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -19,8 +23,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
-from llmcache_operator import interception_ca
+from llmcache_operator import interception_ca, pki
 from llmcache_operator.interception_ca import FORCE_SWITCH, PROPAGATION, ROTATE_BEFORE, CAState, Step
+from llmcache_operator.pki import StoredSecret
 from llmcache_sidecar import certs
 from tests.operator.caches import EDGE, cache
 
@@ -166,3 +171,88 @@ def test_the_secret_is_owned_by_its_llmcache_and_typed_tls() -> None:
     assert set(body["data"]) == {"tls.crt", "tls.key", "trust.crt", "next.crt", "next.key"}
     annotations = body["metadata"]["annotations"]
     assert CAState.from_secret(body["data"], annotations) == staged.state
+
+
+def test_no_ip_address_can_be_impersonated_with_the_ca() -> None:
+    # A leaf with an IP SAN would otherwise satisfy DNS-only constraints.
+    signing = first().state.signing
+    ca = x509.load_pem_x509_certificate(signing.cert_pem)
+    key = serialization.load_pem_private_key(signing.key_pem, password=None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    for address in ("1.2.3.4", "10.96.0.1", "2001:db8::1"):
+        chain_and_key, _ = certs.Authority(ca, key, signing.cert_pem).issue(address, 3600, NOW)
+        leaf = x509.load_pem_x509_certificates(chain_and_key)[0]
+        verifier = (
+            PolicyBuilder()
+            .store(Store([ca]))
+            .time(NOW)
+            .build_server_verifier(x509.IPAddress(ipaddress.ip_address(address)))
+        )
+        with pytest.raises(VerificationError):
+            verifier.verify(leaf, [])
+
+
+def test_a_ca_without_name_constraints_put_in_by_hand_is_rotated_out() -> None:
+    cert_pem, key_pem = pki.issue_ca(NOW, days=365, common_name="by hand")  # no constraints
+    by_hand = CAState(interception_ca.Authority.load(cert_pem, key_pem))
+    result = interception_ca.step(by_hand, HOSTS, [NOW], NOW + DAY, namespace="apps")
+    assert result.changed == "staged a CA (a host was added)"
+    assert result.intercepted == {}  # nothing is intercepted with it meanwhile
+    assert result.state.next is not None and result.state.next.permits_all(sorted(HOSTS))
+
+
+# --- ensure(), against an in-memory store of the three Secret calls (faked here; the
+# e2e_k8s tier runs the same code against a real API server) ---------------------------
+
+
+class SecretStore:
+    def __init__(self) -> None:
+        self.secrets: dict[tuple[str, str], tuple[dict[str, Any], int]] = {}
+
+    async def read_secret(self, namespace: str, name: str) -> StoredSecret | None:
+        found = self.secrets.get((namespace, name))
+        if found is None:
+            return None
+        body, version = found
+        meta = body["metadata"]
+        owners = tuple(ref["uid"] for ref in meta.get("ownerReferences", []))
+        return StoredSecret(dict(body["data"]), dict(meta.get("annotations", {})), owners, str(version))
+
+    async def create_secret(self, body: Mapping[str, Any]) -> bool:
+        key = (body["metadata"]["namespace"], body["metadata"]["name"])
+        if key in self.secrets:
+            return False
+        self.secrets[key] = (dict(body), 1)
+        return True
+
+    async def replace_secret(self, body: Mapping[str, Any]) -> bool:
+        key = (body["metadata"]["namespace"], body["metadata"]["name"])
+        if str(self.secrets[key][1]) != body["metadata"]["resourceVersion"]:
+            return False
+        self.secrets[key] = (dict(body), self.secrets[key][1] + 1)
+        return True
+
+
+async def test_ensure_creates_then_leaves_alone_then_repairs_an_edited_secret() -> None:
+    store, edge = SecretStore(), cache(EDGE, "edge", "apps")
+    created = await interception_ca.ensure(store, edge, "uid-1", [], NOW)
+    again = await interception_ca.ensure(store, edge, "uid-1", [], NOW)
+    assert created.changed == "issued a new CA" and again.changed is None
+    body, version = store.secrets["apps", "llmcache-edge-ca"]
+    assert version == 1
+
+    extra = base64.b64decode(body["data"]["trust.crt"]) + pki.issue_ca(NOW, days=1, common_name="sneaked in")[0]
+    body["data"]["trust.crt"] = base64.b64encode(extra).decode()
+    repaired = await interception_ca.ensure(store, edge, "uid-1", [], NOW)
+    assert repaired.changed == "rewrote the Secret, whose content did not match its CA"
+    trust = base64.b64decode(store.secrets["apps", "llmcache-edge-ca"][0]["data"]["trust.crt"])
+    assert trust == created.state.signing.cert_pem
+
+
+async def test_ensure_never_touches_a_secret_of_that_name_that_the_llmcache_does_not_own() -> None:
+    store, edge = SecretStore(), cache(EDGE, "edge", "apps")
+    theirs = {"metadata": {"name": "llmcache-edge-ca", "namespace": "apps"}, "type": "Opaque", "data": {"a": "Yg=="}}
+    store.secrets["apps", "llmcache-edge-ca"] = (theirs, 7)
+    with pytest.raises(interception_ca.CAError, match="is not owned by this LLMCache"):
+        await interception_ca.ensure(store, edge, "uid-1", [], NOW)
+    assert store.secrets["apps", "llmcache-edge-ca"] == (theirs, 7)

@@ -73,6 +73,18 @@ from tests.operator.caches import MODELS, SHARED
         ({"interception": "iptables"}, "spec.interception: iptables needs mode: transparent"),
         ({"mode": "mitm"}, "spec.mode: must be one of baseURL, transparent, got 'mitm'"),
         (
+            {"mode": "transparent", "transparent": {"hosts": {}}},
+            "spec.transparent.hosts: transparent mode needs at least one host to intercept",
+        ),
+        (
+            {"mode": "transparent", "transparent": {"hosts": {"*.com": "openai"}}},
+            "spec.transparent.hosts.*.com: a wildcard needs at least two labels after '*.'",
+        ),
+        (
+            {"mode": "transparent", "transparent": {"hosts": {"10.0.0.5": "openai"}}},
+            "spec.transparent.hosts.10.0.0.5: an IP address cannot be intercepted: the CA signs DNS names only",
+        ),
+        (
             {"mode": "transparent", "transparent": {"caKeyFile": "/tmp/key.pem"}},
             "spec.transparent.caKeyFile: unknown key; known keys: hosts, leafValidity",
         ),

@@ -21,6 +21,7 @@ import pytest
 from cryptography import x509
 
 from llmcache_operator import webhook_tls
+from llmcache_operator.pki import StoredSecret
 from llmcache_operator.webhook_tls import Bundle, TLSError, TLSOptions
 
 NOW = datetime.datetime(2026, 11, 28, 12, 0, tzinfo=datetime.UTC)
@@ -253,9 +254,9 @@ class FakeStore:
         self.steal = None
         return True
 
-    async def read_secret(self, namespace: str, name: str) -> tuple[dict[str, str], dict[str, str], str] | None:
+    async def read_secret(self, namespace: str, name: str) -> StoredSecret | None:
         found = self.secrets.get((namespace, name))
-        return None if found is None else (dict(found[0]), {}, str(found[1]))
+        return None if found is None else StoredSecret(dict(found[0]), {}, (), str(found[1]))
 
     async def create_secret(self, body: Mapping[str, Any]) -> bool:
         key = (body["metadata"]["namespace"], body["metadata"]["name"])

@@ -283,18 +283,19 @@ def operator_setup(pki: Pki, tmp_path: Path) -> Setup:
     bundle_cmd = Path(sys.executable).with_name("llmcache-trust-bundle")
     sh(str(bundle_cmd), "--trust", str(ca_dir / "trust.crt"), "--out", str(trust_dir), "--system", str(pki.public_file))
     config = reconcile.render(cache, uid="netns", intercepted=ca.intercepted).text.replace(spec.CA_DIR, str(ca_dir))
-    script = interception.iptables_script(
-        port=spec.IPTABLES_PORT, sidecar_uid=injection.SIDECAR_UID, cluster_cidrs=["10.96.0.0/12"]
-    )
+    uid = injection.sidecar_uid(cache)
+    script = interception.iptables_script(port=spec.IPTABLES_PORT, sidecar_uid=uid, cluster_cidrs=["10.96.0.0/12"])
 
     def redirect(app_ns: str) -> None:
+        env = {**os.environ, "KUBERNETES_SERVICE_HOST": "10.96.0.1"}  # as the kubelet sets it
         for _ in range(2):
-            sh("ip", "netns", "exec", app_ns, "sh", "-c", script)
+            sh("ip", "netns", "exec", app_ns, "sh", "-c", script, env=env)
         rules = sh("ip", "netns", "exec", app_ns, "iptables", "-t", "nat", "-S")
         assert rules.count("-j LLMCACHE_OUTPUT") == 1, rules  # idempotent: one jump, one set of rules
         assert rules.count("REDIRECT --to-ports 15001") == 1, rules
+        assert "-A LLMCACHE_OUTPUT -d 10.96.0.1/32 -j RETURN" in rules  # the API server is left alone
 
-    return Setup(config, injection.SIDECAR_UID, trust_dir / "ca-bundle.crt", interception_ca.ORGANIZATION, redirect)
+    return Setup(config, uid, trust_dir / "ca-bundle.crt", interception_ca.ORGANIZATION, redirect)
 
 
 @pytest.mark.parametrize("make_setup", [hand_written_setup, operator_setup], ids=["documented-rule", "operator"])

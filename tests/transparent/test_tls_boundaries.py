@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import ssl
+from pathlib import Path
 
 import httpx
 import pytest
 
+from llmcache_operator import pki as pki_tools
 from llmcache_sidecar.transparent import ESTABLISHED
 from tests.conftest import Upstream
-from tests.transparent.conftest import Origin, Pki, Proxy, TlsUpstream
+from tests.transparent.conftest import Origin, Pki, Proxy, ProxyFactory, TlsUpstream
 
 AUTH = {"Authorization": "Bearer sk-a"}
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}]}
@@ -221,3 +224,26 @@ async def test_a_connection_that_sends_nothing_is_closed_after_the_head_timeout(
     answer = await asyncio.wait_for(reader.read(), 5)
     assert answer.startswith(b"HTTP/1.1 408 ")
     await close(writer)
+
+
+async def test_a_listed_host_the_cas_name_constraints_exclude_is_tunnelled_not_intercepted(
+    make_proxy: ProxyFactory, pki: Pki, origin: Origin, tls_upstream: TlsUpstream, tmp_path: Path
+) -> None:
+    # The operator's CA may sign only for the hosts it was issued for. A host listed later (or a
+    # cache switched back to base-URL mode) must not get a leaf that every client would refuse.
+    cert_pem, key_pem = pki_tools.issue_ca(
+        datetime.datetime.now(datetime.UTC), days=30, common_name="constrained", permitted_dns=["api.openai.com"]
+    )
+    (tmp_path / "ca.crt").write_bytes(cert_pem)
+    (tmp_path / "ca.key").write_bytes(key_pem)
+    transparent = {"enabled": True, "caCertFile": str(tmp_path / "ca.crt"), "caKeyFile": str(tmp_path / "ca.key"),
+                   "hosts": {"api.openai.com": "openai", "localhost": "openai"}}  # fmt: skip
+    proxy = await make_proxy(transparent=transparent)
+    constrained = ssl.create_default_context(cadata=cert_pem.decode())
+
+    tunnelled = await peer_certificate(proxy, f"localhost:{origin.port}", "localhost", pki.client_context())
+    intercepted = await peer_certificate(proxy, "api.openai.com:443", "api.openai.com", constrained)
+
+    assert tunnelled == origin.cert_der  # the origin's own certificate: never decrypted
+    assert intercepted != origin.cert_der
+    assert (proxy.service.counters.tunnelled, proxy.service.leaves.issued) == (1, 1)

@@ -183,16 +183,24 @@ async def _apply(rt: Runtime, cache: Cache, uid: str) -> tuple[reconcile.Rendere
         rendered = reconcile.render(cache, uid=uid)
         await rt.api.apply_config_map(rendered.config_map)
         return rendered, []
-    created = await rt.api.injected_pods_created(cache.namespace, cache.name)
-    step = await interception_ca.ensure(rt.api, cache, uid, created, datetime.datetime.now(datetime.UTC))
+    created = await rt.api.trusting_pods_created(cache.namespace, cache.ca_secret)
+    intercepted: dict[str, str] = {}
+    pending = error = None
+    try:
+        step = await interception_ca.ensure(rt.api, cache, uid, created, datetime.datetime.now(datetime.UTC))
+    except interception_ca.CAError as exc:
+        kopf_logger.warning("%s/%s: %s", cache.namespace, cache.name, exc)
+        error = str(exc)
+    else:
+        intercepted, pending = step.intercepted, step.pending
+        if step.changed:
+            kopf_logger.info("%s/%s: %s", cache.namespace, cache.ca_secret, step.changed)
     iptables = None
     if cache.interception == "iptables":
         iptables = interception.pod_security_allows_iptables(await rt.api.read_namespace_labels(cache.namespace))
-    rendered = reconcile.render(cache, uid=uid, intercepted=step.intercepted)
+    rendered = reconcile.render(cache, uid=uid, intercepted=intercepted)
     await rt.api.apply_config_map(rendered.config_map)
-    if step.changed:
-        kopf_logger.info("%s/%s: %s", cache.namespace, cache.ca_secret, step.changed)
-    conditions = reconcile.transparent_conditions(ca_changed=step.changed, ca_pending=step.pending, iptables=iptables)
+    conditions = reconcile.transparent_conditions(ca_pending=pending, ca_error=error, iptables=iptables)
     return rendered, conditions
 
 

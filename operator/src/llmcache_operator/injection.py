@@ -33,6 +33,9 @@ CONFIG_VOLUME = "llmcache-config"
 CONFIG_DIR = "/etc/llmcache"
 DISK_VOLUME = "llmcache-disk"
 SIDECAR_UID = 65532
+REDIRECT_SIDECAR_UID = 1337
+"""The sidecar's UID in the iptables variant, whose rule exempts it: not 65532, the UID of
+distroless and Chainguard `nonroot` images, whose apps would then never be redirected."""
 SYSTEM_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease"})
 NATIVE_SIDECARS_SINCE = (1, 29)
 NATIVE_SIDECARS_POSSIBLE_SINCE = (1, 28)  # alpha, behind the SidecarContainers feature gate
@@ -163,13 +166,14 @@ def desired_pod(pod: Mapping[str, Any], cache: Cache, policy: Policy) -> dict[st
     pod_spec = result.setdefault("spec", {})
     native = use_native_sidecar(cache, policy)
     app_containers = pod_spec.setdefault("containers", [])
-    env = base_url_env(cache)
-    if cache.transparent:
-        env += interception.app_env(cache, pod, policy.cluster_cidrs)
+    base_env = base_url_env(cache)
     added_env: dict[str, list[str]] = {}
     for container in app_containers:
         # Case-blind: a container that sets https_proxy keeps it, and gets no HTTPS_PROXY of ours.
         own = {str(e.get("name")).upper() for e in container.get("env") or []}
+        env = base_env
+        if cache.transparent:
+            env = base_env + interception.app_env(cache, pod, own, policy.cluster_cidrs)
         added = [{"name": name, "value": value} for name, value in env if name.upper() not in own]
         if added:
             container["env"] = [*(container.get("env") or []), *added]
@@ -210,12 +214,20 @@ def init_containers(cache: Cache, policy: Policy) -> list[dict[str, Any]]:
     if cache.interception == "iptables":
         found.append(
             interception.redirect_init_container(
-                policy.redirect_image, sidecar_uid=SIDECAR_UID, cluster_cidrs=policy.cluster_cidrs
+                policy.redirect_image, sidecar_uid=sidecar_uid(cache), cluster_cidrs=policy.cluster_cidrs
             )
         )
     if cache.sidecar.image_pull_policy:
         found[0]["imagePullPolicy"] = cache.sidecar.image_pull_policy  # the sidecar's image
     return found
+
+
+def sidecar_uid(cache: Cache) -> int:
+    return REDIRECT_SIDECAR_UID if cache.transparent and cache.interception == "iptables" else SIDECAR_UID
+
+
+def _user(uid: int) -> dict[str, int]:
+    return {"runAsUser": uid, "runAsGroup": uid}
 
 
 def use_native_sidecar(cache: Cache, policy: Policy) -> bool:
@@ -265,7 +277,7 @@ def sidecar_container(cache: Cache, policy: Policy, *, native: bool) -> dict[str
         "args": ["--config", f"{CONFIG_DIR}/{reconcile.CONFIG_FILE}"],
         "resources": resources,
         "volumeMounts": mounts,
-        "securityContext": copy.deepcopy(dict(SECURITY_CONTEXT)),
+        "securityContext": {**copy.deepcopy(dict(SECURITY_CONTEXT)), **_user(sidecar_uid(cache))},
         "livenessProbe": {**_probe(side.admin_port, "/healthz"), "periodSeconds": 10, "failureThreshold": 3},
         # Ready means "serving", not "the backend answers": the cache fails open, so a Redis
         # outage must not take the app's pods out of their Services (/readyz reports it instead).

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from typing import Any
 
 from llmcache_operator import spec
@@ -34,6 +34,8 @@ REDIRECT_INIT_NAME = "llmcache-redirect"
 NAT_CHAIN = "LLMCACHE_OUTPUT"
 TRUST_ENV_ANNOTATION = "llmcache.dev/trust-env"
 """`"false"` on a pod: no SSL_CERT_FILE and the like (they replace a client's store; see the README)."""
+
+
 NO_PROXY_BASE = (
     "localhost",
     "127.0.0.1",
@@ -41,8 +43,12 @@ NO_PROXY_BASE = (
     ".svc",
     ".svc.cluster.local",
     ".cluster.local",
+    "169.254.169.254",  # cloud metadata services
+    "metadata.google.internal",
     "$(KUBERNETES_SERVICE_HOST)",  # expanded by the kubelet
 )
+PROXY_VARIABLES = frozenset({"HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "ALL_PROXY"})
+TRUST_VARIABLES = frozenset({"SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "NODE_EXTRA_CA_CERTS"})
 
 
 def proxy_env(cache: Cache, cluster_cidrs: Sequence[str]) -> list[tuple[str, str]]:
@@ -69,10 +75,18 @@ def trust_env() -> list[tuple[str, str]]:
     ]
 
 
-def app_env(cache: Cache, pod: Mapping[str, Any], cluster_cidrs: Sequence[str]) -> list[tuple[str, str]]:
-    annotations: Mapping[str, str] = (pod.get("metadata") or {}).get("annotations") or {}
+def app_env(cache: Cache, pod: Mapping[str, Any], own: Set[str], cluster_cidrs: Sequence[str]) -> list[tuple[str, str]]:
+    """The proxy and trust variables for a container that sets the variables `own` (upper case).
+
+    Each group is all or nothing: a container that configures any proxy variable itself
+    keeps its own proxy setup and gets neither group (half of ours would split its
+    traffic); one that sets any trust variable keeps its own trust store.
+    """
+    if own & PROXY_VARIABLES:
+        return []
     env = proxy_env(cache, cluster_cidrs)
-    if annotations.get(TRUST_ENV_ANNOTATION, "").lower() != "false":
+    annotations: Mapping[str, str] = (pod.get("metadata") or {}).get("annotations") or {}
+    if annotations.get(TRUST_ENV_ANNOTATION, "").lower() != "false" and not own & TRUST_VARIABLES:
         env += trust_env()
     return env
 
@@ -118,8 +132,10 @@ def trust_init_container(image: str, security_context: Mapping[str, Any]) -> dic
 def iptables_script(*, port: int, sidecar_uid: int, cluster_cidrs: Sequence[str]) -> str:
     """Redirect outbound TCP 443 to `port`, except the sidecar's own, loopback and cluster traffic.
 
-    Idempotent: an init container that runs again (a pod restart keeps its network
-    namespace) rebuilds the chain instead of stacking rules. IPv4 only (see docs).
+    The API server (`$KUBERNETES_SERVICE_HOST`, when it is IPv4) is left alone too. The
+    jump goes first in nat OUTPUT. Idempotent: an init container that runs again (a pod
+    restart keeps its network namespace) rebuilds the chain instead of stacking rules.
+    IPv4 only (see docs).
     """
     nat = "iptables -t nat"
     lines = [
@@ -127,6 +143,9 @@ def iptables_script(*, port: int, sidecar_uid: int, cluster_cidrs: Sequence[str]
         f"{nat} -N {NAT_CHAIN} 2>/dev/null || {nat} -F {NAT_CHAIN}",
         f"{nat} -A {NAT_CHAIN} -m owner --uid-owner {sidecar_uid} -j RETURN",
         f"{nat} -A {NAT_CHAIN} -d 127.0.0.0/8 -j RETURN",
+        'case "${KUBERNETES_SERVICE_HOST:-}" in',
+        f'  *.*.*.*) {nat} -A {NAT_CHAIN} -d "$KUBERNETES_SERVICE_HOST" -j RETURN ;;',
+        "esac",
     ]
     for cidr in cluster_cidrs:
         network = ipaddress.ip_network(cidr, strict=False)
@@ -135,7 +154,7 @@ def iptables_script(*, port: int, sidecar_uid: int, cluster_cidrs: Sequence[str]
     lines += [
         f"{nat} -A {NAT_CHAIN} -p tcp -j REDIRECT --to-ports {port}",
         f"{nat} -C OUTPUT -p tcp --dport 443 -j {NAT_CHAIN} 2>/dev/null"
-        f" || {nat} -A OUTPUT -p tcp --dport 443 -j {NAT_CHAIN}",
+        f" || {nat} -I OUTPUT 1 -p tcp --dport 443 -j {NAT_CHAIN}",
     ]
     return "\n".join(lines) + "\n"
 

@@ -34,7 +34,7 @@ import base64
 import binascii
 import datetime
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from cryptography import x509
@@ -100,14 +100,16 @@ class Authority:
             raise ValueError("not a CA certificate")
         try:
             constraints = cert.extensions.get_extension_for_class(x509.NameConstraints).value
-            permitted = frozenset(constraints.permitted_subtrees or ()) if constraints else frozenset()
-            names = frozenset(str(n.value) for n in permitted if isinstance(n, x509.DNSName))
         except x509.ExtensionNotFound:
-            names = frozenset({""})  # unconstrained: "" is the parent of every name
+            # Not one of ours (put in by hand?): it permits nothing here, so a rotation
+            # replaces it with a constrained CA, in the usual two steps.
+            return cls(cert_pem, key_pem, cert.not_valid_after_utc, frozenset())
+        subtrees = constraints.permitted_subtrees or ()
+        names = frozenset(str(n.value) for n in subtrees if isinstance(n, x509.DNSName))
         return cls(cert_pem, key_pem, cert.not_valid_after_utc, names)
 
     def permits_all(self, hosts: Sequence[str]) -> bool:
-        return "" in self.permitted or all(permits(self.permitted, h) for h in hosts)
+        return all(permits(self.permitted, h) for h in hosts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +190,7 @@ def step(
 
 def _settled(state: CAState, hosts: Mapping[str, str], changed: str | None, pending: str | None) -> Step:
     signing = state.signing
-    intercepted = {h: p for h, p in hosts.items() if "" in signing.permitted or permits(signing.permitted, h)}
+    intercepted = {h: p for h, p in hosts.items() if permits(signing.permitted, h)}
     return Step(state, changed, pending, intercepted)
 
 
@@ -215,8 +217,8 @@ def secret_manifest(cache: Cache, uid: str, state: CAState, resource_version: st
 class CAStore(Protocol):
     """The API calls `ensure` makes; `k8s.Api` implements them."""
 
-    async def read_secret(self, namespace: str, name: str) -> tuple[dict[str, str], dict[str, str], str] | None:
-        """(data, annotations, resourceVersion), or None when the Secret does not exist."""
+    async def read_secret(self, namespace: str, name: str) -> pki.StoredSecret | None:
+        """None when the Secret does not exist."""
         ...
 
     async def create_secret(self, body: Mapping[str, Any]) -> bool: ...
@@ -237,18 +239,30 @@ async def ensure(
     *,
     attempts: int = 3,
 ) -> Step:
-    """Read the cache's CA Secret, take one step, and write it back when it changed."""
+    """Read the cache's CA Secret, take one step, and write it back when it changed.
+
+    Refuses (CAError) to touch a Secret of that name that this LLMCache does not own: it
+    is someone else's. Rewrites one whose content differs from what its CA state implies
+    (a certificate added to trust.crt by hand, say).
+    """
     hosts = cache.settings.transparent.hosts
     for _ in range(attempts):
         found = await store.read_secret(cache.namespace, cache.ca_secret)
-        state = CAState.from_secret(found[0], found[1]) if found else None
+        if found is not None and uid not in found.owners:
+            raise CAError(
+                f"Secret {cache.namespace}/{cache.ca_secret} exists and is not owned by this LLMCache:"
+                " the operator keeps the CA there; delete or rename that Secret"
+            )
+        state = CAState.from_secret(found.data, found.annotations) if found else None
         result = step(state, hosts, pods_created, now, namespace=cache.namespace)
+        if result.changed is None and found is not None and found.data != result.state.secret_data():
+            result = replace(result, changed="rewrote the Secret, whose content did not match its CA")
         if result.changed is None:
             return result
         if found is None:
             stored = await store.create_secret(secret_manifest(cache, uid, result.state))
         else:
-            stored = await store.replace_secret(secret_manifest(cache, uid, result.state, found[2]))
+            stored = await store.replace_secret(secret_manifest(cache, uid, result.state, found.resource_version))
         if stored:
             return result
     raise CAError(f"Secret {cache.namespace}/{cache.ca_secret} kept changing; gave up after {attempts} attempts")

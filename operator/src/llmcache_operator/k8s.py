@@ -20,7 +20,8 @@ from typing import Any
 from kubernetes.aio import client, config
 from kubernetes.aio.client.exceptions import ApiException
 
-from llmcache_operator import patching, spec
+from llmcache_operator import spec
+from llmcache_operator.pki import StoredSecret
 
 logger = logging.getLogger(__name__)
 TIMEOUT = 10.0
@@ -125,16 +126,25 @@ class Api:
         )
         return list(found.get("items") or [])
 
-    async def injected_pods_created(self, namespace: str, cache: str) -> list[datetime.datetime]:
-        """When each pod of `namespace` that carries `cache`'s sidecar was created."""
+    async def trusting_pods_created(self, namespace: str, ca_secret: str) -> list[datetime.datetime]:
+        """When each live pod of `namespace` that mounts the CA Secret `ca_secret` was created.
+
+        Finished pods (a Job's, kept for its logs) and pods being deleted run no app any
+        more, and pods injected in base-URL mode never trust the CA: none of them holds
+        back a rotation.
+        """
         pods = await self._core.list_namespaced_pod(namespace, _request_timeout=TIMEOUT)
-        return [
-            pod.metadata.creation_timestamp
-            for pod in pods.items
-            if pod.metadata
-            and pod.metadata.creation_timestamp
-            and (pod.metadata.annotations or {}).get(patching.INJECTED_ANNOTATION) == cache
-        ]
+        found = []
+        for pod in pods.items:
+            meta, status = pod.metadata, pod.status
+            if meta is None or meta.creation_timestamp is None or meta.deletion_timestamp is not None:
+                continue
+            if status is not None and status.phase in ("Succeeded", "Failed"):
+                continue
+            volumes = (pod.spec.volumes if pod.spec else None) or []
+            if any(v.secret is not None and v.secret.secret_name == ca_secret for v in volumes):
+                found.append(meta.creation_timestamp)
+        return found
 
     async def server_version(self) -> tuple[int, int] | None:
         """(major, minor) of the API server, or None when it does not say."""
@@ -157,18 +167,21 @@ class Api:
 
     # --- Certificates in Secrets (webhook_tls.TLSStore, interception_ca.CAStore) -------------
 
-    async def read_secret(self, namespace: str, name: str) -> tuple[dict[str, str], dict[str, str], str] | None:
-        """A Secret's base64 `data`, its annotations and resourceVersion, or None when it does not exist."""
+    async def read_secret(self, namespace: str, name: str) -> StoredSecret | None:
+        """A Secret's base64 `data`, annotations, owners and resourceVersion; None when it does not exist."""
         try:
             secret = await self._core.read_namespaced_secret(name, namespace, _request_timeout=TIMEOUT)
         except ApiException as exc:
             if exc.status == 404:
                 return None
             raise
-        data = {key: str(value) for key, value in (secret.data or {}).items()}
         meta = secret.metadata
-        annotations = dict((meta.annotations if meta else None) or {})
-        return data, annotations, str(meta.resource_version if meta else "")
+        return StoredSecret(
+            data={key: str(value) for key, value in (secret.data or {}).items()},
+            annotations=dict((meta.annotations if meta else None) or {}),
+            owners=tuple(ref.uid for ref in (meta.owner_references if meta else None) or ()),
+            resource_version=str(meta.resource_version if meta else ""),
+        )
 
     async def create_secret(self, body: Mapping[str, Any]) -> bool:
         """Create a Secret; False when one of that name exists already."""

@@ -6,7 +6,9 @@ EC P-256 keys, PKCS#8 PEM, SHA-256 signatures. Pure: the clock is passed in.
 from __future__ import annotations
 
 import datetime
+import ipaddress
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -15,6 +17,18 @@ from cryptography.x509.oid import NameOID
 
 BACKDATE = datetime.timedelta(minutes=5)
 """Certificates are valid from a little before they are made: clocks in a cluster differ a little."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSecret:
+    """A Secret as read back: what the certificate code decides on."""
+
+    data: dict[str, str]
+    """Base64 values, as the API returns them."""
+    annotations: dict[str, str]
+    owners: tuple[str, ...]
+    """The uids of its ownerReferences."""
+    resource_version: str
 
 
 def new_key() -> ec.EllipticCurvePrivateKey:
@@ -51,7 +65,8 @@ def issue_ca(
     """A self-signed CA (certificate PEM, key PEM) that may sign end-entity certificates only.
 
     With `permitted_dns`, a critical nameConstraints extension limits what it may sign to
-    those DNS names and their subdomains, for every client that enforces constraints.
+    those DNS names and their subdomains, and excludes every IP address, for every client
+    that enforces constraints.
     """
     key = new_key()
     attributes = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
@@ -72,8 +87,12 @@ def issue_ca(
     )
     if permitted_dns is not None:
         permitted: list[x509.GeneralName] = [x509.DNSName(n) for n in sorted(set(permitted_dns))]
+        no_address: list[x509.GeneralName] = [
+            x509.IPAddress(ipaddress.ip_network("0.0.0.0/0")),
+            x509.IPAddress(ipaddress.ip_network("::/0")),
+        ]
         builder = builder.add_extension(
-            x509.NameConstraints(permitted_subtrees=permitted, excluded_subtrees=None), critical=True
+            x509.NameConstraints(permitted_subtrees=permitted, excluded_subtrees=no_address), critical=True
         )
     cert = builder.sign(key, hashes.SHA256())
     return cert.public_bytes(serialization.Encoding.PEM), key_pem(key)

@@ -192,14 +192,16 @@ def injected_pods_patch(previous: Mapping[str, Any] | None, count: int) -> dict[
 
 
 def transparent_conditions(
-    *, ca_changed: str | None, ca_pending: str | None, iptables: tuple[bool, str] | None
+    *, ca_pending: str | None, ca_error: str | None = None, iptables: tuple[bool, str] | None
 ) -> list[Condition]:
     """InterceptionCA (is the CA settled?) and, for the iptables variant, InterceptionAllowed."""
-    if ca_pending is not None:
+    if ca_error is not None:
+        message = f"{ca_error}. Nothing is intercepted meanwhile: listed hosts are tunnelled, uncached."
+        ca = Condition(type=INTERCEPTION_CA, status="False", reason="SecretConflict", message=message)
+    elif ca_pending is not None:
         ca = Condition(type=INTERCEPTION_CA, status="False", reason="RotationPending", message=ca_pending)
     else:
-        message = f"The interception CA is current ({ca_changed})." if ca_changed else "The interception CA is current."
-        ca = Condition(type=INTERCEPTION_CA, status="True", reason="Current", message=message)
+        ca = Condition(type=INTERCEPTION_CA, status="True", reason="Current", message="The interception CA is current.")
     found = [ca]
     if iptables is not None:
         allowed, why = iptables

@@ -22,6 +22,7 @@ the sidecar will read. Errors are `ConfigError`s whose path starts at `spec.`.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import re
 import types
 from collections.abc import Callable, Mapping, Sequence
@@ -289,6 +290,8 @@ Interception = Literal["proxy", "iptables"]
 def _check_spec(self: Any, path: str) -> None:
     if self.interception == "iptables" and self.mode != "transparent":
         raise ConfigError(f"{path}.interception", "iptables needs mode: transparent")
+    if self.mode == "transparent":
+        _check_intercepted_hosts(self.transparent.hosts, f"{path}.transparent.hosts")
     names: tuple[str, ...] = self.providers
     custom: Mapping[str, ProviderSettings] = self.custom_providers
     seen: set[str] = set()
@@ -313,6 +316,22 @@ def _check_spec(self: Any, path: str) -> None:
             raise ConfigError(f"{sub}.upstream", "required for a provider that is not built in")
         if not provider.upstream.startswith(("http://", "https://")):
             raise ConfigError(f"{sub}.upstream", f"expected an http(s) URL, got {provider.upstream!r}")
+
+
+def _check_intercepted_hosts(hosts: Mapping[str, str], path: str) -> None:
+    """What the operator's CA can be constrained to: DNS names, wildcards below a registrable domain."""
+    if not hosts:
+        raise ConfigError(path, "transparent mode needs at least one host to intercept")
+    for pattern in hosts:
+        base = pattern.removeprefix("*.")
+        try:
+            ipaddress.ip_address(base)
+        except ValueError:
+            pass
+        else:
+            raise ConfigError(f"{path}.{pattern}", "an IP address cannot be intercepted: the CA signs DNS names only")
+        if pattern.startswith("*.") and base.count(".") < 1:
+            raise ConfigError(f"{path}.{pattern}", "a wildcard needs at least two labels after '*.'")
 
 
 LLMCacheSpec = derive(

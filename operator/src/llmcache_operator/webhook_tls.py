@@ -265,8 +265,8 @@ def ca_bundle_patch(configuration: Mapping[str, Any], ca_pem: bytes) -> list[dic
 class TLSStore(Protocol):
     """The API calls `ensure` makes; `k8s.Api` implements them."""
 
-    async def read_secret(self, namespace: str, name: str) -> tuple[dict[str, str], dict[str, str], str] | None:
-        """(data, annotations, resourceVersion), or None when the Secret does not exist."""
+    async def read_secret(self, namespace: str, name: str) -> pki.StoredSecret | None:
+        """None when the Secret does not exist."""
         ...
 
     async def create_secret(self, body: Mapping[str, Any]) -> bool:
@@ -303,7 +303,7 @@ async def ensure(
 async def _settled_bundle(store: TLSStore, options: TLSOptions, now: datetime.datetime) -> Bundle:
     for _ in range(MAX_ATTEMPTS):
         found = await store.read_secret(options.namespace, options.secret)
-        current = Bundle.from_secret_data(found[0]) if found else None
+        current = Bundle.from_secret_data(found.data) if found else None
         bundle, reason = renewed(current, options.hosts, now)
         if reason is None:
             return bundle
@@ -311,7 +311,7 @@ async def _settled_bundle(store: TLSStore, options: TLSOptions, now: datetime.da
         if found is None:
             stored = await store.create_secret(secret_manifest(options, bundle))
         else:
-            stored = await store.replace_secret(secret_manifest(options, bundle, found[2]))
+            stored = await store.replace_secret(secret_manifest(options, bundle, found.resource_version))
         if stored:
             return bundle
         logger.info("Secret %s/%s changed meanwhile (another replica?); reading it again", *_where(options))

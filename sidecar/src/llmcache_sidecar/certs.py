@@ -2,7 +2,7 @@
 
 Transparent mode terminates the app's TLS to `api.openai.com` with a certificate for
 that name, signed by a CA the app has been told to trust (the operator issues one per
-namespace and mounts its key into the sidecar only). Leaves are made on demand with
+LLMCache and mounts its key into the sidecar only). Leaves are made on demand with
 `cryptography` (EC P-256: fast to make and to handshake), kept in memory, and renewed
 when a quarter of their life is left. Nothing is written to disk: the PEM is handed to
 OpenSSL through an anonymous in-memory file (`memfd_create`), so a read-only root file
@@ -79,6 +79,22 @@ class Authority:
         if constraints is None or not constraints.ca:
             raise CertificateError("the CA certificate is not a CA (basicConstraints ca=true is missing)")
         return cls(cert, key, cert.public_bytes(serialization.Encoding.PEM))
+
+    def may_sign(self, host: str) -> bool:
+        """Whether a leaf for `host` satisfies this CA's name constraints (RFC 5280, 4.2.1.10).
+
+        A client that enforces constraints refuses any other leaf, so such a host is
+        tunnelled instead of intercepted: a CA restricted to some hosts never breaks the others.
+        """
+        try:
+            constraints = self.cert.extensions.get_extension_for_class(x509.NameConstraints).value
+        except x509.ExtensionNotFound:
+            return True
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return _name_allowed(host.lower(), constraints)
+        return _address_allowed(address, constraints)
 
     def issue(self, host: str, validity: float, now: dt.datetime) -> tuple[bytes, dt.datetime]:
         """A PEM chain (leaf, CA) followed by the leaf's key, and when the leaf expires."""
@@ -172,6 +188,32 @@ class _Leaf:
     renew_at: float
 
 
+def _dns_within(name: str, constraint: str) -> bool:
+    constraint = constraint.lower().lstrip(".")
+    return name == constraint or name.endswith("." + constraint)
+
+
+def _name_allowed(name: str, constraints: x509.NameConstraints) -> bool:
+    def dns(subtrees: list[x509.GeneralName] | None) -> list[str]:
+        return [str(n.value) for n in subtrees or () if isinstance(n, x509.DNSName)]
+
+    if any(_dns_within(name, c) for c in dns(constraints.excluded_subtrees)):
+        return False
+    permitted = dns(constraints.permitted_subtrees)
+    return not permitted or any(_dns_within(name, c) for c in permitted)
+
+
+def _address_allowed(address: ipaddress.IPv4Address | ipaddress.IPv6Address, constraints: x509.NameConstraints) -> bool:
+    def networks(subtrees: list[x509.GeneralName] | None) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        found = [n.value for n in subtrees or () if isinstance(n, x509.IPAddress)]
+        return [n for n in found if isinstance(n, ipaddress.IPv4Network | ipaddress.IPv6Network)]
+
+    if any(address in net for net in networks(constraints.excluded_subtrees) if net.version == address.version):
+        return False
+    permitted = networks(constraints.permitted_subtrees)
+    return not permitted or any(address in net for net in permitted if net.version == address.version)
+
+
 class LeafCache:
     """SSL contexts per intercepted host, made on demand and reused until near expiry.
 
@@ -204,6 +246,11 @@ class LeafCache:
     @property
     def ca_pem(self) -> bytes:
         return self._authority.cert_pem
+
+    def may_sign(self, host: str) -> bool:
+        """Whether the current CA's name constraints allow a leaf for `host`."""
+        self._maybe_reload()
+        return self._authority.may_sign(host)
 
     async def context_for(self, host: str) -> ssl.SSLContext:
         """The server context for `host`; raises `CertificateError` when the CA cannot sign."""

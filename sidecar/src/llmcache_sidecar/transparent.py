@@ -205,8 +205,17 @@ class Transparent:
             logger.error("a transparent-mode connection failed", exc_info=exc)
 
     def provider_for(self, host: str) -> str | None:
+        """The provider of an intercepted host; None: tunnel it.
+
+        A listed host that the CA's name constraints do not cover is tunnelled too: a client
+        would refuse the leaf (a host added before the operator's CA rotation finished, or a
+        cache switched back to base-URL mode whose pods still run).
+        """
         assert self._state is not None
-        return provider_for(self._state.runtime.settings.transparent.hosts, host)
+        provider = provider_for(self._state.runtime.settings.transparent.hosts, host)
+        if provider is not None and not self.leaves.may_sign(host):
+            return None
+        return provider
 
     # --- CONNECT ----------------------------------------------------------------------------
 

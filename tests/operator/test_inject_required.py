@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
 
-from llmcache_operator import injection
+from llmcache_operator import injection, reconcile
 from llmcache_operator.injection import Policy
 from llmcache_operator.options import Options
 from llmcache_operator.spec import LabelSelector, LabelSelectorRequirement
+from llmcache_sidecar import config
 from tests.operator.caches import MODELS, SHARED, all_caches, cache
 
 
@@ -64,6 +66,21 @@ def test_a_declared_port_that_is_the_sidecars_blocks_injection() -> None:
     decision = injection.inject_required(the_pod, "team-a", all_caches(), Policy())
     assert decision.cache is None
     assert decision.reason == "port 8788 of container app is the sidecar's"
+
+
+@pytest.mark.parametrize(
+    "annotations",
+    [{}, {"llmcache.dev/inject": "shared"}, {"llmcache.dev/inject": "true"}],
+    ids=["selector", "name", "true"],
+)
+def test_a_cache_that_was_not_reconciled_yet_leaves_the_pod_alone_and_says_so(annotations: dict[str, str]) -> None:
+    caches = [dataclasses.replace(c, reconciled=False) if c.name == "shared" else c for c in all_caches()]
+    decision = injection.inject_required(pod(MATCH, annotations), "team-a", caches, Policy())
+    assert decision.cache is None
+    assert decision.notable
+    assert decision.reason == (
+        "LLMCache shared is not reconciled yet (no status.configHash), so its config may not exist"
+    )
 
 
 def test_the_operator_namespace_can_be_excluded_too() -> None:
@@ -145,3 +162,11 @@ def test_the_spec_can_force_native_sidecars_only_where_the_server_can_run_them(
 ) -> None:
     the_cache = cache({"sidecar": {"nativeSidecar": mode}}, "c", "ns")
     assert injection.use_native_sidecar(the_cache, Options().policy(version)) is native
+
+
+def test_the_fallback_config_routes_and_listens_as_the_rendered_config_does() -> None:
+    """What an injected sidecar serves with, uncached, while its ConfigMap is gone."""
+    for each in all_caches():
+        fallback = config.loads(injection.fallback_config(each), "--fallback-config", env={})
+        full = config.loads(reconcile.config_text(each), "config.yaml", env={})
+        assert (fallback.listen, fallback.admin, fallback.providers) == (full.listen, full.admin, full.providers)

@@ -111,8 +111,20 @@ async def operator_with_webhook(
     ):
         hook = Webhook(session, f"https://127.0.0.1:{port}/{webhook.HANDLER_ID}")
         await create(kmock, path_of(NS), llmcache("shared", NS, SHARED))
-        await eventually(lambda: kmock.objects[LLMCACHES, NS, "shared"]["status"]["conditions"], what="reconciled")
+        await eventually(lambda: kmock.objects[LLMCACHES, NS, "shared"]["status"]["configHash"], what="reconciled")
+        await serving(hook)
+        await injecting(hook)
         yield hook
+
+
+async def injecting(hook: Webhook) -> None:
+    """Wait (bounded) until the webhook has seen the reconciled status: a labelled pod gets the sidecar."""
+    for _ in range(100):
+        _, patch = await hook.admit(app_pod("probe", {"llmcache.dev/enabled": "true"}))
+        if patch:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("the webhook never injected a labelled pod")
 
 
 async def serving(hook: Webhook) -> None:
@@ -178,6 +190,37 @@ async def test_an_unlabelled_pod_is_allowed_unchanged_and_so_is_every_pod_after_
             await asyncio.sleep(0.1)
     assert unlabelled == []
     assert patches[-1] == []
+
+
+async def test_a_pod_created_before_its_llmcache_was_ever_reconciled_is_left_alone_with_a_warning(
+    kmock: kmock_lib.KubernetesEmulator, tls: TLS
+) -> None:
+    """kmock refuses to store ConfigMaps in the namespace (faked), so the first reconcile never completes:
+    the LLMCache is known to the webhook, but has no status.configHash and maybe no ConfigMap."""
+    config_maps = kmock[f"post /api/v1/namespaces/{NS}/configmaps"]
+    config_maps << 503
+    port = free_port()
+    options = Options(
+        webhook=WebhookOptions(addr="127.0.0.1", port=port, certfile=str(tls.certfile), keyfile=str(tls.keyfile)),
+    )
+    context = ssl.create_default_context(cadata=tls.ca_pem.decode())
+    async with (
+        running_operator(kmock, options),
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context)) as session,
+    ):
+        hook = Webhook(session, f"https://127.0.0.1:{port}/{webhook.HANDLER_ID}")
+        await serving(hook)
+        await create(kmock, path_of(NS), llmcache("shared", NS, SHARED))
+        await eventually(lambda: len(config_maps), what="the first reconcile tried to write the ConfigMap")
+        answer, patch = await hook.admit(app_pod("early", {"llmcache.dev/enabled": "true"}))
+        status = kmock.objects[LLMCACHES, NS, "shared"].get("status") or {}
+
+    assert patch == []
+    assert "configHash" not in status
+    assert answer["warnings"] == [
+        "llmcache: sidecar not injected: LLMCache shared is not reconciled yet (no status.configHash),"
+        " so its config may not exist"
+    ]
 
 
 MALFORMED: list[tuple[Any, str, str]] = [

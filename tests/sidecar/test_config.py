@@ -141,16 +141,18 @@ def test_variables_the_command_reads_itself_are_not_taken_for_settings() -> None
 
 
 @pytest.mark.parametrize(
-    ("config_text", "message"),
+    ("extra_args", "message"),
     [
-        ("backend:\n  type: redis\n  redis: {passwordFile: /nonexistent/password}\n", "cannot read the secret file"),
+        ([], "cannot read config file"),
+        (["--fallback-config", "listen: [1, 2]"], "--fallback-config"),
     ],
+    ids=["no-fallback", "invalid-fallback"],
 )
-def test_a_backend_that_cannot_be_built_is_refused_in_one_line(tmp_path: Path, config_text: str, message: str) -> None:
-    path = tmp_path / "c.yaml"
-    path.write_text(config_text)
+def test_a_missing_config_file_is_refused_at_start_unless_a_valid_fallback_is_given(
+    tmp_path: Path, extra_args: list[str], message: str
+) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "llmcache_sidecar.cli", "--config", str(path)],
+        [sys.executable, "-m", "llmcache_sidecar.cli", "--config", str(tmp_path / "missing.yaml"), *extra_args],
         capture_output=True,
         text=True,
         timeout=30,

@@ -69,6 +69,8 @@ def llmcaches(
 ) -> dict[str, Cache] | None:
     """Namespace -> its valid caches, for the webhook. An invalid edit keeps the last good one.
 
+    A cache without `status.configHash` has not been reconciled: its ConfigMap may not
+    exist, so it is indexed as not reconciled and the webhook leaves pods alone.
     The iptables variant is injected only once reconcile has found the namespace's Pod
     Security level allows it; until then, and where it does not, pods get the proxy variant.
     """
@@ -81,6 +83,8 @@ def llmcaches(
         return None
     if cache.interception == "iptables" and not reconcile.condition_true(status, reconcile.INTERCEPTION_ALLOWED):
         cache = dataclasses.replace(cache, interception="proxy")
+    if reconcile.read_status(status).config_hash is None:
+        cache = dataclasses.replace(cache, reconciled=False)
     return {namespace: cache}
 
 

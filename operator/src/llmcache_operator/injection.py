@@ -10,7 +10,8 @@ Opt-in is per LLMCache: the pod's labels match its `podSelector`, or the pod car
 name). `llmcache.dev/inject: "false"` opts out. Never touched: pods already injected,
 pods in system namespaces, `hostNetwork` pods (their 127.0.0.1 is the node's), and
 llmcache's own pods (`app.kubernetes.io/part-of: llmcache`). When injection would not
-work (a port is taken), the pod is left alone: a pod without a cache still runs.
+work (a port is taken, or the LLMCache has not been reconciled so its ConfigMap may not
+exist), the pod is left alone: a pod without a cache still runs.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from llmcache_operator import __version__, interception, patching, reconcile
+from llmcache_operator import __version__, interception, patching, reconcile, spec
 from llmcache_operator.spec import Cache, LabelSelector
 
 INJECT_ANNOTATION = "llmcache.dev/inject"
@@ -100,6 +101,8 @@ class Decision:
     cache: Cache | None
     """The cache whose sidecar the pod gets; None: leave the pod alone."""
     reason: str
+    notable: bool = False
+    """The pod asked for a cache and does not get it: worth a log line and an admission warning."""
 
 
 def inject_required(pod: Mapping[str, Any], namespace: str, caches: Iterable[Cache], policy: Policy) -> Decision:
@@ -135,9 +138,13 @@ def inject_required(pod: Mapping[str, Any], namespace: str, caches: Iterable[Cac
         if chosen is None:
             return Decision(None, "no podSelector matches")
         reason = f"labels match the podSelector of {chosen.name}"
+    if not chosen.reconciled:
+        # Its ConfigMap may not exist yet: such a pod starts uncached, by construction.
+        why = f"LLMCache {chosen.name} is not reconciled yet (no status.configHash), so its config may not exist"
+        return Decision(None, why, notable=True)
     clash = _port_clash(pod_spec, chosen)
     if clash:
-        return Decision(None, clash)
+        return Decision(None, clash, notable=True)
     return Decision(chosen, reason)
 
 
@@ -274,7 +281,7 @@ def sidecar_container(cache: Cache, policy: Policy, *, native: bool) -> dict[str
         "name": SIDECAR_NAME,
         "image": side.image or policy.image,
         "command": ["llmcache-sidecar"],
-        "args": ["--config", f"{CONFIG_DIR}/{reconcile.CONFIG_FILE}"],
+        "args": ["--config", f"{CONFIG_DIR}/{reconcile.CONFIG_FILE}", "--fallback-config", fallback_config(cache)],
         "resources": resources,
         "volumeMounts": mounts,
         "securityContext": {**copy.deepcopy(dict(SECURITY_CONTEXT)), **_user(sidecar_uid(cache))},
@@ -297,9 +304,25 @@ def sidecar_container(cache: Cache, policy: Policy, *, native: bool) -> dict[str
     return container
 
 
+def fallback_config(cache: Cache) -> str:
+    """What the sidecar serves with, uncached, while its ConfigMap is missing (compact JSON).
+
+    The ConfigMap exists before any pod is injected (the webhook waits for the first
+    reconcile), but it goes with its LLMCache, and a sidecar restarted after that must
+    still route the app's calls: its ports and the providers' upstreams, nothing else.
+    """
+    settings = cache.settings
+    data = {
+        "listen": settings.listen,
+        "admin": settings.admin,
+        "providers": {name: spec.to_mapping(p, omit_defaults=True) for name, p in settings.providers.items()},
+    }
+    return json.dumps(data, separators=(",", ":"), sort_keys=True)
+
+
 def volumes(cache: Cache) -> list[dict[str, Any]]:
-    # optional: a pod must start even before the operator wrote the ConfigMap, or after
-    # the Secret is gone; the sidecar then passes requests through uncached.
+    # optional: a pod must start after its ConfigMap or a Secret is gone; the sidecar then
+    # passes requests through uncached (--fallback-config; a secret file it cannot read).
     config = {"name": CONFIG_VOLUME, "configMap": {"name": cache.config_map, "optional": True}}
     secrets = [
         {

@@ -544,6 +544,8 @@ class Cache:
     secrets: tuple[SecretMount, ...]
     mode: Mode = "baseURL"
     interception: Interception = "proxy"
+    reconciled: bool = True
+    """Its status has a configHash: the operator has written its ConfigMap. Pods are injected only then."""
 
     @property
     def config_map(self) -> str:

@@ -46,7 +46,11 @@ async def inject_sidecar(
         policy = runtime(memo).policy
         decision = injection.inject_required(body, namespace, llmcaches.get(namespace, []), policy)
         if decision.cache is None:
-            logger.debug("pod %s/%s: not injected: %s", namespace, pod_name, decision.reason)
+            if decision.notable:
+                logger.info("pod %s/%s: not injected: %s", namespace, pod_name, decision.reason)
+                warnings.append(f"llmcache: sidecar not injected: {decision.reason}")
+            else:
+                logger.debug("pod %s/%s: not injected: %s", namespace, pod_name, decision.reason)
             return
         desired = injection.desired_pod(body, decision.cache, policy)
     except Exception as exc:

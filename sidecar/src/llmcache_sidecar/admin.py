@@ -48,12 +48,22 @@ async def prometheus_metrics(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
+    """Ready: the backend answers and every configured part was built (else 503 and why)."""
     runtime = request.app[STATE].runtime
+    if not runtime.caching:
+        return _json(
+            {"status": "unavailable", "backend": runtime.backend.name, "error": "no config file: caching is off"}, 503
+        )
     try:
         await runtime.backend.ping()
     except (BackendError, TimeoutError, OSError) as exc:
         return _json(
             {"status": "unavailable", "backend": runtime.backend.name, "error": str(exc) or type(exc).__name__}, 503
+        )
+    if runtime.semantic_error is not None:
+        return _json(
+            {"status": "unavailable", "backend": runtime.backend.name, "error": f"semantic: {runtime.semantic_error}"},
+            503,
         )
     return _json({"status": "ready", "backend": runtime.backend.name})
 
@@ -81,6 +91,7 @@ async def stats(request: web.Request) -> web.Response:
                 "entries": backend_stats.entries,
                 "bytes": backend_stats.bytes,
                 "errors": getattr(runtime.backend, "errors", 0),
+                "unavailable": runtime.backend_error,
             },
             "semantic": await _semantic_stats(state),
         }
@@ -93,6 +104,7 @@ async def _semantic_stats(state: State) -> dict[str, object]:
     c = state.semantic
     return {
         "enabled": cache is not None,
+        "unavailable": state.runtime.semantic_error,
         "mode": cache.settings.mode if cache is not None else None,
         "store": cache.index.name if cache is not None else None,
         "prompts": await cache.index.count() if cache is not None else None,

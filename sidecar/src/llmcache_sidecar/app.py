@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from pathlib import Path
 
 import aiohttp
@@ -34,13 +35,16 @@ def make_app(
     config_path: Path | None = None,
     reload_interval: float = 2.0,
     upstream_connector: ConnectorFactory | None = None,
+    caching: bool = True,
 ) -> web.Application:
     """The data app. `upstream_connector` replaces the upstream connector: tests use it to
-    resolve provider hosts to a local fake and to trust a test CA."""
+    resolve provider hosts to a local fake and to trust a test CA. `caching=False` starts
+    with caching off (the config file does not exist yet): the reload turns it on."""
     # Not client_max_size=...: that would answer 413, but an oversized body must pass
     # through uncached, so proxy.py reads the body with its own cap.
     app = web.Application()
-    app[STATE] = State(build_runtime(settings))
+    runtime = build_runtime(settings)
+    app[STATE] = State(runtime if caching else replace(runtime, caching=False))
     app[UPSTREAM_CONNECTOR] = upstream_connector or _default_connector
     app.cleanup_ctx.append(_http_session)
     app.cleanup_ctx.append(_background_work)

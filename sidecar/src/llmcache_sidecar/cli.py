@@ -24,10 +24,16 @@ def _split(address: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-async def serve(settings: config.Settings, config_path: Path | None, *, ready: asyncio.Event | None = None) -> None:
-    """Run the data and admin ports until SIGTERM or SIGINT."""
+async def serve(
+    settings: config.Settings,
+    config_path: Path | None,
+    *,
+    ready: asyncio.Event | None = None,
+    caching: bool = True,
+) -> None:
+    """Run the data and admin ports until SIGTERM or SIGINT; `caching=False` while the config file is missing."""
     handles = otel.setup(settings.telemetry)
-    app = make_app(settings, config_path=config_path)
+    app = make_app(settings, config_path=config_path, caching=caching)
     admin = make_admin_app(app[STATE], metrics=handles.registry)
     runners = [
         web.AppRunner(app, access_log=None, shutdown_timeout=5.0),
@@ -73,18 +79,34 @@ def main(argv: list[str] | None = None) -> int:
         default=os.environ.get("LLMCACHE_CONFIG"),
         help="YAML config file (default: $LLMCACHE_CONFIG, else built-in defaults)",
     )
+    parser.add_argument(
+        "--fallback-config",
+        metavar="YAML",
+        help="settings (YAML or JSON text) to serve with, uncached, while the --config file does not exist;"
+        " the file is loaded when it appears. Without this, a missing file is an error",
+    )
     parser.add_argument("--log-level", default=os.environ.get("LLMCACHE_LOG_LEVEL", "INFO"))
     parser.add_argument("--version", action="version", version=__version__)
     args = parser.parse_args(argv)
+    if args.fallback_config is not None and args.config is None:
+        parser.error("--fallback-config needs --config (the file to wait for)")
+    found = args.fallback_config is None or args.config.exists()
     try:
-        settings = config.load(args.config)
+        settings = config.load(args.config) if found else config.loads(args.fallback_config, "--fallback-config")
     except config.ConfigError as exc:
-        print(f"llmcache-sidecar: invalid configuration: {exc}", file=sys.stderr)
+        what = "configuration" if found else "--fallback-config"
+        print(f"llmcache-sidecar: invalid {what}: {exc}", file=sys.stderr)
         return 2
     logs.setup(args.log_level, settings.telemetry.log_format)
+    if not found:
+        logger.error(
+            "config file %s does not exist: serving the --fallback-config settings, every request uncached,"
+            " until it appears",
+            args.config,
+        )
     try:
-        asyncio.run(serve(settings, args.config))
-    except config.ConfigError as exc:  # found while building the backend: a missing extra, an unreadable secret
+        asyncio.run(serve(settings, args.config, caching=found))
+    except config.ConfigError as exc:  # found while building the backend: a missing extra (a secret file is survived)
         print(f"llmcache-sidecar: invalid configuration: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:

@@ -48,6 +48,27 @@ class ConfigError(ValueError):
         self.message = message
 
 
+class SecretFileError(ConfigError):
+    """A secret file the configuration names cannot be read.
+
+    Not bad input like the rest of `ConfigError`: in a pod the file comes from a Secret
+    volume that is not filled yet, or whose Secret is gone, and may appear later. The
+    sidecar runs without the part that needs it (requests pass through) and retries.
+    """
+
+
+def read_secret(path: str | None, key_path: str) -> str | None:
+    """The content of the secret file at `path` (None when unset), without the trailing newline."""
+    if not path:
+        return None
+    try:
+        return Path(path).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise SecretFileError(key_path, f"cannot read the secret file {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise SecretFileError(key_path, f"the secret file {path} is not UTF-8 text") from exc
+
+
 def key(name: str, doc: str, **extra: Any) -> dict[str, Any]:
     """Field metadata: the camelCase key, its description, and schema extras."""
     return {"key": name, "doc": doc, **extra}
@@ -831,18 +852,26 @@ def _check_address(value: str, path: str) -> None:
 
 def load(path: str | os.PathLike[str] | None, env: Mapping[str, str] | None = None) -> Settings:
     """Read the YAML file (if any), apply `LLMCACHE_*` overrides, and parse."""
-    data: dict[str, Any] = {}
+    text = ""
     if path is not None:
         try:
-            loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+            text = Path(path).read_text(encoding="utf-8")
         except OSError as exc:
             raise ConfigError("", f"cannot read config file {path}: {exc.strerror}") from exc
-        except yaml.YAMLError as exc:
-            raise ConfigError("", f"config file {path} is not valid YAML: {exc}") from exc
-        if loaded is not None:
-            if not isinstance(loaded, dict):
-                raise ConfigError("", f"config file {path} must hold a mapping")
-            data = loaded
+    return loads(text, f"config file {path}", env)
+
+
+def loads(text: str, origin: str, env: Mapping[str, str] | None = None) -> Settings:
+    """Parse YAML `text` (named `origin` in errors), apply `LLMCACHE_*` overrides, and parse."""
+    data: dict[str, Any] = {}
+    try:
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError("", f"{origin} is not valid YAML: {exc}") from exc
+    if loaded is not None:
+        if not isinstance(loaded, dict):
+            raise ConfigError("", f"{origin} must hold a mapping")
+        data = loaded
     environment = os.environ if env is None else env
     try:
         return parse(Settings, apply_env(data, environment))

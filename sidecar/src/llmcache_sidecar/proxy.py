@@ -30,6 +30,8 @@ from llmcache_sidecar.telemetry import RequestTrace
 logger = logging.getLogger(__name__)
 EPOCH_REFRESH_SECONDS = 1.0
 """How stale this pod's view of a flush made by another pod may be."""
+BACKEND_UNAVAILABLE = "backend-unavailable"
+"""Cache-Status detail while the configured backend cannot be built."""
 _LEASE_POLL = (0.02, 0.25)  # first and longest gap between polls for another pod's answer
 
 
@@ -100,6 +102,8 @@ async def _serve_cacheable(
         ctl = controls.parse(request.headers, body_cache)
     except ControlError as exc:
         return await _bypass(request, route, tail, body, exc.reason, state, tel)
+    if rt.backend_error is not None:  # no backend could be built (a secret file is unreadable)
+        return await _bypass(request, route, tail, body, BACKEND_UNAVAILABLE, state, tel)
     if ctl.key is not None:
         digest = keys.caller_digest(provider=route.name, path=tail, caller_key=ctl.key)
     elif digest is None:

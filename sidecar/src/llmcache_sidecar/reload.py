@@ -5,6 +5,10 @@ file itself misses; polling the file's content every few seconds sees it, costs
 next to nothing, and works the same everywhere. A file that no longer parses keeps
 the running config (logged); a file that is gone turns caching off, and requests
 pass through until it comes back.
+
+The same poll retries what could not be built for want of a secret file (the backend,
+the semantic cache): the kubelet fills a Secret volume when its Secret appears, which
+changes no config file, so each poll tries again until the part is built.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from pathlib import Path
 from aiohttp import web
 
 from llmcache_sidecar import config
-from llmcache_sidecar.runtime import STATE, State, build_runtime
+from llmcache_sidecar.runtime import STATE, Runtime, State, build_runtime
 
 logger = logging.getLogger(__name__)
 BACKEND_CLOSE_DELAY = 30.0
@@ -46,11 +50,31 @@ async def apply_file(state: State, path: Path) -> None:
             return
         logger.error("config file %s changed but is invalid, keeping the running config: %s", path, exc)
         return
-    old = state.swap(build_runtime(settings, previous=state.runtime))
+    try:
+        runtime = build_runtime(settings, previous=state.runtime)
+    except config.ConfigError as exc:  # a missing extra, say: the file parses but cannot run
+        logger.error("config file %s changed but cannot be used, keeping the running config: %s", path, exc)
+        return
+    _swap(state, runtime)
     logger.info("config reloaded from %s", path)
-    if old.backend is not state.runtime.backend:
+
+
+async def retry_unbuilt(state: State) -> None:
+    """Build again what the running config lacks for want of a secret file; swap if that changed."""
+    current = state.runtime
+    if not current.caching or (current.backend_error is None and current.semantic_error is None):
+        return
+    runtime = build_runtime(current.settings, previous=current)
+    if (runtime.backend_error, runtime.semantic_error) != (current.backend_error, current.semantic_error):
+        _swap(state, replace(runtime, digests=current.digests))
+
+
+def _swap(state: State, runtime: Runtime) -> None:
+    """Make `runtime` current; close the backend and semantic cache it replaced, once requests let go."""
+    old = state.swap(runtime)
+    if old.backend is not runtime.backend:
         state.spawn(_close_later(old.backend.aclose))
-    if old.semantic is not None and old.semantic is not state.runtime.semantic:
+    if old.semantic is not None and old.semantic is not runtime.semantic:
         state.spawn(_close_later(old.semantic.aclose))
 
 
@@ -83,3 +107,5 @@ async def _poll(state: State, path: Path, interval: float, seen: str | None) -> 
         if current != seen:
             seen = current
             await apply_file(state, path)
+        else:
+            await retry_unbuilt(state)

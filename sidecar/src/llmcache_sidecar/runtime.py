@@ -18,9 +18,9 @@ import aiohttp
 from aiohttp import web
 
 from llmcache_sidecar import keys, telemetry
-from llmcache_sidecar.backends import CacheBackend, build_backend
+from llmcache_sidecar.backends import CacheBackend, Unavailable, build_backend
 from llmcache_sidecar.coalesce import Coalescer
-from llmcache_sidecar.config import Settings
+from llmcache_sidecar.config import SecretFileError, Settings
 from llmcache_sidecar.providers import KINDS, ProviderKind
 from llmcache_sidecar.semantic import SemanticCache, SemanticCounters, build_semantic
 from llmcache_sidecar.telemetry import Aggregates
@@ -45,7 +45,12 @@ class Runtime:
     backend: CacheBackend
     caching: bool = True
     """False when the config file is gone: every request passes through."""
+    backend_error: str | None = None
+    """Why the configured backend could not be built (a secret file is unreadable): `backend`
+    is then an `Unavailable` stand-in, and cacheable requests pass through uncached."""
     semantic: SemanticCache | None = None
+    semantic_error: str | None = None
+    """Why the semantic cache could not be built: exact caching goes on without it."""
     digests: keys.DigestMemo = field(default_factory=keys.DigestMemo)
     """Raw body -> digest, so a repeated request is not parsed again (see keys.DigestMemo)."""
     prices: telemetry.PriceBook = field(default_factory=lambda: telemetry.PriceBook({}))
@@ -63,23 +68,59 @@ def routes_for(settings: Settings) -> dict[str, Route]:
 
 
 def build_runtime(settings: Settings, *, previous: Runtime | None = None) -> Runtime:
-    """A runtime for `settings`, keeping the previous backend when its settings did not change."""
-    if previous is not None and previous.settings.backend == settings.backend:
-        backend = previous.backend
-    else:
-        name = settings.backend.type
-        backend = build_backend(settings.backend, lambda op, error: telemetry.backend_error(name, op, error))
-    if previous is not None and previous.settings.semantic == settings.semantic:
-        semantic = previous.semantic
-    else:
-        semantic = build_semantic(settings.semantic)
+    """A runtime for `settings`, keeping the previous backend when its settings did not change.
+
+    Never raises for an unreadable secret file: the part that needs it is left out (and
+    `previous` runtimes that lacked it are retried), logged at ERROR once per reason.
+    """
+    backend, backend_error = _backend(settings, previous)
+    semantic, semantic_error = _semantic(settings, previous)
     return Runtime(
         settings,
         routes_for(settings),
         backend,
         prices=telemetry.PriceBook(settings.telemetry.price_table),
+        backend_error=backend_error,
         semantic=semantic,
+        semantic_error=semantic_error,
     )
+
+
+def _backend(settings: Settings, previous: Runtime | None) -> tuple[CacheBackend, str | None]:
+    name = settings.backend.type
+    if previous is not None and previous.settings.backend == settings.backend and previous.backend_error is None:
+        return previous.backend, None
+    try:
+        backend = build_backend(settings.backend, lambda op, error: telemetry.backend_error(name, op, error))
+    except SecretFileError as exc:
+        if previous is None or previous.backend_error != str(exc):
+            logger.error(
+                "cache backend %s cannot be built: %s; every request passes through uncached"
+                " until it can (retried on each config poll)",
+                name,
+                exc,
+            )
+        return Unavailable(name, str(exc)), str(exc)
+    if previous is not None and previous.backend_error is not None:
+        logger.info("cache backend %s is built now: caching resumes", name)
+    return backend, None
+
+
+def _semantic(settings: Settings, previous: Runtime | None) -> tuple[SemanticCache | None, str | None]:
+    if previous is not None and previous.settings.semantic == settings.semantic and previous.semantic_error is None:
+        return previous.semantic, None
+    try:
+        semantic = build_semantic(settings.semantic)
+    except SecretFileError as exc:
+        if previous is None or previous.semantic_error != str(exc):
+            logger.error(
+                "semantic cache cannot be built: %s; exact caching goes on without it (retried on each config poll)",
+                exc,
+            )
+        return None, str(exc)
+    if previous is not None and previous.semantic_error is not None and semantic is not None:
+        logger.info("semantic cache is built now: semantic lookups resume")
+    return semantic, None
 
 
 @dataclass(slots=True)

@@ -6,37 +6,29 @@ no I/O and cannot fail, so it is used bare on the hot path.
 
 The libraries of S3, GCS and Azure Blob are optional extras of the distribution
 (`llmcache-sidecar[s3]`, `[gcs]`, `[azure]`): their modules are imported only when
-configured, and a missing extra is a `ConfigError` naming the extra to install.
+configured, and a missing extra is a `ConfigError` naming the extra to install. A
+secret file that cannot be read is a `SecretFileError`, which the sidecar survives
+(`runtime.build_runtime`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from llmcache_sidecar.backends.base import BackendError, BackendStats, CacheBackend
 from llmcache_sidecar.backends.dual import DualCache
 from llmcache_sidecar.backends.failopen import FailOpen
 from llmcache_sidecar.backends.memory import MemoryCache
-from llmcache_sidecar.config import BackendSettings, ConfigError
+from llmcache_sidecar.backends.unavailable import Unavailable
+from llmcache_sidecar.config import BackendSettings, ConfigError, read_secret
 
 if TYPE_CHECKING:
     from llmcache_sidecar.backends.objects import ObjectStore
 
-__all__ = ["BackendError", "BackendStats", "CacheBackend", "FailOpen", "build_backend"]
+__all__ = ["BackendError", "BackendStats", "CacheBackend", "FailOpen", "Unavailable", "build_backend"]
 
 ErrorHook = Callable[[str, str], None]
-
-
-def _secret(path: str | None) -> str | None:
-    """The content of a mounted Secret file, without the trailing newline."""
-    if not path:
-        return None
-    try:
-        return Path(path).read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise ConfigError("backend", f"cannot read the secret file {path}: {exc.strerror}") from exc
 
 
 def _missing_extra(backend: str, extra: str, exc: ImportError) -> ConfigError:
@@ -52,7 +44,7 @@ def _redis(settings: BackendSettings, on_error: ErrorHook | None) -> CacheBacken
     from llmcache_sidecar.backends.redis import RedisCache  # imported only when configured
 
     cfg = settings.redis
-    password = _secret(cfg.password_file)
+    password = read_secret(cfg.password_file, "backend.redis.passwordFile")
     timeout = cfg.timeout_ms / 1000
     inner: RedisCache
     if cfg.sentinel is not None:
@@ -61,7 +53,7 @@ def _redis(settings: BackendSettings, on_error: ErrorHook | None) -> CacheBacken
             master_name=cfg.sentinel.master_name,
             sentinels=[_host_port(a) for a in cfg.sentinel.addresses],
             password=password,
-            sentinel_password=_secret(cfg.sentinel.password_file),
+            sentinel_password=read_secret(cfg.sentinel.password_file, "backend.redis.sentinel.passwordFile"),
             timeout=timeout,
             max_connections=cfg.max_connections,
         )
@@ -85,7 +77,8 @@ def _s3(settings: BackendSettings, on_error: ErrorHook | None) -> CacheBackend:
     except ImportError as exc:
         raise _missing_extra("s3", "s3", exc) from exc
     cfg = settings.s3
-    key_id, secret = _secret(cfg.access_key_id_file), _secret(cfg.secret_access_key_file)
+    key_id = read_secret(cfg.access_key_id_file, "backend.s3.accessKeyIdFile")
+    secret = read_secret(cfg.secret_access_key_file, "backend.s3.secretAccessKeyFile")
     store = S3Store(
         bucket=cfg.bucket,
         region=cfg.region,
@@ -123,8 +116,8 @@ def _azure_blob(settings: BackendSettings, on_error: ErrorHook | None) -> CacheB
     store = AzureBlobStore(
         container=cfg.container,
         account_url=cfg.account_url,
-        connection_string=_secret(cfg.connection_string_file),
-        account_key=_secret(cfg.account_key_file),
+        connection_string=read_secret(cfg.connection_string_file, "backend.azureBlob.connectionStringFile"),
+        account_key=read_secret(cfg.account_key_file, "backend.azureBlob.accountKeyFile"),
         timeout=cfg.timeout_ms / 1000,
     )
     return _object_backend(store, prefix=cfg.prefix, timeout_ms=cfg.timeout_ms, on_error=on_error)

@@ -17,12 +17,11 @@ import math
 import operator
 import struct
 from collections import OrderedDict
-from pathlib import Path
 
 import aiohttp
 import orjson
 
-from llmcache_sidecar.config import EmbeddingSettings
+from llmcache_sidecar.config import EmbeddingSettings, read_secret
 
 Vector = tuple[float, ...]
 
@@ -36,8 +35,8 @@ class EmbeddingClient:
         self.settings = settings
         self.url = settings.url.rstrip("/") + "/embeddings"
         self._headers = {"Content-Type": "application/json"}
-        if settings.api_key_file:
-            key = Path(settings.api_key_file).read_text(encoding="utf-8").strip()
+        key = read_secret(settings.api_key_file, "semantic.embedding.apiKeyFile")
+        if key is not None:
             self._headers["Authorization"] = f"Bearer {key}"
         self._timeout = aiohttp.ClientTimeout(total=settings.timeout_ms / 1000)
         self._cache: OrderedDict[str, Vector] = OrderedDict()

@@ -25,13 +25,12 @@ from __future__ import annotations
 import hashlib
 from collections import Counter, OrderedDict, defaultdict
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import aiohttp
 import orjson
 
-from llmcache_sidecar.config import ConfigError, JudgeSettings
+from llmcache_sidecar.config import JudgeSettings, read_secret
 from llmcache_sidecar.providers import ProviderKind
 from llmcache_sidecar.telemetry import PriceBook
 
@@ -83,12 +82,7 @@ class JudgeCounters:
 class Judge:
     def __init__(self, settings: JudgeSettings) -> None:
         self.settings = settings
-        self._key: str | None = None
-        if settings.api_key_file:
-            try:
-                self._key = Path(settings.api_key_file).read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                raise ConfigError("semantic.judge.apiKeyFile", f"cannot read {settings.api_key_file}") from exc
+        self._key = read_secret(settings.api_key_file, "semantic.judge.apiKeyFile")
         self._timeout = aiohttp.ClientTimeout(total=settings.timeout_ms / 1000)
         self._verdicts: OrderedDict[tuple[str, ...], Verdict] = OrderedDict()
 

@@ -23,12 +23,11 @@ import logging
 import time
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import aiohttp
 
 from llmcache_sidecar.backends import CacheBackend
-from llmcache_sidecar.config import ConfigError, SemanticSettings
+from llmcache_sidecar.config import ConfigError, SemanticSettings, read_secret
 from llmcache_sidecar.entry import CachedResponse
 from llmcache_sidecar.semantic import normalise, text
 from llmcache_sidecar.semantic.bucket import Probe, stored_text_digest
@@ -223,16 +222,22 @@ class SemanticCache:
 
 
 def build_semantic(settings: SemanticSettings) -> SemanticCache | None:
-    """The semantic cache `settings` describe, or None when it is off."""
+    """The semantic cache `settings` describe, or None when it is off.
+
+    Raises `SecretFileError` when a key or password file cannot be read (not mounted yet).
+    """
     if not settings.enabled:
         return None
+    # The parts that read secret files first: a SecretFileError then leaves no client behind.
+    embedder = EmbeddingClient(settings.embedding)
+    judge = Judge(settings.judge) if settings.judge.enabled else None
     store = settings.store
     index: VectorIndex
     if store.type == "redis":
         from llmcache_sidecar.semantic.redis_index import RedisIndex
 
         cfg = store.redis
-        password = Path(cfg.password_file).read_text(encoding="utf-8").strip() if cfg.password_file else None
+        password = read_secret(cfg.password_file, "semantic.store.redis.passwordFile")
         index = RedisIndex.from_url(
             cfg.url, password=password, timeout=cfg.timeout_ms / 1000, max_per_bucket=store.max_per_bucket
         )
@@ -242,7 +247,7 @@ def build_semantic(settings: SemanticSettings) -> SemanticCache | None:
         except ImportError as exc:  # the optional extra is not installed
             raise ConfigError("semantic.store.type", "qdrant needs `pip install 'llmcache-sidecar[qdrant]'`") from exc
         q = store.qdrant
-        api_key = Path(q.api_key_file).read_text(encoding="utf-8").strip() if q.api_key_file else None
+        api_key = read_secret(q.api_key_file, "semantic.store.qdrant.apiKeyFile")
         index = QdrantIndex.from_url(
             q.url,
             api_key=api_key,
@@ -252,5 +257,4 @@ def build_semantic(settings: SemanticSettings) -> SemanticCache | None:
         )
     else:
         index = MemoryIndex(max_per_bucket=store.max_per_bucket, max_buckets=store.max_buckets)
-    judge = Judge(settings.judge) if settings.judge.enabled else None
-    return SemanticCache(settings, index=index, embedder=EmbeddingClient(settings.embedding), judge=judge)
+    return SemanticCache(settings, index=index, embedder=embedder, judge=judge)

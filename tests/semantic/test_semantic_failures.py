@@ -7,14 +7,16 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import aiohttp
 from aiohttp.test_utils import TestServer
 from llmcache_embedder.model import HashEncoder
 from llmcache_embedder.server import create_app
 
+from llmcache_sidecar import reload
 from tests.conftest import SidecarFactory, Upstream
 from tests.redis_server import free_port, running_redis
-from tests.semantic.conftest import EMBED_MODEL, Embedder, SemanticSidecarFactory
-from tests.semantic.helpers import ask, stats
+from tests.semantic.conftest import EMBED_MODEL, Embedder, SemanticSidecarFactory, semantic_settings
+from tests.semantic.helpers import SEMANTIC_HIT, ask, stats
 
 QUESTION = "How do I reset my password?"
 PARAPHRASE = "how can I reset my password"
@@ -79,3 +81,46 @@ async def test_a_dead_redis_vector_store_means_plain_misses(
     numbers = await stats(sidecar)
     assert numbers["indexErrors"] >= 1
     assert upstream.fake.count("/chat/completions") == 2
+
+
+async def test_an_unreadable_embedder_key_file_leaves_exact_caching_on_until_the_file_appears(
+    make_sidecar: SidecarFactory, embedder: Embedder, tmp_path: Path
+) -> None:
+    """The key's Secret volume is not filled yet: semantic caching waits for it, nothing else does."""
+    key_file = tmp_path / "embedder" / "api-key"
+    block = semantic_settings(embedder)
+    block["embedding"]["apiKeyFile"] = str(key_file)
+    sidecar = await make_sidecar(semantic=block)
+    first = await ask(sidecar, QUESTION)
+    paraphrase_before = await ask(sidecar, PARAPHRASE)
+    exact = await ask(sidecar, QUESTION)
+    async with aiohttp.ClientSession() as http, http.get(f"{sidecar.admin_url}/readyz") as resp:
+        ready_before = resp.status, await resp.json()
+    stats_before = await stats(sidecar)
+
+    key_file.parent.mkdir()
+    key_file.write_text("sk-embedder\n")
+    await reload.retry_unbuilt(sidecar.state)  # what the reload poll does every interval
+    stored_after = await ask(sidecar, "How do I change my email address?")
+    paraphrase_after = await ask(sidecar, "how can I change my email address")
+    async with aiohttp.ClientSession() as http, http.get(f"{sidecar.admin_url}/readyz") as resp:
+        ready_after = resp.status
+
+    assert (first.status, paraphrase_before.status) == ("llmcache; fwd=miss; stored",) * 2
+    assert exact.status == "llmcache; hit"
+    assert ready_before == (
+        503,
+        {
+            "status": "unavailable",
+            "backend": "memory",
+            "error": f"semantic: semantic.embedding.apiKeyFile: cannot read the secret file {key_file}:"
+            " No such file or directory",
+        },
+    )
+    assert (stats_before["enabled"], stats_before["unavailable"]) == (False, ready_before[1]["error"][10:])
+    # Built on the retry: a paraphrase of what is stored from now on is matched.
+    assert stored_after.status == "llmcache; fwd=miss; stored"
+    assert paraphrase_after.status == SEMANTIC_HIT
+    assert embedder.texts  # asked only after the key was there
+    assert (await stats(sidecar))["enabled"] is True
+    assert ready_after == 200

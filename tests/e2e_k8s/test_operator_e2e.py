@@ -364,14 +364,62 @@ def test_an_unreachable_backend_and_an_invalid_spec_are_reported_in_conditions(c
     assert events[0]["type"] == "Warning" and events[0]["message"] == message
 
 
+def injected_pod(cluster: Cluster, prefix: str, ns: str, labels: dict[str, str]) -> dict[str, Any]:
+    """A fresh labelled pod, stored with the sidecar: the webhook's index follows the reconciled
+    status (status.configHash) a moment after it is written, so retry with new pods until then."""
+    attempts = iter(range(100))
+
+    def stored() -> dict[str, Any] | None:
+        name = f"{prefix}-{next(attempts)}"
+        cluster.apply(pod(name, ns, labels))
+        found: dict[str, Any] = cluster.get("pod", name, ns)
+        return found if "llmcache.dev/injected" in (found["metadata"].get("annotations") or {}) else None
+
+    found: dict[str, Any] = wait_until(stored, f"a labelled pod in {ns} stored with the sidecar", cluster)
+    return found
+
+
 def test_a_forced_native_sidecar_falls_back_to_a_regular_container_on_a_1_20_server(cluster: Cluster) -> None:
     spec = {"podSelector": {"matchLabels": {"app": "worker"}}, "sidecar": {"nativeSidecar": "always"}}
     cluster.apply(llmcache("native", "team-b", spec))
     ready(cluster, "native", "team-b")
-    cluster.apply(pod("worker", "team-b", {"app": "worker"}))
-    stored = cluster.get("pod", "worker", "team-b")
+    stored = injected_pod(cluster, "worker", "team-b", {"app": "worker"})
     assert "initContainers" not in stored["spec"]
     assert [c["name"] for c in stored["spec"]["containers"]] == ["llmcache-sidecar", "app"]
+
+
+def test_a_pod_created_before_its_llmcache_was_reconciled_starts_without_the_sidecar_and_is_told_why(
+    cluster: Cluster,
+) -> None:
+    """An immutable ConfigMap of the same name makes the operator's write fail (422), so the
+    first reconcile never completes: the LLMCache exists but has no status.configHash."""
+    blocker = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "llmcache-early", "namespace": "team-b"},
+               "data": {"config.yaml": "{}"}, "immutable": True}  # fmt: skip
+    cluster.apply(blocker)
+    cluster.apply(llmcache("early", "team-b", {"podSelector": {"matchLabels": {"app": "early"}}}))
+    attempts = iter(range(100))
+    warning = (
+        "llmcache: sidecar not injected: LLMCache early is not reconciled yet (no status.configHash),"
+        " so its config may not exist"
+    )
+
+    def created_with_the_warning() -> tuple[str, str] | None:
+        name = f"early-{next(attempts)}"
+        created = cluster.kubectl("apply", "-f", "-", input=json.dumps(pod(name, "team-b", {"app": "early"})))
+        assert created.returncode == 0, created.stderr
+        return (name, created.stderr) if warning in created.stderr else None
+
+    try:
+        name, _ = wait_until(created_with_the_warning, "the API server passes the webhook's warning on", cluster)
+        stored = cluster.get("pod", name, "team-b")
+        status = cluster.get("llmc", "early", "team-b").get("status") or {}
+    finally:
+        cluster.ok("delete", "llmc", "early", "-n", "team-b", "--wait=false")
+        cluster.ok("delete", "configmap", "llmcache-early", "-n", "team-b")
+
+    assert [c["name"] for c in stored["spec"]["containers"]] == ["app"]  # started uncached, by construction
+    assert "llmcache.dev/injected" not in (stored["metadata"].get("annotations") or {})
+    assert "configHash" not in status
 
 
 def test_deleting_the_llmcache_stops_new_injections(cluster: Cluster) -> None:

@@ -95,7 +95,14 @@ def test_a_transparent_llmcache_gets_its_own_name_constrained_ca_which_the_sidec
     cluster: Cluster, tmp_path: Path
 ) -> None:
     cluster.apply(llmcache("edge", "edge", EDGE))
-    obj = when(cluster, "edge", "edge", lambda o: condition(o, "InterceptionCA"), "an InterceptionCA condition")
+    # The CA loop may write InterceptionCA before the first reconcile writes Ready: wait for both.
+    obj = when(
+        cluster,
+        "edge",
+        "edge",
+        lambda o: condition(o, "InterceptionCA") and condition(o, "Ready"),
+        "InterceptionCA and Ready conditions",
+    )
     secret = cluster.get("secret", "llmcache-edge-ca", "edge")
     files = secret_files(cluster, "llmcache-edge-ca", "edge")
     config = cluster.get("configmap", "llmcache-edge", "edge")["data"]["config.yaml"]

@@ -48,7 +48,7 @@ async def prometheus_metrics(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Ready: the backend answers and every configured part was built (else 503 and why)."""
+    """Ready: a config file was loaded, the backend answers, every configured part was built (else 503 and why)."""
     runtime = request.app[STATE].runtime
     if not runtime.caching:
         return _json(

@@ -24,6 +24,7 @@ from pathlib import Path
 from aiohttp import web
 
 from llmcache_sidecar import config
+from llmcache_sidecar.backends import Unavailable
 from llmcache_sidecar.runtime import STATE, Runtime, State, build_runtime
 
 logger = logging.getLogger(__name__)
@@ -72,7 +73,7 @@ async def retry_unbuilt(state: State) -> None:
 def _swap(state: State, runtime: Runtime) -> None:
     """Make `runtime` current; close the backend and semantic cache it replaced, once requests let go."""
     old = state.swap(runtime)
-    if old.backend is not runtime.backend:
+    if old.backend is not runtime.backend and not isinstance(old.backend, Unavailable):  # nothing to close
         state.spawn(_close_later(old.backend.aclose))
     if old.semantic is not None and old.semantic is not runtime.semantic:
         state.spawn(_close_later(old.semantic.aclose))

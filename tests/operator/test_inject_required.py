@@ -170,3 +170,12 @@ def test_the_fallback_config_routes_and_listens_as_the_rendered_config_does() ->
         fallback = config.loads(injection.fallback_config(each), "--fallback-config", env={})
         full = config.loads(reconcile.config_text(each), "config.yaml", env={})
         assert (fallback.listen, fallback.admin, fallback.providers) == (full.listen, full.admin, full.providers)
+
+
+def test_only_the_operators_own_sidecar_image_is_given_the_fallback_option() -> None:
+    # A pinned image may be an older sidecar, which would exit on an option it does not know.
+    for each in all_caches():
+        args = injection.sidecar_args(each)
+        assert args[:2] == ["--config", "/etc/llmcache/config.yaml"]
+        assert ("--fallback-config" in args) == (each.sidecar.image is None), each.name
+    assert any(each.sidecar.image for each in all_caches())  # the case is covered

@@ -281,7 +281,7 @@ def sidecar_container(cache: Cache, policy: Policy, *, native: bool) -> dict[str
         "name": SIDECAR_NAME,
         "image": side.image or policy.image,
         "command": ["llmcache-sidecar"],
-        "args": ["--config", f"{CONFIG_DIR}/{reconcile.CONFIG_FILE}", "--fallback-config", fallback_config(cache)],
+        "args": sidecar_args(cache),
         "resources": resources,
         "volumeMounts": mounts,
         "securityContext": {**copy.deepcopy(dict(SECURITY_CONTEXT)), **_user(sidecar_uid(cache))},
@@ -302,6 +302,18 @@ def sidecar_container(cache: Cache, policy: Policy, *, native: bool) -> dict[str
         # after this hook returns, so the app starts with the sidecar listening (Istio's trick).
         container["lifecycle"] = {"postStart": {"exec": {"command": _wait_until_healthy(side.admin_port)}}}
     return container
+
+
+def sidecar_args(cache: Cache) -> list[str]:
+    """The sidecar's arguments; `--fallback-config` only for the operator's own sidecar image.
+
+    An LLMCache that pins an image (`spec.sidecar.image`) may run an older sidecar, which
+    refuses an option it does not know: a crash loop instead of an uncached pod.
+    """
+    args = ["--config", f"{CONFIG_DIR}/{reconcile.CONFIG_FILE}"]
+    if cache.sidecar.image is None:
+        args += ["--fallback-config", fallback_config(cache)]
+    return args
 
 
 def fallback_config(cache: Cache) -> str:

@@ -102,8 +102,8 @@ class AutoPipeline:
         """One write of every GET, then their replies in order.
 
         Straight on redis-py's connection rather than through its `Pipeline`, whose
-        retry wrapper, metrics hooks and HIMPORT preparation cost about a fifth of a
-        batch's CPU here. The pool's checkout still reconnects a connection that Redis
+        retry wrapper, metrics hooks and HIMPORT preparation cost about a sixth of a
+        lookup's CPU here. The pool's checkout still reconnects a connection that Redis
         closed; what this gives up is redis-py's retry of a batch that fails mid-way:
         that batch is a miss for its callers, and the next batch reconnects.
         """

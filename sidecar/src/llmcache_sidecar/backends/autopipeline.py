@@ -46,7 +46,7 @@ class AutoPipeline:
         self._pending: list[Waiter] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self.batches = 0
-        """Pipelines sent so far (for tests and the curious: lookups / batches = mean batch size)."""
+        """Batches sent so far (for tests and the curious: lookups / batches = mean batch size)."""
 
     def get(self, key: str) -> asyncio.Future[Any]:
         """A future of the raw value at `key` (bytes, or None when absent)."""

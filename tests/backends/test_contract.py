@@ -125,6 +125,18 @@ async def test_concurrent_readers_and_writers_never_see_half_an_answer(backend: 
         assert got is None or got.body in bodies
 
 
+async def test_concurrent_lookups_of_different_keys_each_get_their_own_answer(backend: CacheBackend) -> None:
+    keys = [new_key() for _ in range(40)]
+    bodies = [f'{{"answer": {i}}}'.encode() * (1 + i * 50) for i in range(40)]
+    await asyncio.gather(*(backend.set(k, answer(b), 60) for k, b in zip(keys, bodies, strict=True)))
+    asked: list[str] = []
+    for i, key in enumerate(keys):
+        asked += [key, new_key()] if i % 4 == 0 else [key]  # misses among the hits
+    got = await asyncio.gather(*(backend.get(k) for k in asked))
+    wanted = dict(zip(keys, bodies, strict=True))
+    assert [g.body if g else None for g in got] == [wanted.get(k) for k in asked]
+
+
 @pytest.mark.parametrize(
     "garbage",
     [

@@ -14,6 +14,11 @@ flush takes effect on all shards at once without visiting them.
 
 With Sentinel, the client asks the Sentinels where the master is and asks again
 after a failover; reads and writes both go to the master.
+
+Lookups (`get`) on a standalone Redis and through Sentinel are pipelined automatically
+(`autopipeline.py`): the GETs of one event-loop iteration go out as one batch on one
+connection. A Cluster client sends each GET on its own (a batch would span shards).
+Every other command goes out on its own everywhere.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from redis.asyncio.sentinel import Sentinel
 from redis.exceptions import RedisError
 
 from llmcache_sidecar import entry
+from llmcache_sidecar.backends.autopipeline import AutoPipeline
 from llmcache_sidecar.backends.base import BackendError, BackendStats
 from llmcache_sidecar.entry import CachedResponse
 
@@ -49,8 +55,18 @@ class RedisCache:
         prefix: str = "llmc:",
         also_close: Sequence[aioredis.Redis] = (),
         self_bounded: bool = True,
+        pipeline_timeout: float | None = None,
     ) -> None:
+        """`pipeline_timeout`: pipeline the lookups (`AutoPipeline`), each batch bounded by it.
+
+        Only for a client whose commands all go to one server; refused for a cluster.
+        """
         self._client = client
+        self._batcher: AutoPipeline | None = None
+        if pipeline_timeout is not None:
+            if isinstance(client, RedisCluster):
+                raise ValueError("a Redis Cluster client cannot pipeline lookups: one batch would span shards")
+            self._batcher = AutoPipeline(client, timeout=pipeline_timeout)
         self.self_bounded = self_bounded
         self._epoch_prefix = f"{prefix}epoch:"
         self._lease_prefix = f"{prefix}lease:"
@@ -60,6 +76,11 @@ class RedisCache:
         # connection): the first call initialises it alone, under this lock.
         self._initialized = not isinstance(client, RedisCluster)
         self._init_lock = asyncio.Lock()
+
+    @property
+    def batcher(self) -> AutoPipeline | None:
+        """The lookups' auto-pipeline; None where lookups go one by one (Cluster)."""
+        return self._batcher
 
     @property
     def client(self) -> Client:
@@ -83,7 +104,7 @@ class RedisCache:
             max_connections=max_connections,
             health_check_interval=0,
         )
-        return cls(client, self_bounded=False)
+        return cls(client, self_bounded=False, pipeline_timeout=timeout)
 
     @classmethod
     def cluster(cls, url: str, *, password: str | None, timeout: float, max_connections: int) -> RedisCache:
@@ -131,13 +152,16 @@ class RedisCache:
             health_check_interval=0,
         )
         # Not self-bounded either: finding the master asks each Sentinel in turn.
-        return cls(client, also_close=manager.sentinels, self_bounded=False)
+        return cls(client, also_close=manager.sentinels, self_bounded=False, pipeline_timeout=timeout)
 
     async def get(self, key: str) -> CachedResponse | None:
         try:  # `_call` inlined: this is every lookup's path
-            if not self._initialized:
-                await self._initialize()
-            data: Any = await self._client.get(key)
+            if self._batcher is not None:
+                data: Any = await self._batcher.get(key)
+            else:
+                if not self._initialized:
+                    await self._initialize()
+                data = await self._client.get(key)
         except RedisError as exc:
             raise BackendError(str(exc)) from exc
         if data is None:
@@ -202,6 +226,8 @@ class RedisCache:
                 self._initialized = True
 
     async def aclose(self) -> None:
+        if self._batcher is not None:
+            await self._batcher.aclose()
         await self._client.aclose()
         for extra in self._also_close:
             await extra.aclose()

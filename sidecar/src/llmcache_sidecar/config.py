@@ -120,7 +120,9 @@ class RedisSettings:
     )
     timeout_ms: int = field(
         default=50,
-        metadata=key("timeoutMs", "Socket timeout of every Redis call; past it the call is a miss.", minimum=1),
+        metadata=key(
+            "timeoutMs", "Longest time one Redis lookup or write may take; past it the call is a miss.", minimum=1
+        ),
     )
     max_connections: int = field(
         default=64,

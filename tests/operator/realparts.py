@@ -1,4 +1,5 @@
-"""Real parts that tests start for themselves: a redis-server on a free port, and a TLS CA.
+"""Real parts that tests start for themselves: a redis-server on a free port, and a TLS CA
+(issued by the operator's own webhook_tls, itself tested in test_webhook_tls.py).
 
 Shared by the operator's component tests and the end-to-end tests against a real
 API server. Nothing here talks to Kubernetes.
@@ -7,7 +8,6 @@ API server. Nothing here talks to Kubernetes.
 from __future__ import annotations
 
 import datetime
-import ipaddress
 import shutil
 import socket
 import subprocess
@@ -16,10 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from llmcache_operator import webhook_tls
 
 REDIS_START_TIMEOUT_S = 10.0
 
@@ -71,59 +69,12 @@ class TLS:
 
 
 def make_tls(folder: Path) -> TLS:
-    """A CA and a server certificate for 127.0.0.1 and localhost (files in `folder`), made with `cryptography`."""
+    """A CA and a server certificate for 127.0.0.1 and localhost (files in `folder`), as the operator issues them."""
     folder.mkdir(parents=True, exist_ok=True)
     now = datetime.datetime.now(datetime.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "llmcache test CA")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                key_cert_sign=True,
-                crl_sign=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "llmcache-webhook")]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.IPv4Address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
+    ca_pem, ca_key_pem = webhook_tls.issue_ca(now, days=1)
+    cert_pem, key_pem = webhook_tls.issue_serving(ca_pem, ca_key_pem, ["localhost", "127.0.0.1"], now, days=1)
     certfile, keyfile = folder / "tls.crt", folder / "tls.key"
-    certfile.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    keyfile.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return TLS(ca_pem=ca.public_bytes(serialization.Encoding.PEM), certfile=certfile, keyfile=keyfile)
+    certfile.write_bytes(cert_pem)
+    keyfile.write_bytes(key_pem)
+    return TLS(ca_pem=ca_pem, certfile=certfile, keyfile=keyfile)

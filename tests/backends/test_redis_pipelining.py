@@ -255,3 +255,27 @@ async def test_a_cluster_backend_does_not_pipeline_lookups(redis_cluster: Server
             RedisCache(inner.client, pipeline_timeout=1.0)
     finally:
         await backend.aclose()
+
+
+async def test_a_bug_in_the_batcher_is_logged_loudly_and_is_still_a_miss_for_every_caller(
+    topology: tuple[dict[str, Any], Servers],
+    probe: aioredis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The one injected fault here: the exchange itself raises what no Redis failure would.
+    async def broken(conn: Any, keys: list[str]) -> list[Any]:
+        raise ValueError("a bug")
+
+    errors: Errors = []
+    backend = build(topology[0], errors)
+    keys, _ = await plant(probe, 4)
+    monkeypatch.setattr(type(batcher_of(backend)), "_exchange", staticmethod(broken))
+    try:
+        got = await asyncio.gather(*(backend.get(key) for key in keys))
+    finally:
+        await backend.aclose()
+    assert got == [None] * 4
+    assert [op for op, _ in errors] == ["get"] * 4
+    logged = [r for r in caplog.records if r.getMessage() == "pipelined GET failed unexpectedly"]
+    assert len(logged) == 1 and logged[0].exc_info is not None and logged[0].levelname == "ERROR"

@@ -79,10 +79,14 @@ class AutoPipeline:
         except (RedisError, TimeoutError, OSError) as exc:
             self._fail(batch, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
             return
-        except BaseException:
+        except asyncio.CancelledError:
             # Shut down mid-batch (aclose, loop teardown): a miss for whoever still waits.
             self._fail(batch, "the cache is closing")
             raise
+        except Exception as exc:  # a bug here, not Redis: say so loudly, and still a miss for each caller
+            logger.exception("pipelined GET failed unexpectedly")
+            self._fail(batch, f"unexpected {type(exc).__name__}")
+            return
         finally:
             # Outside the deadline, so that its expiry cannot leave the connection checked
             # out. A connection whose exchange was cut short was closed by redis-py; the

@@ -136,11 +136,17 @@ class RedisCache:
     ) -> RedisCache:
         """The master that `sentinels` monitor as `master_name`; db and TLS come from `url`."""
         parsed: dict[str, Any] = dict(parse_url(url))
-        socket = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
         manager = Sentinel(  # type: ignore[no-untyped-call]
             list(sentinels),
-            sentinel_kwargs={**socket, "password": sentinel_password},
-            **socket,
+            sentinel_kwargs={
+                "socket_timeout": timeout,
+                "socket_connect_timeout": timeout,
+                "password": sentinel_password,
+            },
+            # The master's connections, as standalone: no per-command socket timeout (a
+            # wait_for per write and per reply read); FailOpen's deadline bounds each call.
+            socket_timeout=None,
+            socket_connect_timeout=timeout,
         )
         client = manager.master_for(
             master_name,

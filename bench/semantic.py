@@ -90,7 +90,7 @@ def rss_run(prompts: int, every: int, concurrency: int) -> list[tuple[int, float
         provider = stack.enter_context(fake_provider())
         embedder = stack.enter_context(hash_embedder())
         redis = stack.enter_context(running_redis(tmp))
-        backend = {"type": "redis", "redis": {"url": redis.url}}
+        backend: dict[str, object] = {"type": "redis", "redis": {"url": redis.url}}
         semantic = {"enabled": True, "embedding": {"url": embedder, "model": MODEL, "timeoutMs": 5000}}
         running = stack.enter_context(sidecar(provider, backend, tmp, extra={"semantic": semantic}))
         asyncio.run(ask_all(running, -50, 50, 4))  # warm up: word lists loaded, connections open
@@ -103,6 +103,7 @@ def rss_run(prompts: int, every: int, concurrency: int) -> list[tuple[int, float
             rows.append((done, rss_mib(running.pid)))
             print(f"  {done:>6} prompts: {rows[-1][1]:7.1f} MiB" + (f" ({failed} failed)" if failed else ""))
         stats = running.stats()["semantic"]
+        assert isinstance(stats, dict)
         print("  sidecar says:", json.dumps({k: stats.get(k) for k in ("indexed", "prompts", "embedErrors")}))
     return rows
 

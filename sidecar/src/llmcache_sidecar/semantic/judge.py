@@ -13,7 +13,8 @@ The call goes to one of the configured providers, through the app's one
 `ClientSession` (the same connector, TLS and upstream as proxied calls), with the
 judge's own key from `apiKeyFile`: the caller's credential is never reused for a
 call the caller did not make. Temperature 0, a one-word reply (SAME or DIFFERENT);
-anything else, an error status, a timeout or a dead upstream is a `JudgeError`,
+anything else, an error status (a 429 too: there is no backoff), a reply over
+`MAX_REPLY_BYTES`, a timeout, a dead upstream or any error sending is a `JudgeError`,
 which the matcher turns into a plain miss. Verdicts are kept in a bounded LRU keyed
 by the provider, its upstream, the judge model and the SHA-256 of both prompts, so
 a pair is judged once. The judge sees the two last user messages only (the rest of

@@ -17,8 +17,9 @@ when something goes; a bucket never holds more than `maxPerBucket` prompts once 
 add returns, and an expired prompt stays only until its bucket is next written
 (searches skip it meanwhile). Limits, plainly: sidecars adding to one bucket at once
 may each trim it (never below the newest `maxPerBucket` by time; among prompts tied on
-time, each add keeps its own first); "newest" is by each sidecar's clock; points written by releases before this one have no
-`added_at`, so they are not trimmed, only deleted once expired. `url: ":memory:"` runs
+time, each add keeps its own first); "newest" is by each sidecar's clock; points
+written by releases before this one have no `added_at`, so they are not trimmed, only
+deleted once expired. `url: ":memory:"` runs
 qdrant-client's local mode in this process (for tests, or one pod).
 
 Every qdrant-client error becomes `VectorIndexError` here, and every call is bounded

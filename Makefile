@@ -12,13 +12,14 @@ PACKAGES := -e "sidecar[all]" -e "embedder[minilm]" -e operator
 # torch first, on its own and pinned: pip then takes the local CPU wheel, never the multi-GB CUDA build.
 TORCH    := torch==2.13.0
 
-.PHONY: help venv run run-operator crds images test lint format system-deps tools kube-apiserver e2e-k8s demo bench eval-semantic clean
+.PHONY: help venv run run-operator crds images test lint format system-deps tools kube-apiserver e2e-k8s demo bench bench-semantic eval-semantic clean
 
 help:
 	@echo "make run     start the sidecar on 127.0.0.1:8787 (admin 127.0.0.1:8788); CONFIG=file.yaml to configure"
 	@echo "make test    install everything the tests need, lint, run the whole suite"
 	@echo "make demo    offline demo: a fake provider, the sidecar, the openai SDK asking twice"
 	@echo "make bench   hit/miss latency and throughput, RSS (figures in docs/benchmarks.md)"
+	@echo "make bench-semantic  sidecar RSS per stored prompt and a lookup's CPU (figures in docs/semantic.md)"
 	@echo "make lint    ruff, mypy --strict, import-linter"
 	@echo "make crds    regenerate crds/ (and the chart's copy) from the config model"
 	@echo "make images  build the sidecar, operator, redirect and embedder images (needs a Docker engine)"
@@ -99,6 +100,9 @@ demo: $(RUN_STAMP)
 bench: $(STAMP) system-deps
 	$(BIN)/python -m bench.sidecar
 	$(BIN)/python -m bench.backends
+
+bench-semantic: $(STAMP) system-deps
+	$(BIN)/python -m bench.semantic $(BENCH_ARGS)
 
 eval-semantic: $(STAMP)
 	$(BIN)/python -m scripts.eval_semantic $(EVAL_ARGS)

@@ -22,6 +22,7 @@ from tests.chart.helm import (
     KUBE_VERSIONS,
     NAMESPACE,
     RELEASE,
+    ROOT,
     Helm,
     HelmError,
     Obj,
@@ -493,6 +494,40 @@ def test_the_default_llmcache_can_use_the_bundled_embedder_at_its_service_url(he
 def test_a_semantic_default_llmcache_without_the_embedder_is_refused(helm: Helm) -> None:
     with pytest.raises(HelmError, match=re.escape("redis.defaultCache.semantic needs embedder.enabled=true")):
         helm.template({"redis": {"enabled": True, "defaultCache": {"semantic": True}}})
+
+
+@pytest.mark.parametrize(
+    ("values", "needs"),
+    [
+        ({"redis": {"defaultCache": {"semantic": True}}}, "redis.enabled=true"),
+        (
+            {"redis": {"enabled": True, "defaultCache": {"enabled": False, "semantic": True}}},
+            "redis.defaultCache.enabled=true",
+        ),
+    ],
+    ids=["without-redis", "without-the-default-llmcache"],
+)
+def test_a_semantic_default_llmcache_with_no_default_llmcache_to_put_it_in_is_refused(
+    helm: Helm, values: dict[str, Any], needs: str
+) -> None:
+    with pytest.raises(HelmError, match=re.escape(f"redis.defaultCache.semantic needs {needs}")):
+        helm.template({**values, "embedder": {"enabled": True}})
+
+
+def test_the_embedder_url_the_docs_give_for_their_install_command_is_the_rendered_service(helm: Helm) -> None:
+    """The docs' examples are for `helm install llmcache charts/llmcache -n llmcache-system`."""
+    result = helm.run(
+        "template", "llmcache", str(CHART), "--namespace", "llmcache-system", "--set", "embedder.enabled=true"
+    )
+    assert result.returncode == 0, result.stderr
+    objs = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    url = embedder_url(one(objs, "Service", "-embedder"))
+
+    assert url == "http://llmcache-embedder.llmcache-system.svc.cluster.local:8080/v1"
+    for doc in (ROOT / "README.md", ROOT / "docs" / "helm.md", ROOT / "docs" / "semantic.md", CHART / "README.md"):
+        text = " ".join(doc.read_text(encoding="utf-8").split())  # a URL may follow a line break
+        assert url in text, doc
+        assert "<release>-llmcache-embedder" not in text, doc
 
 
 def test_the_install_notes_print_the_embedders_url(tools: Path, tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ class Answer:
     question: str  # the last user message
     tool: str | None = None  # call this tool instead of answering in text
     reply: str | None = None  # the text a test's reply rule chose, instead of the echo
+    tokens: tuple[int, int] | None = None  # (input, output) usage to report instead of the word counts
 
     @property
     def text(self) -> str:
@@ -46,11 +47,11 @@ class Answer:
 
     @property
     def input_tokens(self) -> int:
-        return words(self.prompt)
+        return self.tokens[0] if self.tokens is not None else words(self.prompt)
 
     @property
     def output_tokens(self) -> int:
-        return words(self.output)
+        return self.tokens[1] if self.tokens is not None else words(self.output)
 
 
 def text_of(content: Any) -> str:

@@ -105,6 +105,8 @@ class FakeProvider:
     reply_rule: Callable[[Json], str | None] | None = None
     """Chat answers of a test's choosing: given the request body, the answer's text, or None for the echo
     (e.g. a fake LLM judge that says SAME or DIFFERENT per a rule the test controls)."""
+    reported_tokens: tuple[int, int] | None = None
+    """(input, output) token counts chat completions report instead of the word counts (openai only)."""
     _planned: deque[Behaviour] = field(default_factory=deque, init=False, repr=False)
     _serial: int = field(default=0, init=False)
 
@@ -128,6 +130,7 @@ class FakeProvider:
         self.default_chunk_delay_ms = 0
         self.embedding_dim = 8
         self.reply_rule = None
+        self.reported_tokens = None
 
     def reply_to(self, body: Json) -> str | None:
         return self.reply_rule(body) if self.reply_rule is not None else None

@@ -138,6 +138,7 @@ def chat_completions(call: Call) -> Reply:
         question,
         first_tool(body.get("tools"), body.get("tool_choice")),
         call.fake.reply_to(body),
+        call.fake.reported_tokens,
     )
     envelope = _envelope(call, f"chatcmpl-fake-{call.serial}", "chat.completion")
     finish = "tool_calls" if answer.tool else "stop"

@@ -17,11 +17,14 @@ import asyncio
 import math
 import time
 import uuid
+from array import array
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 import redis.asyncio as aioredis
+from qdrant_client import AsyncQdrantClient
 
+from llmcache_sidecar.semantic.embedder import Vector
 from llmcache_sidecar.semantic.index import MemoryIndex, Stored, VectorIndex
 from llmcache_sidecar.semantic.qdrant_index import QdrantIndex
 from llmcache_sidecar.semantic.redis_index import PREFIX, RedisIndex
@@ -30,13 +33,14 @@ from tests.redis_server import RedisServer
 BOUND = 4
 
 
-def unit(*values: float) -> tuple[float, ...]:
+def unit(*values: float) -> Vector:
     norm = math.sqrt(sum(v * v for v in values))
-    return tuple(v / norm for v in values)
+    return array("f", [v / norm for v in values])
 
 
-def stored(key: str, vector: tuple[float, ...], *, ttl: float = 60.0, text: str | None = None) -> Stored:
-    return Stored(key=key, text=text or f"prompt {key}", vector=vector, expires_at=time.time() + ttl)
+def stored(key: str, vector: Vector, *, ttl: float = 60.0, text: str | None = None, now: float | None = None) -> Stored:
+    expires_at = (time.time() if now is None else now) + ttl
+    return Stored(key=key, text=text or f"prompt {key}", vector=vector, expires_at=expires_at)
 
 
 @pytest.fixture(params=["memory", "redis", "qdrant"])
@@ -158,3 +162,29 @@ async def test_an_expired_prompt_does_not_take_a_live_ones_place(index: VectorIn
     found = await index.search(bucket, unit(1, 0, 0, 0), limit=10, threshold=0.0)
     assert sorted(c.stored.key for c in found) == [f"k{n}" for n in range(BOUND)]
     assert await held(bucket) == BOUND
+
+
+async def test_prompts_added_in_the_same_clock_tick_are_still_trimmed_to_the_bound() -> None:
+    """Qdrant orders a bucket by when each prompt was added: with a frozen clock they all tie.
+
+    (The memory and Redis stores keep their order by position, not by time.)
+    """
+    frozen = time.time()
+    made = QdrantIndex(
+        AsyncQdrantClient(location=":memory:"),
+        collection="frozen",
+        timeout=5.0,
+        max_per_bucket=3,
+        local=True,
+        clock=lambda: frozen,
+    )
+    try:
+        for n in range(6):
+            await made.add("b", stored(f"k{n}", unit(1, n / 100, 0, 0), now=frozen))
+            found = await made.search("b", unit(1, n / 100, 0, 0), limit=10, threshold=0.0)
+            assert f"k{n}" in [c.stored.key for c in found]  # the prompt just added is always kept
+            assert await made.count() == min(n + 1, 3)
+        await made.add("other", stored("o", unit(0, 1, 0, 0), now=frozen))  # another bucket is left alone
+        assert await made.count() == 4
+    finally:
+        await made.aclose()

@@ -18,7 +18,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from llmcache_sidecar import config
+from llmcache_sidecar.runtime import routes_for
 from llmcache_sidecar.semantic import judge as judge_module
+from llmcache_sidecar.semantic.judge import JudgeCounters
+from llmcache_sidecar.telemetry import PriceBook
 from tests.conftest import Sidecar, Upstream, sidecar_settings
 from tests.fakes.provider import Behaviour, Received
 from tests.semantic.conftest import Embedder, SemanticSidecarFactory, semantic_settings
@@ -179,6 +182,71 @@ async def test_a_failing_judge_means_a_miss_and_the_app_still_gets_its_upstream_
     assert len(judge.calls) == 1
     numbers = await stats(sidecar)
     assert (numbers["judgeErrors"], numbers["hits"], numbers["judge"]["errors"]) == (1, 0, 1)
+
+
+async def test_a_judge_key_file_with_a_line_break_inside_leaves_the_app_its_upstream_answers(
+    semantic_sidecar: SemanticSidecarFactory, judge: FakeJudge, tmp_path: Path
+) -> None:
+    """Two keys pasted into one Secret: no header can carry it, so semantic lookups wait for a fix."""
+    bad_key = tmp_path / "judge-key"
+    bad_key.write_text("sk-judge-a\nsk-judge-b\n")
+    sidecar = await semantic_sidecar(judge=judge_block(str(bad_key)))
+    first = await ask(sidecar, QUESTION)
+    second = await ask(sidecar, PARAPHRASE)
+    exact = await ask(sidecar, QUESTION)
+
+    assert (first.status, second.status, exact.status) == (MISS, MISS, "llmcache; hit")
+    assert second.text.endswith(PARAPHRASE) and second.text != first.text
+    assert judge.calls == []
+    numbers = await stats(sidecar)
+    assert numbers["enabled"] is False
+    assert numbers["unavailable"].startswith(f"semantic.judge.apiKeyFile: the secret file {bad_key} has a control")
+    assert "sk-judge" not in numbers["unavailable"].replace(str(bad_key), "")
+
+
+async def test_a_judge_call_that_cannot_even_be_sent_is_a_judge_error(key_file: str, embedder: Embedder) -> None:
+    """Whatever sending raises (here: the session is closed, as during a shutdown) is a failed call."""
+    settings = sidecar_settings("http://127.0.0.1:1", semantic=semantic_settings(embedder, judge=judge_block(key_file)))
+    judge = judge_module.Judge(settings.semantic.judge)
+    judging = judge_module.Judging(routes_for(settings)["openai"], PriceBook({}))
+    counters = JudgeCounters()
+    session = aiohttp.ClientSession()
+    await session.close()
+
+    with pytest.raises(judge_module.JudgeError, match="RuntimeError"):
+        await judge.ask(session, judging, QUESTION, PARAPHRASE, counters)
+    assert counters.verdicts[("error", "judge")] == 1
+
+
+async def test_a_judge_reply_longer_than_64_kib_is_a_failed_call_whatever_it_says(
+    semantic_sidecar: SemanticSidecarFactory, judge: FakeJudge, key_file: str
+) -> None:
+    judge.says = lambda stored, query: "SAME" + " " * 64 * 1024  # SAME, once stripped
+    sidecar = await semantic_sidecar(judge=judge_block(key_file))
+    first = await ask(sidecar, QUESTION)
+    second = await ask(sidecar, PARAPHRASE)
+
+    assert second.status == MISS
+    assert second.text.endswith(PARAPHRASE) and second.text != first.text
+    assert len(judge.calls) == 1
+    numbers = await stats(sidecar)
+    assert (numbers["judgeErrors"], numbers["hits"]) == (1, 0)
+
+
+async def test_negative_token_counts_from_the_judges_provider_never_lower_the_counters(
+    semantic_sidecar: SemanticSidecarFactory, judge: FakeJudge, upstream: Upstream, key_file: str
+) -> None:
+    sidecar = await semantic_sidecar(
+        judge=judge_block(key_file), sidecar={"telemetry": {"prices": {JUDGE_MODEL: {"input": 1.0, "output": 4.0}}}}
+    )
+    await ask(sidecar, QUESTION)
+    upstream.fake.reported_tokens = (-1000, -7)
+    hit = await ask(sidecar, PARAPHRASE)
+
+    assert hit.status == SEMANTIC_HIT
+    assert len(judge.calls) == 1
+    numbers = (await stats(sidecar))["judge"]
+    assert (numbers["inputTokens"], numbers["outputTokens"], numbers["costUsd"]) == (0, 0, 0)
 
 
 async def test_the_judge_never_sees_another_buckets_prompts(

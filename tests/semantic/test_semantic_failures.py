@@ -3,19 +3,23 @@ turns a lookup into a plain miss, counted, and never fails or blocks a request."
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
+import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestServer
 from llmcache_embedder.model import HashEncoder
 from llmcache_embedder.server import create_app
 
-from llmcache_sidecar import reload
+from llmcache_sidecar import config, reload
+from llmcache_sidecar.semantic.embedder import EmbeddingClient, EmbeddingError
 from tests.conftest import SidecarFactory, Upstream
 from tests.redis_server import free_port, running_redis
-from tests.semantic.conftest import EMBED_MODEL, Embedder, SemanticSidecarFactory, semantic_settings
+from tests.semantic.conftest import EMBED_MODEL, THRESHOLD, Embedder, SemanticSidecarFactory, semantic_settings
 from tests.semantic.helpers import SEMANTIC_HIT, ask, stats
 
 QUESTION = "How do I reset my password?"
@@ -124,3 +128,104 @@ async def test_an_unreadable_embedder_key_file_leaves_exact_caching_on_until_the
     assert embedder.texts  # asked only after the key was there
     assert (await stats(sidecar))["enabled"] is True
     assert ready_after == 200
+
+
+async def test_an_embedder_key_file_with_a_line_break_inside_leaves_the_app_its_upstream_answers(
+    make_sidecar: SidecarFactory, embedder: Embedder, upstream: Upstream, tmp_path: Path
+) -> None:
+    """A CRLF file or two keys in one Secret: no header can carry it, so semantic lookups wait for a fix."""
+    key_file = tmp_path / "embedder-key"
+    key_file.write_bytes(b"sk-embedder-a\r\nsk-embedder-b\r\n")
+    block = semantic_settings(embedder)
+    block["embedding"]["apiKeyFile"] = str(key_file)
+    sidecar = await make_sidecar(semantic=block)
+    first = await ask(sidecar, QUESTION)
+    second = await ask(sidecar, PARAPHRASE)
+    exact = await ask(sidecar, QUESTION)
+
+    assert (first.status, second.status) == ("llmcache; fwd=miss; stored",) * 2
+    assert second.text.endswith(PARAPHRASE) and second.text != first.text
+    assert exact.status == "llmcache; hit"
+    assert upstream.fake.count("/chat/completions") == 2
+    assert embedder.texts == []
+    numbers = await stats(sidecar)
+    assert numbers["enabled"] is False
+    assert f"the secret file {key_file} has a control character" in numbers["unavailable"]
+
+
+async def test_an_embeddings_call_that_cannot_even_be_sent_is_an_embedding_error(embedder: Embedder) -> None:
+    """Whatever sending raises (here: the session is closed, as during a shutdown) is a failed call."""
+    settings = config.parse(config.EmbeddingSettings, {"url": embedder.url, "model": EMBED_MODEL})
+    client = EmbeddingClient(settings)
+    session = aiohttp.ClientSession()
+    await session.close()
+
+    with pytest.raises(EmbeddingError, match="RuntimeError"):
+        await client.embed(session, QUESTION)
+
+
+def reshaping(reshape: Callable[[web.Response], None]) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """A middleware for the embeddings server that changes each of its answers after the fact."""
+
+    @web.middleware
+    async def middleware(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        response = await handler(request)
+        assert isinstance(response, web.Response)
+        reshape(response)
+        return response
+
+    return middleware
+
+
+def padded(response: web.Response) -> None:
+    """The same embedding, with 2 MiB of other data in the same JSON object."""
+    assert response.body is not None and isinstance(response.body, bytes)
+    body = json.loads(response.body)
+    body["padding"] = "x" * 2 * 2**20
+    response.body = json.dumps(body).encode()
+
+
+def gzipped(response: web.Response) -> None:
+    response.enable_compression()  # as the request allows: gzip or deflate, unless it asks for identity
+
+
+async def start_reshaping_embedder(
+    aiohttp_server: Callable[..., Awaitable[TestServer]], reshape: Callable[[web.Response], None]
+) -> str:
+    app = create_app(lambda: HashEncoder(256), EMBED_MODEL)
+    app.middlewares.append(reshaping(reshape))
+    server = await aiohttp_server(app, host="127.0.0.1")
+    return str(server.make_url("/v1"))
+
+
+async def test_an_embeddings_reply_over_1_mib_is_a_failed_call_and_a_plain_miss(
+    make_sidecar: SidecarFactory, aiohttp_server: Callable[..., Awaitable[TestServer]], upstream: Upstream
+) -> None:
+    url = await start_reshaping_embedder(aiohttp_server, padded)
+    sidecar = await make_sidecar(
+        semantic={"enabled": True, "threshold": THRESHOLD, "embedding": {"url": url, "model": EMBED_MODEL}}
+    )
+    first = await ask(sidecar, QUESTION)
+    second = await ask(sidecar, PARAPHRASE)
+
+    assert (first.status, second.status) == ("llmcache; fwd=miss; stored",) * 2
+    assert upstream.fake.count("/chat/completions") == 2
+    numbers = await stats(sidecar)
+    assert (numbers["embedErrors"], numbers["hits"], numbers["indexed"]) == (2, 0, 0)
+
+
+async def test_an_embeddings_server_that_would_compress_its_reply_is_asked_not_to(
+    make_sidecar: SidecarFactory, aiohttp_server: Callable[..., Awaitable[TestServer]]
+) -> None:
+    """The sidecar's session passes bodies through undecoded, so the embedder asks for identity."""
+    url = await start_reshaping_embedder(aiohttp_server, gzipped)
+    sidecar = await make_sidecar(
+        semantic={"enabled": True, "threshold": THRESHOLD, "embedding": {"url": url, "model": EMBED_MODEL}}
+    )
+    await ask(sidecar, QUESTION)
+    second = await ask(sidecar, PARAPHRASE)
+
+    assert second.status == SEMANTIC_HIT
+    assert (await stats(sidecar))["embedErrors"] == 0

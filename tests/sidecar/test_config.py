@@ -165,3 +165,25 @@ def test_a_missing_config_file_is_refused_at_start_unless_a_valid_fallback_is_gi
 def test_a_wrong_environment_override_names_its_variable() -> None:
     with pytest.raises(ConfigError, match=r"ttl: expected seconds or a duration .* \(set by LLMCACHE_TTL\)"):
         config.load(None, env={"LLMCACHE_TTL": "forever"})
+
+
+@pytest.mark.parametrize(
+    "content", ["sk-a\nsk-b\n", "sk-a\r\nsk-b", "sk-a\rsk-b", "sk-a\x00", "sk-\x1b[0m", "sk-a\tb", "sk-a\x85b"]
+)
+def test_a_secret_file_with_a_control_character_inside_is_refused_naming_the_file_not_the_value(
+    tmp_path: Path, content: str
+) -> None:
+    path = tmp_path / "api-key"
+    path.write_bytes(content.encode())
+    with pytest.raises(config.SecretFileError) as raised:
+        config.read_secret(str(path), "semantic.judge.apiKeyFile")
+    assert raised.value.path == "semantic.judge.apiKeyFile"
+    assert str(path) in str(raised.value)
+    assert "sk-" not in str(raised.value).replace(str(path), "")
+
+
+@pytest.mark.parametrize("content", ["sk-a\n", "sk-a\r\n", "  sk-a  \n\n", "pässwörd-✓\n"])
+def test_a_secret_file_is_read_without_its_surrounding_whitespace_and_line_ending(tmp_path: Path, content: str) -> None:
+    path = tmp_path / "api-key"
+    path.write_bytes(content.encode())
+    assert config.read_secret(str(path), "backend.redis.passwordFile") == content.strip()

@@ -58,6 +58,21 @@ def test_a_complete_stream_is_stored_with_its_usage_and_timing(kind: str, chunks
 
 
 @pytest.mark.parametrize(
+    ("kind", "body"),
+    [
+        ("openai", {"usage": {"prompt_tokens": -5, "completion_tokens": -2}}),
+        ("openai", {"type": "response.completed", "response": {"usage": {"input_tokens": -5, "output_tokens": -2}}}),
+        ("anthropic", {"usage": {"input_tokens": -5, "output_tokens": -2}}),
+        ("gemini", {"usageMetadata": {"promptTokenCount": -5, "candidatesTokenCount": -2}}),
+    ],
+    ids=["openai", "responses", "anthropic", "gemini"],
+)
+def test_negative_token_counts_from_a_provider_are_read_as_zero(kind: str, body: dict[str, object]) -> None:
+    """They would make the tokens- and cost-saved counters go down."""
+    assert KINDS[kind].usage(body) == Usage(0, 0)
+
+
+@pytest.mark.parametrize(
     ("kind", "chunks"),
     [
         ("openai", OPENAI_DONE[:-1]),

@@ -37,6 +37,7 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 _DURATION_RE = re.compile(r"^(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\d+)ms)?$")
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 _HOST_PATTERN_RE = re.compile(rf"^(?:\*\.)?(?:{_LABEL}\.)*{_LABEL}$")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL and C1: Unicode category Cc
 
 
 class ConfigError(ValueError):
@@ -58,15 +59,25 @@ class SecretFileError(ConfigError):
 
 
 def read_secret(path: str | None, key_path: str) -> str | None:
-    """The content of the secret file at `path` (None when unset), without the trailing newline."""
+    """The content of the secret file at `path` (None when unset), without surrounding whitespace.
+
+    A value with a control character left inside (`sk-a\nsk-b`, a CR of a CRLF file pasted
+    into a password) is refused: it cannot go into an HTTP header (aiohttp raises on every
+    request) nor mean what its author meant. The error names the file, never its content.
+    """
     if not path:
         return None
     try:
-        return Path(path).read_text(encoding="utf-8").strip()
+        value = Path(path).read_text(encoding="utf-8").strip()
     except OSError as exc:
         raise SecretFileError(key_path, f"cannot read the secret file {path}: {exc.strerror}") from exc
     except UnicodeDecodeError as exc:
         raise SecretFileError(key_path, f"the secret file {path} is not UTF-8 text") from exc
+    if _CONTROL_RE.search(value):
+        raise SecretFileError(
+            key_path, f"the secret file {path} has a control character (a line break?) inside its value"
+        )
+    return value
 
 
 def key(name: str, doc: str, **extra: Any) -> dict[str, Any]:

@@ -55,7 +55,11 @@ class ProviderKind:
 
 
 def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+    """A token count as a provider reported it; 0 for anything but a non-negative integer.
+
+    Negative counts are clamped: they would make the tokens- and cost-saved counters go down.
+    """
+    return max(value, 0) if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def _openai_usage(body: Json) -> Usage:

@@ -37,6 +37,7 @@ class Stored:
     text: str
     """The last user message as the caller sent it."""
     vector: Vector
+    """float32 (see `embedder`): what a stored prompt costs in memory is mostly this and `text`."""
     expires_at: float
 
 
@@ -67,10 +68,11 @@ class VectorIndex(Protocol):
 def nearest(entries: list[Stored], vector: Vector, *, limit: int, threshold: float) -> list[Candidate]:
     """The brute-force search every bucket-local index uses: a few hundred dot products."""
     now = time.time()
+    query = vector.tolist()  # once per search: cosine is fastest against a list of Python floats
     scored = (
         Candidate(s, similarity)
         for s in entries
-        if s.expires_at > now and (similarity := cosine(s.vector, vector)) >= threshold
+        if s.expires_at > now and (similarity := cosine(s.vector, query)) >= threshold
     )
     return heapq.nlargest(limit, scored, key=lambda c: c.similarity)
 

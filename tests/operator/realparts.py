@@ -17,8 +17,6 @@ from pathlib import Path
 
 import pytest
 
-from llmcache_operator import webhook_tls
-
 REDIS_START_TIMEOUT_S = 10.0
 
 
@@ -70,6 +68,10 @@ class TLS:
 
 def make_tls(folder: Path) -> TLS:
     """A CA and a server certificate for 127.0.0.1 and localhost (files in `folder`), as the operator issues them."""
+    # Imported here: the sidecar's tests use this module's Redis launcher in the lowest-versions
+    # environment (make test-lowest), which does not install the operator.
+    from llmcache_operator import webhook_tls
+
     folder.mkdir(parents=True, exist_ok=True)
     now = datetime.datetime.now(datetime.UTC)
     ca_pem, ca_key_pem = webhook_tls.issue_ca(now, days=1)

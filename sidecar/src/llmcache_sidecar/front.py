@@ -99,7 +99,13 @@ class Front(asyncio.Protocol):
 class DataSite(web.TCPSite):
     """The data port with `Front` in front of the app's server (transparent mode only)."""
 
-    __slots__ = ()
+    # Our own slot, not aiohttp's private `_bound_port` (which only aiohttp >= 3.14 has).
+    __slots__ = ("_listening_port",)
+
+    @property
+    def port(self) -> int:
+        """The port it listens on: the bound one when it was asked for port 0."""
+        return self._listening_port
 
     async def start(self) -> None:
         await web.BaseSite.start(self)
@@ -114,4 +120,4 @@ class DataSite(web.TCPSite):
             reuse_address=self._reuse_address,
             reuse_port=self._reuse_port,
         )
-        self._bound_port = self._server.sockets[0].getsockname()[1]
+        self._listening_port: int = self._server.sockets[0].getsockname()[1]

@@ -136,7 +136,7 @@ class RedisCache:
     ) -> RedisCache:
         """The master that `sentinels` monitor as `master_name`; db and TLS come from `url`."""
         parsed: dict[str, Any] = dict(parse_url(url))
-        manager = Sentinel(  # type: ignore[no-untyped-call]
+        manager = Sentinel(
             list(sentinels),
             sentinel_kwargs={
                 "socket_timeout": timeout,

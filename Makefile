@@ -16,7 +16,7 @@ UV_SYNC   := $(UV) sync --frozen --python $(PYTHON)
 # uv checks TLS against the system's certificate store (as pip does), not its own bundled roots.
 export UV_SYSTEM_CERTS ?= 1
 
-.PHONY: help venv run run-operator crds images test test-lowest lint lock lock-check format system-deps tools kube-apiserver e2e-k8s demo bench bench-semantic eval-semantic clean
+.PHONY: help venv run run-operator crds images test test-lowest lint lock lock-check format system-deps tools kube-apiserver e2e-k8s demo bench bench-install bench-semantic eval-semantic clean
 
 help:
 	@echo "make run     start the sidecar on 127.0.0.1:8787 (admin 127.0.0.1:8788); CONFIG=file.yaml to configure"
@@ -24,6 +24,7 @@ help:
 	@echo "make test-lowest  the sidecar's own tests with its dependencies at their lowest allowed versions"
 	@echo "make demo    offline demo: a fake provider, the sidecar, the openai SDK asking twice"
 	@echo "make bench   hit/miss latency and throughput, RSS (figures in docs/benchmarks.md)"
+	@echo "make bench-install   make test's Python install from the lock: pip vs uv, cold and warm caches"
 	@echo "make bench-semantic  sidecar RSS per stored prompt and a lookup's CPU (figures in docs/semantic.md)"
 	@echo "make lint    ruff, mypy --strict, import-linter"
 	@echo "make lock    re-resolve uv.lock after a pyproject.toml changed (make lock UPGRADE=1: newest allowed versions)"
@@ -133,6 +134,10 @@ demo: $(UV) $(LOCKED)
 bench: $(STAMP) system-deps
 	$(BIN)/python -m bench.sidecar
 	$(BIN)/python -m bench.backends
+
+# How long make test's Python install takes from the lock: pip vs uv, cold and warm caches.
+bench-install: $(UV)
+	UV=$(UV) PYTHON=$(PYTHON) bench/installs.sh
 
 bench-semantic: $(STAMP) system-deps
 	$(BIN)/python -m bench.semantic $(BENCH_ARGS)

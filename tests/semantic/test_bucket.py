@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from llmcache_sidecar.config import KeyParams
-from llmcache_sidecar.providers import KINDS
 from llmcache_sidecar.semantic.bucket import Probe, probe
+from llmcache_sidecar.wire.providers import KINDS
 
 KEY = "llmc:1:default:e0:tenant-a:" + "0" * 64
 

@@ -1,6 +1,6 @@
 """Cache-Status values (RFC 9211)."""
 
-from llmcache_sidecar import cache_status
+from llmcache_sidecar.wire import cache_status
 
 
 def test_hit_values() -> None:

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from llmcache_sidecar import controls
-from llmcache_sidecar.controls import ControlError, RequestControls
+from llmcache_sidecar.wire import controls
+from llmcache_sidecar.wire.controls import ControlError, RequestControls
 
 
 @pytest.mark.parametrize(

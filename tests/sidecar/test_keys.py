@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from llmcache_sidecar import keys
 from llmcache_sidecar.config import KeyParams
+from llmcache_sidecar.wire import keys
 
 
 def digest(fields: dict[str, object], **over: object) -> str:

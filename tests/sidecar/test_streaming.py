@@ -7,7 +7,7 @@ import pytest
 from llmcache_sidecar import streaming
 from llmcache_sidecar.coalesce import Head
 from llmcache_sidecar.entry import Usage
-from llmcache_sidecar.providers import KINDS
+from llmcache_sidecar.wire.providers import KINDS
 
 SSE = (("Content-Type", "text/event-stream"),)
 JSON = (("Content-Type", "application/json"), ("x-ratelimit-remaining-requests", "99"), ("x-request-id", "r"))

@@ -20,12 +20,13 @@ from aiohttp import web
 from multidict import CIMultiDict
 from opentelemetry import context as otel_context
 
-from llmcache_sidecar import cache_status, controls, keys, semantic, streaming, telemetry, upstream
+from llmcache_sidecar import semantic, streaming, telemetry, upstream
 from llmcache_sidecar.coalesce import Flight, FlightFailed, Head
-from llmcache_sidecar.controls import ControlError, RequestControls
 from llmcache_sidecar.entry import CachedResponse
 from llmcache_sidecar.runtime import STATE, Route, Runtime, State
 from llmcache_sidecar.telemetry import RequestTrace
+from llmcache_sidecar.wire import cache_status, controls, keys
+from llmcache_sidecar.wire.controls import ControlError, RequestControls
 
 logger = logging.getLogger(__name__)
 EPOCH_REFRESH_SECONDS = 1.0

@@ -17,13 +17,14 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from llmcache_sidecar import keys, telemetry
+from llmcache_sidecar import telemetry
 from llmcache_sidecar.backends import CacheBackend, Unavailable, build_backend
 from llmcache_sidecar.coalesce import Coalescer
 from llmcache_sidecar.config import SecretFileError, Settings
-from llmcache_sidecar.providers import KINDS, ProviderKind
 from llmcache_sidecar.semantic import SemanticCache, SemanticCounters, build_semantic
 from llmcache_sidecar.telemetry import Aggregates
+from llmcache_sidecar.wire import keys
+from llmcache_sidecar.wire.providers import KINDS, ProviderKind
 
 logger = logging.getLogger(__name__)
 

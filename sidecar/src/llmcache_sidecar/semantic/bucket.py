@@ -24,9 +24,9 @@ from typing import Any
 
 import orjson
 
-from llmcache_sidecar import keys
 from llmcache_sidecar.config import KeyParams
-from llmcache_sidecar.providers import ProviderKind
+from llmcache_sidecar.wire import keys
+from llmcache_sidecar.wire.providers import ProviderKind
 
 Json = dict[str, Any]
 _CHAT_ENDPOINTS = frozenset({"chat/completions", "responses", "messages", "generateContent", "streamGenerateContent"})

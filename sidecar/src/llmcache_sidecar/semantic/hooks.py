@@ -25,12 +25,12 @@ from aiohttp import web
 
 from llmcache_sidecar.backends import CacheBackend
 from llmcache_sidecar.config import Settings
-from llmcache_sidecar.controls import RequestControls
-from llmcache_sidecar.providers import ProviderKind
 from llmcache_sidecar.semantic import bucket
 from llmcache_sidecar.semantic.judge import Judging
 from llmcache_sidecar.semantic.matcher import SemanticCache, SemanticCounters, SemanticHit
 from llmcache_sidecar.telemetry import PriceBook
+from llmcache_sidecar.wire.controls import RequestControls
+from llmcache_sidecar.wire.providers import ProviderKind
 
 OFF_HEADER = "x-llmcache-semantic"
 THRESHOLD_HEADER = "x-llmcache-semantic-threshold"

@@ -32,9 +32,9 @@ import aiohttp
 import orjson
 
 from llmcache_sidecar.config import JudgeSettings, read_secret
-from llmcache_sidecar.providers import ProviderKind
 from llmcache_sidecar.semantic.reply import ReplyError, read_capped
 from llmcache_sidecar.telemetry import PriceBook
+from llmcache_sidecar.wire.providers import ProviderKind
 
 INSTRUCTIONS = (
     "You decide whether a cached answer may be reused. Two user messages were sent to the same assistant,"

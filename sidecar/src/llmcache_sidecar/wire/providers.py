@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from llmcache_sidecar.entry import Usage
-from llmcache_sidecar.sse import Event
+from llmcache_sidecar.wire.sse import Event
 
 Json = dict[str, Any]
 

@@ -25,9 +25,9 @@ from prometheus_client import CollectorRegistry
 
 from llmcache_sidecar import config
 from llmcache_sidecar.app import make_admin_app, make_app
-from llmcache_sidecar.histogram_export import OwnHistograms
-from llmcache_sidecar.otel import PrometheusReader
 from llmcache_sidecar.runtime import STATE, State
+from llmcache_sidecar.telemetry.export import OwnHistograms
+from llmcache_sidecar.telemetry.otel import PrometheusReader
 from tests.fakes.provider import FAKE, FakeProvider, make_fake_provider
 from tests.redis_server import RedisServer, running_redis
 

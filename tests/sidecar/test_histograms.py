@@ -11,9 +11,10 @@ from opentelemetry.sdk.metrics.export import AggregationTemporality, HistogramDa
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from llmcache_sidecar import histograms, telemetry
-from llmcache_sidecar.histogram_export import OwnHistograms
-from llmcache_sidecar.otel import PrometheusReader
+from llmcache_sidecar import telemetry
+from llmcache_sidecar.telemetry import histograms
+from llmcache_sidecar.telemetry.export import OwnHistograms
+from llmcache_sidecar.telemetry.otel import PrometheusReader
 
 BOUNDS = [0.001, 0.01, 0.1, 1.0]
 # Boundary values included: OpenTelemetry counts a value equal to a boundary in the bucket below it.

@@ -24,9 +24,10 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from prometheus_client import CollectorRegistry
 
-from llmcache_sidecar import __version__, telemetry
+from llmcache_sidecar import __version__
 from llmcache_sidecar.config import TelemetrySettings
-from llmcache_sidecar.histogram_export import OwnHistograms
+from llmcache_sidecar.telemetry import tracing
+from llmcache_sidecar.telemetry.export import OwnHistograms
 
 
 class PrometheusReader(OwnHistograms, PrometheusMetricReader):
@@ -81,7 +82,7 @@ def setup(settings: TelemetrySettings) -> OtelHandles:
         tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
         trace.set_tracer_provider(tracer_provider)
         shutdowns.append(tracer_provider.shutdown)
-    telemetry.refresh_tracing_flag()
+    tracing.refresh_tracing_flag()
 
     def shutdown() -> None:
         for close in shutdowns:

@@ -7,7 +7,7 @@ a few additions on a list found by a tuple key, about a microsecond.
 
 What a reader sees is the same kind of data the SDK would have produced: for each
 attribute set, the count, sum, min, max and the count per bucket, cumulative since
-start (`otel.py` hands them to every reader, Prometheus and OTLP alike, as real
+start (`export` hands them to every reader, Prometheus and OTLP alike, as real
 histograms). Not kept: exemplars. Like the SDK, at most `CARDINALITY_LIMIT` attribute
 sets are kept per histogram; later ones are counted in one overflow point with the
 attribute `otel.metric.overflow=true`.

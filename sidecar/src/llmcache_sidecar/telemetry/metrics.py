@@ -1,51 +1,30 @@
-"""What the data path reports: one span per request, and the metrics behind the dashboards.
+"""The metrics behind the dashboards, summed cheaply on the hit path.
 
 Only the OpenTelemetry *API* is used here; `otel.py` sets the SDK up once, in the CLI.
 Without it every call below is a no-op.
 
-The hit path is kept cheap on purpose. Counters (requests, tokens and money saved) are
-plain integer and float sums per attribute tuple, read by observable instruments when
-a reader collects, so a request pays a dict update instead of an SDK `add` per
-counter. Child spans are created after the fact with explicit start and end times, so
-no context is attached and detached per lookup. Prompts, answers and credentials
-never enter a span, a metric or a log line; keys and model names do.
+Counters (requests, tokens and money saved) are plain integer and float sums per
+attribute tuple in an `Aggregates`, read by observable instruments when a reader
+collects, so a request pays a dict update instead of an SDK `add` per counter. The two
+duration histograms are the sidecar's own (see `histograms`), handed to every reader by
+`export`. Metric names are the dashboards' contract: never renamed here.
 """
 
 from __future__ import annotations
 
-import logging
-import time
 import weakref
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import web
-from opentelemetry import metrics, propagate, trace
-from opentelemetry.context import Context
+from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Observation
 
-from llmcache_sidecar import histograms
-from llmcache_sidecar.config import PriceSettings
-from llmcache_sidecar.entry import Usage
+from llmcache_sidecar.telemetry import histograms
 
-logger = logging.getLogger("llmcache_sidecar.requests")
 SCOPE_NAME = "llmcache_sidecar"
-tracer = trace.get_tracer(SCOPE_NAME)
 meter = metrics.get_meter(SCOPE_NAME)
-
-GEN_AI_SYSTEM = {"openai": "openai", "azure": "az.ai.openai", "anthropic": "anthropic", "gemini": "gcp.gemini"}
-GEN_AI_OPERATION = {
-    "chat/completions": "chat",
-    "messages": "chat",
-    "generateContent": "generate_content",
-    "streamGenerateContent": "generate_content",
-    "completions": "text_completion",
-    "embeddings": "embeddings",
-    "responses": "chat",
-}
-_NS = 1_000_000_000
 
 
 @dataclass(slots=True, weakref_slot=True, eq=False)
@@ -188,7 +167,7 @@ BACKEND_DURATION = histograms.Histogram(
     attribute_names=["llmcache.backend", "llmcache.operation"],
 )
 HISTOGRAMS = (REQUEST_DURATION, BACKEND_DURATION)
-"""Aggregated here, not by the SDK (see `histograms`); otel.py hands them to every metric reader."""
+"""Aggregated here, not by the SDK (see `histograms`); `export` hands them to every metric reader."""
 BACKEND_ERRORS = meter.create_counter(
     "llmcache.backend.errors",
     unit="{error}",
@@ -271,164 +250,3 @@ def backend_timing(backend: str, operation: str, seconds: float) -> None:
 
 def backend_error(backend: str, operation: str, error: str) -> None:
     BACKEND_ERRORS.add(1, {"llmcache.backend": backend, "llmcache.operation": operation, "error.type": error})
-
-
-def price_of(prices: Mapping[str, PriceSettings], model: str) -> PriceSettings | None:
-    """The price entry for `model`: exact, else the longest configured prefix (dated model names)."""
-    found = prices.get(model)
-    if found is not None:
-        return found
-    best = max((name for name in prices if model.startswith(name)), key=len, default=None)
-    return prices[best] if best is not None else None
-
-
-class PriceBook:
-    """`price_of`, remembered per model name: a hit must not scan the price table."""
-
-    __slots__ = ("_known", "_prices")
-
-    def __init__(self, prices: Mapping[str, PriceSettings]) -> None:
-        self._prices = prices
-        self._known: dict[str, PriceSettings | None] = {}
-
-    def get(self, model: str) -> PriceSettings | None:
-        try:
-            return self._known[model]
-        except KeyError:
-            if len(self._known) >= 1024:  # model names come from requests: keep it bounded
-                self._known.clear()
-            found = self._known[model] = price_of(self._prices, model)
-            return found
-
-
-class RequestTrace:
-    """Telemetry of one proxied request: its server span, timings and final outcome."""
-
-    __slots__ = (
-        "_parent",
-        "endpoint",
-        "key",
-        "model",
-        "provider",
-        "saved_seconds",
-        "saved_usage",
-        "span",
-        "start",
-        "status",
-        "system",
-    )
-
-    def __init__(self, request: web.Request, provider: str, kind: str, endpoint: str) -> None:
-        self.start = time.perf_counter()
-        self.provider = provider
-        self.endpoint = endpoint
-        self.system = GEN_AI_SYSTEM.get(kind, kind)
-        self.model = ""
-        self.status = "pass"
-        """hit, miss, coalesced, bypass (cacheable but not cached), pass (not cacheable), semantic, error."""
-        self.key: str | None = None
-        self.saved_usage: Usage | None = None
-        """On an answer from the cache: the stored usage, i.e. the tokens not bought again."""
-        self.saved_seconds: float | None = None
-        """On an answer from the cache: how long the original upstream answer took."""
-        self.span: trace.Span | None = None
-        self._parent: Context | None = None
-        if TRACING.enabled:
-            headers = request.headers
-            # Extraction finds nothing unless one of the propagators' headers came along.
-            parent = propagate.extract(headers) if any(f in headers for f in TRACING.fields) else None
-            self.span = tracer.start_span(
-                f"{request.method} /{provider}/{endpoint}",
-                context=parent,
-                kind=trace.SpanKind.SERVER,
-                attributes={
-                    "http.request.method": request.method,
-                    "url.path": request.path,
-                    "gen_ai.system": self.system,
-                    "gen_ai.operation.name": GEN_AI_OPERATION.get(endpoint, endpoint),
-                    "llmcache.provider": provider,
-                },
-            )
-            self._parent = trace.set_span_in_context(self.span, parent)
-
-    @property
-    def context(self) -> Context | None:
-        """The context child spans (lookup, upstream call, store) hang under."""
-        return self._parent
-
-    def set_model(self, model: str | None) -> None:
-        """The requested model; the span gets it in `finish` (one attribute call per span)."""
-        self.model = model or ""
-
-    def child(self, name: str, started: float, ended: float, attributes: Mapping[str, Any]) -> None:
-        """Record a finished internal step (perf_counter times) as a child span."""
-        if self._parent is None:
-            return
-        offset = time.time_ns() - int(time.perf_counter() * _NS)
-        span = tracer.start_span(
-            name, context=self._parent, start_time=offset + int(started * _NS), attributes=attributes
-        )
-        span.end(end_time=offset + int(ended * _NS))
-
-    def finish(self, *, http_status: int, aggregates: Aggregates, prices: PriceBook) -> None:
-        """Close the span and count the request (and what an answer from the cache saved)."""
-        duration = time.perf_counter() - self.start
-        model, status, usage = self.model, self.status, self.saved_usage
-        aggregates.requests[(self.provider, model, self.endpoint, status)] += 1
-        if usage is not None:
-            aggregates.tokens_saved[(self.provider, model, "input")] += usage.input_tokens
-            aggregates.tokens_saved[(self.provider, model, "output")] += usage.output_tokens
-            price = prices.get(model) if model else None
-            if price is not None:
-                aggregates.cost_saved[(self.provider, model)] += (
-                    usage.input_tokens * price.input + usage.output_tokens * price.output
-                ) / 1_000_000
-            if self.saved_seconds is not None:
-                aggregates.latency_saved[(self.provider, model)] += max(0.0, self.saved_seconds - duration)
-        REQUEST_DURATION.record(duration, (self.provider, model, self.endpoint, status))
-        span = self.span
-        if span is not None:
-            # One call: each set_attribute takes the span's lock and validates on its own.
-            outcome: dict[str, str | int] = {"llmcache.status": status, "http.response.status_code": http_status}
-            if model:
-                outcome["gen_ai.request.model"] = model
-            if self.key is not None:
-                outcome["llmcache.key"] = self.key
-            if usage is not None:
-                outcome["gen_ai.usage.input_tokens"] = usage.input_tokens
-                outcome["gen_ai.usage.output_tokens"] = usage.output_tokens
-            span.set_attributes(outcome)
-            if http_status >= 500:
-                span.set_status(trace.StatusCode.ERROR)
-            span.end()
-        if logger.isEnabledFor(logging.DEBUG):
-            logger.debug(
-                "request",
-                extra={
-                    "provider": self.provider,
-                    "model": model,
-                    "endpoint": self.endpoint,
-                    "status": status,
-                    "http_status": http_status,
-                    "duration_ms": round(duration * 1000, 3),
-                    "key": self.key[-12:] if self.key else None,
-                },
-            )
-
-
-@dataclass(slots=True)
-class _Tracing:
-    """Whether a real tracer provider is set; checked once per app so the no-op path costs nothing."""
-
-    enabled: bool = False
-    fields: frozenset[str] = frozenset()
-    """The headers the configured propagators read (traceparent, tracestate, baggage...)."""
-
-
-TRACING = _Tracing()
-
-
-def refresh_tracing_flag() -> None:
-    provider = trace.get_tracer_provider()
-    TRACING.enabled = type(provider).__name__ not in {"ProxyTracerProvider", "NoOpTracerProvider"}
-    TRACING.fields = frozenset(propagate.get_global_textmap().fields)

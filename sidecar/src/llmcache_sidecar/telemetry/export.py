@@ -1,7 +1,7 @@
 """The sidecar's own histograms (see `histograms`) handed to OpenTelemetry metric readers.
 
 `OwnHistograms` is a mixin for any SDK `MetricReader` (Prometheus, periodic OTLP, in
-memory): at each collection it adds one histogram metric per `telemetry.HISTOGRAMS`
+memory): at each collection it adds one histogram metric per `metrics.HISTOGRAMS`
 entry to what the SDK collected, under the sidecar's instrumentation scope, in the
 reader's preferred temporality. Every reader reads the same totals, so a Prometheus
 scrape and an OTLP collector see the same numbers. It overrides `_receive_metrics`,
@@ -29,9 +29,9 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
-from llmcache_sidecar import histograms, telemetry
+from llmcache_sidecar.telemetry import histograms, metrics
 
-SCOPE = InstrumentationScope(telemetry.SCOPE_NAME)
+SCOPE = InstrumentationScope(metrics.SCOPE_NAME)
 
 
 class _DeltaState:
@@ -51,7 +51,7 @@ class OwnHistograms(MetricReader):
         self._own_resource = resource if resource is not None else Resource.create()
         self._own_delta: dict[str, _DeltaState] | None = None
         if self._own_temporality() == AggregationTemporality.DELTA:
-            self._own_delta = {h.name: _DeltaState(h) for h in telemetry.HISTOGRAMS}
+            self._own_delta = {h.name: _DeltaState(h) for h in metrics.HISTOGRAMS}
 
     def _own_temporality(self) -> AggregationTemporality:
         for kind, temporality in self._instrument_class_temporality.items():
@@ -60,7 +60,7 @@ class OwnHistograms(MetricReader):
         return AggregationTemporality.CUMULATIVE
 
     def _receive_metrics(self, metrics_data: MetricsData | None, timeout_millis: float = 10_000, **kwargs: Any) -> None:
-        own = [m for m in (self._own_metric(h) for h in telemetry.HISTOGRAMS) if m is not None]
+        own = [m for m in (self._own_metric(h) for h in metrics.HISTOGRAMS) if m is not None]
         merged = _merged(metrics_data, own, self._own_resource)
         if merged is None:
             return

@@ -18,7 +18,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from llmcache_sidecar import config
-from llmcache_sidecar.runtime import routes_for
+from llmcache_sidecar.proxy.runtime import routes_for
 from llmcache_sidecar.semantic import judge as judge_module
 from llmcache_sidecar.semantic.judge import JudgeCounters
 from llmcache_sidecar.telemetry import PriceBook

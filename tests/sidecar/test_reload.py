@@ -74,7 +74,7 @@ async def test_a_file_that_is_gone_turns_caching_off_but_requests_still_pass(
 async def test_the_watcher_notices_a_rewritten_file(upstream: Upstream, tmp_path: Path, aiohttp_server) -> None:
     from llmcache_sidecar import config
     from llmcache_sidecar.app import make_app
-    from llmcache_sidecar.runtime import STATE
+    from llmcache_sidecar.proxy.runtime import STATE
 
     path = tmp_path / "config.yaml"
     path.write_text("ttl: 10\n")

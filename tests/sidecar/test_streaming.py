@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from llmcache_sidecar import streaming
-from llmcache_sidecar.coalesce import Head
 from llmcache_sidecar.entry import Usage
+from llmcache_sidecar.proxy import streaming
+from llmcache_sidecar.proxy.coalesce import Head
 from llmcache_sidecar.wire.providers import KINDS
 
 SSE = (("Content-Type", "text/event-stream"),)

@@ -27,7 +27,7 @@ from aiohttp.test_utils import TestServer
 from llmcache_sidecar import config
 from llmcache_sidecar.app import make_app
 from llmcache_sidecar.front import DataSite
-from llmcache_sidecar.runtime import STATE, State
+from llmcache_sidecar.proxy.runtime import STATE, State
 from llmcache_sidecar.transparent import TRANSPARENT, Transparent
 from tests.fakes.provider import FAKE, FakeProvider, make_fake_provider
 

@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry
 
 from llmcache_sidecar import admin, proxy, reload, telemetry, transparent
 from llmcache_sidecar.config import Settings
-from llmcache_sidecar.runtime import STATE, State, build_runtime
+from llmcache_sidecar.proxy.runtime import STATE, State, build_runtime
 
 logger = logging.getLogger(__name__)
 DRAIN_SECONDS = 10.0

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from llmcache_sidecar import __version__, config, front
 from llmcache_sidecar.app import make_admin_app, make_app, make_metrics_app
-from llmcache_sidecar.runtime import STATE
+from llmcache_sidecar.proxy.runtime import STATE
 from llmcache_sidecar.telemetry import logs, otel
 
 logger = logging.getLogger("llmcache_sidecar")

@@ -39,7 +39,7 @@ from yarl import URL
 from llmcache_sidecar import proxy
 from llmcache_sidecar.config import TransparentSettings
 from llmcache_sidecar.entry import Usage
-from llmcache_sidecar.runtime import STATE, Route, Runtime, State
+from llmcache_sidecar.proxy.runtime import STATE, Route, Runtime, State
 from llmcache_sidecar.tunnel import Holder, Pipe, link, refuse
 from llmcache_sidecar.wire.providers import KINDS, ProviderKind
 

@@ -20,10 +20,11 @@ from aiohttp import web
 from multidict import CIMultiDict
 from opentelemetry import context as otel_context
 
-from llmcache_sidecar import semantic, streaming, telemetry, upstream
-from llmcache_sidecar.coalesce import Flight, FlightFailed, Head
+from llmcache_sidecar import semantic, telemetry
 from llmcache_sidecar.entry import CachedResponse
-from llmcache_sidecar.runtime import STATE, Route, Runtime, State
+from llmcache_sidecar.proxy import streaming, upstream
+from llmcache_sidecar.proxy.coalesce import Flight, FlightFailed, Head
+from llmcache_sidecar.proxy.runtime import STATE, Route, Runtime, State
 from llmcache_sidecar.telemetry import RequestTrace
 from llmcache_sidecar.wire import cache_status, controls, keys
 from llmcache_sidecar.wire.controls import ControlError, RequestControls

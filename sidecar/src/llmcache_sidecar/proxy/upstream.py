@@ -19,7 +19,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from yarl import URL
 
-from llmcache_sidecar.coalesce import Flight, FlightFailed, Head
+from llmcache_sidecar.proxy.coalesce import Flight, FlightFailed, Head
 
 _tracer = trace.get_tracer("llmcache_sidecar")
 

@@ -19,8 +19,8 @@ from aiohttp import web
 
 from llmcache_sidecar import telemetry
 from llmcache_sidecar.backends import CacheBackend, Unavailable, build_backend
-from llmcache_sidecar.coalesce import Coalescer
 from llmcache_sidecar.config import SecretFileError, Settings
+from llmcache_sidecar.proxy.coalesce import Coalescer
 from llmcache_sidecar.semantic import SemanticCache, SemanticCounters, build_semantic
 from llmcache_sidecar.telemetry import Aggregates
 from llmcache_sidecar.wire import keys

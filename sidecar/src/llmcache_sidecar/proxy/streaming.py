@@ -14,9 +14,9 @@ import time
 import orjson
 from aiohttp import web
 
-from llmcache_sidecar.coalesce import Head
 from llmcache_sidecar.entry import CachedResponse, Usage
-from llmcache_sidecar.upstream import stored_headers
+from llmcache_sidecar.proxy.coalesce import Head
+from llmcache_sidecar.proxy.upstream import stored_headers
 from llmcache_sidecar.wire import sse
 from llmcache_sidecar.wire.providers import ProviderKind
 

@@ -1,0 +1,13 @@
+"""The data path: a request classified, its controls read, its key made, the cache asked,
+and on a miss one shared upstream flight whose answer is stored.
+
+Both modes end in `serve`: reverse proxy (`handle`, `/<provider>/...`) and transparent
+interception (`intercept`). `runtime` holds what a request reads (`State`, `Runtime`,
+`Route`); `coalesce`, `upstream` and `streaming` are the flight, the upstream call and
+the recording of a stream.
+"""
+
+from llmcache_sidecar.proxy.handler import handle, serve
+from llmcache_sidecar.proxy.runtime import STATE, Route, Runtime, State, build_runtime
+
+__all__ = ["STATE", "Route", "Runtime", "State", "build_runtime", "handle", "serve"]

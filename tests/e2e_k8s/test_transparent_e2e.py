@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from cryptography import x509
 
-from llmcache_sidecar import certs
+from llmcache_sidecar.intercept import certs
 from tests.e2e_k8s.test_operator_e2e import (
     ROOT,
     WEBHOOK_NS_LABEL,

@@ -3,7 +3,7 @@
 `step` is pure (the clock and the pods' creation times are passed in), so a year of
 rotation runs here in milliseconds. What a client would check is checked with
 `cryptography`'s X.509 verifier, which enforces name constraints as OpenSSL, Go and
-browsers do: the sidecar's own leaf signer (`llmcache_sidecar.certs.Authority`) signs,
+browsers do: the sidecar's own leaf signer (`llmcache_sidecar.intercept.certs.Authority`) signs,
 and the verdict is the verifier's. The Secret's round trip through the API server is in
 `tests/e2e_k8s/test_transparent_e2e.py`; `ensure` also runs here against an in-memory
 store of its three API calls.
@@ -26,7 +26,7 @@ from cryptography.x509.verification import PolicyBuilder, Store, VerificationErr
 from llmcache_operator import interception_ca, pki
 from llmcache_operator.interception_ca import FORCE_SWITCH, PROPAGATION, ROTATE_BEFORE, CAState, Step
 from llmcache_operator.pki import StoredSecret
-from llmcache_sidecar import certs
+from llmcache_sidecar.intercept import certs
 from tests.operator.caches import EDGE, cache
 
 NOW = datetime.datetime(2026, 11, 29, 12, 0, tzinfo=datetime.UTC)

@@ -14,7 +14,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from llmcache_sidecar import certs
+from llmcache_sidecar.intercept import certs
 from tests.transparent.conftest import Pki
 
 NOW = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)

@@ -6,7 +6,7 @@ import ssl
 
 import pytest
 
-from llmcache_sidecar import clienthello
+from llmcache_sidecar.intercept import clienthello
 
 
 def client_hello(server_name: str | None) -> bytes:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from llmcache_sidecar import config, schema
-from llmcache_sidecar.transparent import Target, parse_authority, provider_for
+from llmcache_sidecar.intercept.target import Target, parse_authority, provider_for
 
 
 def parse(transparent: dict[str, Any], **more: Any) -> config.Settings:

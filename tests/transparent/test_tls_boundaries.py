@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from llmcache_operator import pki as pki_tools
-from llmcache_sidecar.transparent import ESTABLISHED
+from llmcache_sidecar.intercept.service import ESTABLISHED
 from tests.conftest import Upstream
 from tests.transparent.conftest import Origin, Pki, Proxy, ProxyFactory, TlsUpstream
 
@@ -217,7 +217,7 @@ async def test_a_request_that_arrives_byte_by_byte_is_still_routed(
 async def test_a_connection_that_sends_nothing_is_closed_after_the_head_timeout(
     proxy: Proxy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from llmcache_sidecar import front
+    from llmcache_sidecar.intercept import front
 
     monkeypatch.setattr(front, "HEAD_TIMEOUT", 0.05)
     reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)

@@ -18,8 +18,9 @@ import aiohttp
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from llmcache_sidecar import admin, proxy, reload, telemetry, transparent
+from llmcache_sidecar import admin, proxy, reload, telemetry
 from llmcache_sidecar.config import Settings
+from llmcache_sidecar.intercept import service
 from llmcache_sidecar.proxy.runtime import STATE, State, build_runtime
 
 logger = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ def make_app(
         app.cleanup_ctx.append(reload.watcher(config_path, reload_interval))
     app.router.add_route("*", "/{provider}/{path:.*}", proxy.handle)
     if settings.transparent.enabled:
-        transparent.install(app)  # serve it with front.DataSite
+        service.install(app)  # serve it with intercept.front.DataSite
     return app
 
 

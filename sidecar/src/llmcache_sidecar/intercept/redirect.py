@@ -15,12 +15,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from typing import TYPE_CHECKING, Final
+from collections.abc import Coroutine
+from typing import Any, Final, Protocol
 
-from llmcache_sidecar import clienthello
-
-if TYPE_CHECKING:
-    from llmcache_sidecar.transparent import Transparent
+from llmcache_sidecar.intercept import clienthello
 
 logger = logging.getLogger(__name__)
 
@@ -81,10 +79,30 @@ async def _readable(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> Non
         loop.remove_reader(sock.fileno())
 
 
+class Dispatcher(Protocol):
+    """What the listener needs from the transparent service (`service.Transparent`)."""
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run the set-up of one connection as a task the service owns."""
+        ...
+
+    def provider_for(self, host: str) -> str | None:
+        """The provider of an intercepted host; None: tunnel it."""
+        ...
+
+    async def intercept_socket(self, sock: socket.socket, host: str, port: int) -> bool:
+        """Terminate TLS on `sock` for `host`; False when it was refused."""
+        ...
+
+    async def tunnel_socket(self, sock: socket.socket, destination: tuple[str, int]) -> bool:
+        """Join `sock` to `destination` untouched; False when it was refused."""
+        ...
+
+
 class RedirectListener:
     """Accepts redirected connections and sends each to interception or to a tunnel."""
 
-    def __init__(self, service: Transparent, host: str, port: int) -> None:
+    def __init__(self, service: Dispatcher, host: str, port: int) -> None:
         self._service = service
         self._address = (host, port)
         self._sock: socket.socket | None = None

@@ -29,7 +29,7 @@ import re
 import socket
 import ssl
 import weakref
-from collections.abc import AsyncIterator, Coroutine, Mapping
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -39,13 +39,14 @@ from yarl import URL
 from llmcache_sidecar import proxy
 from llmcache_sidecar.config import TransparentSettings
 from llmcache_sidecar.entry import Usage
-from llmcache_sidecar.proxy.runtime import STATE, Route, Runtime, State
-from llmcache_sidecar.tunnel import Holder, Pipe, link, refuse
+from llmcache_sidecar.intercept.target import Target, provider_for
+from llmcache_sidecar.intercept.tunnel import Holder, Pipe, link, refuse
+from llmcache_sidecar.proxy import STATE, Route, Runtime, State
 from llmcache_sidecar.wire.providers import KINDS, ProviderKind
 
 if TYPE_CHECKING:
-    from llmcache_sidecar.certs import LeafCache
-    from llmcache_sidecar.redirect import RedirectListener
+    from llmcache_sidecar.intercept.certs import LeafCache
+    from llmcache_sidecar.intercept.redirect import RedirectListener
 
 logger = logging.getLogger(__name__)
 
@@ -56,8 +57,6 @@ PASSTHROUGH_TIMEOUT: Final = 3600.0
 """Total time limit of a forwarded plain-HTTP request to a host that is not intercepted."""
 
 ESTABLISHED: Final = b"HTTP/1.1 200 Connection Established\r\n\r\n"
-_HOST_RE: Final = re.compile(r"^(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.)*[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$")
-_IPV6_RE: Final = re.compile(r"^\[([0-9a-f:.]+)\]$")
 
 PASSTHROUGH: Final = ProviderKind(
     name="passthrough",
@@ -68,39 +67,6 @@ PASSTHROUGH: Final = ProviderKind(
     usage=lambda body: Usage(),
     stream_complete=lambda events: False,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """Where a client wants to go: a host name (lower case) or an IP address, and a port."""
-
-    host: str
-    port: int
-
-    def authority(self, default_port: int) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return host if self.port == default_port else f"{host}:{self.port}"
-
-
-def parse_authority(value: str) -> Target | None:
-    """`host:port` of a CONNECT request line; None when it is not one."""
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        return None
-    host = host.lower().rstrip(".")
-    if m := _IPV6_RE.match(host):
-        host = m.group(1)
-    elif not _HOST_RE.match(host):
-        return None
-    return Target(host, int(port))
-
-
-def provider_for(hosts: Mapping[str, str], host: str) -> str | None:
-    """The provider that `transparent.hosts` gives `host`; `*.` stands for exactly one label."""
-    name = hosts.get(host)
-    if name is None and "." in host:
-        name = hosts.get("*." + host.split(".", 1)[1])
-    return name
 
 
 @dataclass(slots=True)
@@ -150,7 +116,7 @@ class Transparent:
 
     async def start(self, state: State) -> None:
         try:
-            from llmcache_sidecar import certs, redirect  # cryptography is needed only here
+            from llmcache_sidecar.intercept import certs, redirect  # cryptography is needed only here
         except ImportError as exc:
             raise RuntimeError(
                 f"transparent mode needs the cryptography package ({exc}): pip install 'llmcache-sidecar[transparent]'"
@@ -204,6 +170,12 @@ class Transparent:
         if not task.cancelled() and (exc := task.exception()) is not None:
             logger.error("a transparent-mode connection failed", exc_info=exc)
 
+    def adopt(self, transport: asyncio.BaseTransport, target: Target) -> asyncio.Protocol:
+        """Take a decrypted connection to `target`: its protocol is a handler of the transparent server."""
+        self.counters.intercepted += 1
+        self.intercepted[transport] = target
+        return self.server()
+
     def provider_for(self, host: str) -> str | None:
         """The provider of an intercepted host; None: tunnel it.
 
@@ -236,7 +208,7 @@ class Transparent:
             self.counters.refused += 1
             refuse(transport, 400, "send nothing before the 200 answer to CONNECT")
             return
-        from llmcache_sidecar.certs import CertificateError
+        from llmcache_sidecar.intercept.certs import CertificateError
 
         try:
             context = await self.leaves.context_for(target.host)
@@ -288,7 +260,7 @@ class Transparent:
 
     async def intercept_socket(self, sock: socket.socket, host: str, port: int) -> bool:
         """Terminate TLS on a redirected socket whose ClientHello (still unread) names `host`."""
-        from llmcache_sidecar.certs import CertificateError
+        from llmcache_sidecar.intercept.certs import CertificateError
 
         self.counters.redirected += 1
         try:

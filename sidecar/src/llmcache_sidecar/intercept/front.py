@@ -15,8 +15,9 @@ from typing import Final
 
 from aiohttp import web
 
-from llmcache_sidecar.transparent import TRANSPARENT, Transparent, parse_authority
-from llmcache_sidecar.tunnel import refuse
+from llmcache_sidecar.intercept.service import TRANSPARENT, Transparent
+from llmcache_sidecar.intercept.target import parse_authority
+from llmcache_sidecar.intercept.tunnel import refuse
 
 HEAD_TIMEOUT: Final = 30.0
 """Longest time a new connection may take to send its request line (CONNECT: its whole head)."""

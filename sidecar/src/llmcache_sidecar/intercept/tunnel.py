@@ -8,10 +8,9 @@ a proxy request with an error and closes.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from llmcache_sidecar.transparent import Target, Transparent
+from llmcache_sidecar.intercept.target import Target
 
 _PHRASES = {400: "Bad Request", 408: "Request Timeout", 431: "Request Header Fields Too Large", 502: "Bad Gateway"}
 
@@ -28,6 +27,14 @@ def refuse(transport: asyncio.Transport, status: int, reason: str) -> None:
     transport.close()
 
 
+class Adopter(Protocol):
+    """What a `Holder` needs from the transparent service (`service.Transparent`)."""
+
+    def adopt(self, transport: asyncio.BaseTransport, target: Target) -> asyncio.Protocol:
+        """Count and remember the decrypted connection; the protocol that serves it from now on."""
+        ...
+
+
 class Holder(asyncio.Protocol):
     """Holds a fresh TLS connection until it is handed to the transparent aiohttp server.
 
@@ -36,7 +43,7 @@ class Holder(asyncio.Protocol):
     does call `connection_made`, after the handshake: the hand-over then happens there.
     """
 
-    def __init__(self, service: Transparent, target: Target) -> None:
+    def __init__(self, service: Adopter, target: Target) -> None:
         self._service = service
         self._target = target
         self._data: list[bytes] = []
@@ -59,9 +66,7 @@ class Holder(asyncio.Protocol):
     def hand_over(self, transport: asyncio.BaseTransport) -> None:
         if self._lost:
             return
-        self._service.counters.intercepted += 1
-        self._service.intercepted[transport] = self._target
-        handler = self._service.server()
+        handler = self._service.adopt(transport, self._target)
         transport.set_protocol(handler)
         handler.connection_made(transport)
         for chunk in self._data:

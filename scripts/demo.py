@@ -14,8 +14,8 @@ import openai
 from aiohttp import web
 
 from llmcache_sidecar import config
-from llmcache_sidecar.app import make_admin_app, make_app
 from llmcache_sidecar.proxy.runtime import STATE
+from llmcache_sidecar.server.app import make_admin_app, make_app
 from tests.fakes.provider import FAKE, make_fake_provider
 
 

@@ -24,8 +24,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from prometheus_client import CollectorRegistry
 
 from llmcache_sidecar import config
-from llmcache_sidecar.app import make_admin_app, make_app
 from llmcache_sidecar.proxy.runtime import STATE, State
+from llmcache_sidecar.server.app import make_admin_app, make_app
 from llmcache_sidecar.telemetry.export import OwnHistograms
 from llmcache_sidecar.telemetry.otel import PrometheusReader
 from tests.fakes.provider import FAKE, FakeProvider, make_fake_provider

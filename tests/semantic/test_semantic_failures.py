@@ -15,8 +15,9 @@ from aiohttp.test_utils import TestServer
 from llmcache_embedder.model import HashEncoder
 from llmcache_embedder.server import create_app
 
-from llmcache_sidecar import config, reload
+from llmcache_sidecar import config
 from llmcache_sidecar.semantic.embedder import EmbeddingClient, EmbeddingError
+from llmcache_sidecar.server import reload
 from tests.conftest import SidecarFactory, Upstream
 from tests.redis_server import free_port, running_redis
 from tests.semantic.conftest import EMBED_MODEL, THRESHOLD, Embedder, SemanticSidecarFactory, semantic_settings

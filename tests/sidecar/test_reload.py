@@ -6,7 +6,7 @@ from pathlib import Path
 
 import aiohttp
 
-from llmcache_sidecar import reload
+from llmcache_sidecar.server import reload
 from tests.conftest import SidecarFactory, Upstream
 
 
@@ -73,8 +73,8 @@ async def test_a_file_that_is_gone_turns_caching_off_but_requests_still_pass(
 
 async def test_the_watcher_notices_a_rewritten_file(upstream: Upstream, tmp_path: Path, aiohttp_server) -> None:
     from llmcache_sidecar import config
-    from llmcache_sidecar.app import make_app
     from llmcache_sidecar.proxy.runtime import STATE
+    from llmcache_sidecar.server.app import make_app
 
     path = tmp_path / "config.yaml"
     path.write_text("ttl: 10\n")

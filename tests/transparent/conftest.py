@@ -25,10 +25,10 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.test_utils import TestServer
 
 from llmcache_sidecar import config
-from llmcache_sidecar.app import make_app
 from llmcache_sidecar.intercept.front import DataSite
 from llmcache_sidecar.intercept.service import TRANSPARENT, Transparent
 from llmcache_sidecar.proxy.runtime import STATE, State
+from llmcache_sidecar.server.app import make_app
 from tests.fakes.provider import FAKE, FakeProvider, make_fake_provider
 
 PROVIDER_HOSTS = ("api.openai.com", "api.anthropic.com", "generativelanguage.googleapis.com", "*.openai.azure.com")

@@ -13,9 +13,9 @@ from pathlib import Path
 from aiohttp import web
 
 from llmcache_sidecar import __version__, config
-from llmcache_sidecar.app import make_admin_app, make_app, make_metrics_app
 from llmcache_sidecar.intercept import front
-from llmcache_sidecar.proxy.runtime import STATE
+from llmcache_sidecar.proxy import STATE
+from llmcache_sidecar.server import make_admin_app, make_app, make_metrics_app
 from llmcache_sidecar.telemetry import logs, otel
 
 logger = logging.getLogger("llmcache_sidecar")

@@ -25,7 +25,7 @@ from aiohttp import web
 
 from llmcache_sidecar import config
 from llmcache_sidecar.backends import Unavailable
-from llmcache_sidecar.proxy.runtime import STATE, Runtime, State, build_runtime
+from llmcache_sidecar.proxy import STATE, Runtime, State, build_runtime
 
 logger = logging.getLogger(__name__)
 BACKEND_CLOSE_DELAY = 30.0

@@ -15,7 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from llmcache_sidecar import __version__
 from llmcache_sidecar.backends import BackendError
-from llmcache_sidecar.proxy.runtime import STATE, State
+from llmcache_sidecar.proxy import STATE, State
 
 METRICS = web.AppKey("metrics_registry", CollectorRegistry)
 

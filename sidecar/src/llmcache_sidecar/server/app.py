@@ -18,10 +18,11 @@ import aiohttp
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from llmcache_sidecar import admin, proxy, reload, telemetry
+from llmcache_sidecar import proxy, telemetry
 from llmcache_sidecar.config import Settings
 from llmcache_sidecar.intercept import service
-from llmcache_sidecar.proxy.runtime import STATE, State, build_runtime
+from llmcache_sidecar.proxy import STATE, State, build_runtime
+from llmcache_sidecar.server import admin, reload
 
 logger = logging.getLogger(__name__)
 DRAIN_SECONDS = 10.0

@@ -95,9 +95,8 @@ def test_a_missing_extra_is_a_config_error_naming_the_extra(monkeypatch: pytest.
 
 
 def test_the_crd_schema_lists_every_backend_type() -> None:
-    from llmcache_sidecar import schema
 
-    props = schema.object_schema(config.BackendSettings)["properties"]
+    props = config.object_schema(config.BackendSettings)["properties"]
     assert set(props["type"]["enum"]) == {"memory", "redis", "dual", "s3", "gcs", "azureBlob", "disk"}
     assert props["dual"]["properties"]["l2"]["enum"] == ["redis", "s3", "gcs", "azureBlob", "disk"]
     assert props["redis"]["properties"]["sentinel"]["nullable"] is True

@@ -164,8 +164,8 @@ def test_the_cache_namespace_can_be_shared_across_kubernetes_namespaces() -> Non
 
 def test_settings_written_back_to_a_mapping_parse_to_the_same_settings() -> None:
     settings = spec.parse(MODELS, name="models", namespace="ml").settings
-    assert config.parse(Settings, spec.to_mapping(settings)) == settings
-    assert config.parse(Settings, spec.to_mapping(settings, omit_defaults=True)) == settings
+    assert config.parse(Settings, config.to_mapping(settings)) == settings
+    assert config.parse(Settings, config.to_mapping(settings, omit_defaults=True)) == settings
 
 
 def test_transparent_mode_points_the_sidecar_at_the_mounted_ca_and_at_the_redirect_port() -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from llmcache_sidecar import config, schema
+from llmcache_sidecar import config
 from llmcache_sidecar.intercept.target import Target, parse_authority, provider_for
 
 
@@ -59,7 +59,7 @@ def test_the_hosts_can_be_set_from_the_environment() -> None:
 
 
 def test_the_crd_schema_describes_the_transparent_block() -> None:
-    props = schema.object_schema(config.Settings)["properties"]["transparent"]["properties"]
+    props = config.object_schema(config.Settings)["properties"]["transparent"]["properties"]
     assert set(props) == {"enabled", "caCertFile", "caKeyFile", "hosts", "leafValidity", "iptablesPort"}
     assert props["hosts"]["additionalProperties"] == {"type": "string"}
 

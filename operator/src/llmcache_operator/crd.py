@@ -2,7 +2,7 @@
 
 `python -m llmcache_operator.crd` writes `crds/llmcache.dev_llmcaches.yaml`; a test
 fails when the committed file differs from what this module renders. The schema of
-every field comes from `llmcache_sidecar.schema` walking `spec.LLMCacheSpec` and
+every field comes from `llmcache_sidecar.config.object_schema` walking `spec.LLMCacheSpec` and
 `spec.Status`; the only additions made here are Kubernetes refinements that the
 sidecar's schema writer has no words for, read from each field's own metadata:
 `schema={...}` (merged into the field's schema: maximum, formats, int-or-string
@@ -16,15 +16,13 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from dataclasses import fields, is_dataclass
 from pathlib import Path
-from typing import Any, get_args, get_origin, get_type_hints
+from typing import Any, get_args, get_origin
 
 import yaml
 
 from llmcache_operator import spec
-from llmcache_sidecar import schema
-from llmcache_sidecar.config import _UNIONS
+from llmcache_sidecar import config
 
 DEFAULT_OUTPUT = Path("crds") / f"{spec.GROUP}_{spec.PLURAL}.yaml"
 HEADER = (
@@ -54,9 +52,9 @@ PRINTER_COLUMNS: list[JSONSchema] = [
 
 def build() -> JSONSchema:
     """The CRD as a plain mapping."""
-    spec_schema = schema.object_schema(spec.LLMCacheSpec, description=spec.LLMCacheSpec.__doc__)
+    spec_schema = config.object_schema(spec.LLMCacheSpec, description=spec.LLMCacheSpec.__doc__)
     refine(spec.LLMCacheSpec, spec_schema)
-    status_schema = schema.object_schema(spec.Status, description="What the operator observed and did.")
+    status_schema = config.object_schema(spec.Status, description="What the operator observed and did.")
     refine(spec.Status, status_schema)
     _drop_defaults(status_schema, lambda _: True)  # the operator writes status; nothing to default
     _drop_defaults(spec_schema, lambda value: value == "")  # 1.20 refuses "" defaults; absent means ""
@@ -102,25 +100,21 @@ def build() -> JSONSchema:
 
 def refine(cls: type, object_schema: JSONSchema) -> None:
     """Apply the Kubernetes-only metadata of `cls`'s fields to its generated schema, in place."""
-    hints = get_type_hints(cls)
     required: list[str] = []
-    for fld in fields(cls):
-        name = fld.metadata["key"]
-        prop = object_schema["properties"][name]
-        prop.update(fld.metadata.get("schema", {}))
-        if fld.metadata.get("required"):
-            required.append(name)
+    for setting in config.settings_of(cls):
+        prop = object_schema["properties"][setting.key]
+        prop.update(setting.meta.get("schema", {}))
+        if setting.meta.get("required"):
+            required.append(setting.key)
             prop.pop("default", None)
-        _refine_inner(hints[fld.name], prop)
+        _refine_inner(setting.type, prop)
     if required:
         object_schema["required"] = required
 
 
 def _refine_inner(tp: Any, prop: JSONSchema) -> None:
     origin, args = get_origin(tp), get_args(tp)
-    if origin in _UNIONS:
-        _refine_inner(next(a for a in args if a is not type(None)), prop)
-    elif is_dataclass(tp) and isinstance(tp, type):
+    if config.is_settings_class(tp):
         refine(tp, prop)
     elif origin is tuple:
         _refine_inner(args[0], prop["items"])

@@ -22,6 +22,7 @@ from llmcache_operator.options import Options
 from llmcache_operator.patching import INJECTED_ANNOTATION
 from llmcache_operator.runtime import MEMO_KEY, Runtime, runtime
 from llmcache_operator.spec import GROUP, PLURAL, VERSION, Cache, Condition
+from llmcache_sidecar import config
 from llmcache_sidecar.config import ConfigError
 
 __all__ = ["webhook"]  # imported for its @kopf.on.mutate handler
@@ -168,7 +169,7 @@ async def check_transparent_caches(rt: Runtime) -> None:
         )
         if conditions != old.conditions:
             await rt.api.patch_status(
-                cache.namespace, cache.name, {"conditions": [model.to_mapping(c) for c in conditions]}
+                cache.namespace, cache.name, {"conditions": [config.to_mapping(c) for c in conditions]}
             )
 
 

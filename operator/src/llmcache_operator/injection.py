@@ -23,8 +23,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from llmcache_operator import __version__, interception, patching, reconcile, spec
+from llmcache_operator import __version__, interception, patching, reconcile
 from llmcache_operator.spec import Cache, LabelSelector
+from llmcache_sidecar import config
 
 INJECT_ANNOTATION = "llmcache.dev/inject"
 DEFAULT_CONTAINER_ANNOTATION = "kubectl.kubernetes.io/default-container"
@@ -327,7 +328,7 @@ def fallback_config(cache: Cache) -> str:
     data = {
         "listen": settings.listen,
         "admin": settings.admin,
-        "providers": {name: spec.to_mapping(p, omit_defaults=True) for name, p in settings.providers.items()},
+        "providers": {name: config.to_mapping(p, omit_defaults=True) for name, p in settings.providers.items()},
     }
     return json.dumps(data, separators=(",", ":"), sort_keys=True)
 

@@ -55,9 +55,9 @@ class Rendered:
 
 def config_text(cache: Cache) -> str:
     """The sidecar's YAML: non-default settings, plus namespace and providers always."""
-    data = spec.to_mapping(cache.settings, omit_defaults=True)
+    data = config.to_mapping(cache.settings, omit_defaults=True)
     data["namespace"] = cache.settings.namespace
-    data["providers"] = {name: spec.to_mapping(p) for name, p in cache.settings.providers.items()}
+    data["providers"] = {name: config.to_mapping(p) for name, p in cache.settings.providers.items()}
     return yaml.safe_dump(data, sort_keys=True)
 
 
@@ -166,8 +166,8 @@ def status_after_reconcile(
         injected_pods=injected_pods,
         last_flush=last_flush,
     )
-    result = spec.to_mapping(status, omit_defaults=True)
-    result["conditions"] = [spec.to_mapping(c) for c in conditions]  # every field, "Unknown" included
+    result = config.to_mapping(status, omit_defaults=True)
+    result["conditions"] = [config.to_mapping(c) for c in conditions]  # every field, "Unknown" included
     return result
 
 
@@ -183,7 +183,7 @@ def status_after_invalid(
             type=BACKEND_REACHABLE, status="Unknown", reason="NotChecked", message="The spec is invalid."
         )
         conditions = with_condition(conditions, unknown, now=now, generation=generation)
-    return {"conditions": [spec.to_mapping(c) for c in conditions], "observedGeneration": generation}
+    return {"conditions": [config.to_mapping(c) for c in conditions], "observedGeneration": generation}
 
 
 def injected_pods_patch(previous: Mapping[str, Any] | None, count: int) -> dict[str, Any]:

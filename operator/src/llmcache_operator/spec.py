@@ -2,7 +2,7 @@
 
 One model: every part of the spec that the sidecar reads *is* the sidecar's own
 dataclass (`llmcache_sidecar.config`), so `config.parse` checks it and
-`llmcache_sidecar.schema` writes its part of the CRD. Where the resource must differ
+`config.object_schema` writes its part of the CRD. Where the resource must differ
 from the sidecar's file, the spec class is *derived* from the sidecar's class by
 dropping, replacing or adding fields (`derive`), never by copying a field:
 
@@ -24,10 +24,9 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import re
-import types
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import MISSING, dataclass, field, fields, is_dataclass, make_dataclass
-from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+from dataclasses import dataclass, field, fields, make_dataclass
+from typing import Any, Literal, get_type_hints
 
 from llmcache_sidecar import config
 from llmcache_sidecar.config import (
@@ -38,8 +37,8 @@ from llmcache_sidecar.config import (
     SemanticSettings,
     Settings,
     TransparentSettings,
+    setting,
 )
-from llmcache_sidecar.config import key as meta
 
 GROUP = "llmcache.dev"
 VERSION = "v1alpha1"
@@ -65,7 +64,7 @@ _QUANTITY_MAP = {"additionalProperties": {"x-kubernetes-int-or-string": True, "p
 _PORT = {"maximum": 65535}
 
 FieldDef = tuple[str, Any, Any]
-"""(name, type, `field(...)`) as `make_dataclass` takes them; `field()` is typed as its default."""
+"""(name, type, `setting(...)`) as `make_dataclass` takes them; `setting()` is typed as its default."""
 
 
 def derive(
@@ -116,10 +115,8 @@ def derive(
 class SecretKeyRef:
     """One key of a Secret in the resource's namespace."""
 
-    name: str = field(
-        default="", metadata=meta("name", "Name of the Secret, in the LLMCache's namespace.", required=True)
-    )
-    key: str = field(default="", metadata=meta("key", "Key within the Secret.", required=True))
+    name: str = setting("name", "Name of the Secret, in the LLMCache's namespace.", default="", required=True)
+    key: str = setting("key", "Key within the Secret.", default="", required=True)
 
     def _check(self, path: str) -> None:
         for fld_name, value in (("name", self.name), ("key", self.key)):
@@ -129,12 +126,12 @@ class SecretKeyRef:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LabelSelectorRequirement:
-    key: str = field(default="", metadata=meta("key", "Label key.", required=True))
-    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"] = field(
-        default="In", metadata=meta("operator", "How the label's value is compared with values.")
+    key: str = setting("key", "Label key.", default="", required=True)
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"] = setting(
+        "operator", "How the label's value is compared with values.", default="In"
     )
-    values: tuple[str, ...] = field(
-        default=(), metadata=meta("values", "Values for In and NotIn; empty for Exists and DoesNotExist.")
+    values: tuple[str, ...] = setting(
+        "values", "Values for In and NotIn; empty for Exists and DoesNotExist.", default=()
     )
 
     def _check(self, path: str) -> None:
@@ -150,29 +147,27 @@ class LabelSelectorRequirement:
 class LabelSelector:
     """A Kubernetes label selector: every condition must hold; {} matches every pod."""
 
-    match_labels: dict[str, str] = field(
-        default_factory=dict, metadata=meta("matchLabels", "Labels the pod must carry with exactly these values.")
+    match_labels: dict[str, str] = setting(
+        "matchLabels", "Labels the pod must carry with exactly these values.", factory=dict
     )
-    match_expressions: tuple[LabelSelectorRequirement, ...] = field(
-        default=(), metadata=meta("matchExpressions", "Further conditions on the pod's labels.")
+    match_expressions: tuple[LabelSelectorRequirement, ...] = setting(
+        "matchExpressions", "Further conditions on the pod's labels.", default=()
     )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SidecarResources:
-    requests: dict[str, str] = field(
-        default_factory=lambda: {"cpu": "50m", "memory": "64Mi"},
-        metadata=meta(
-            "requests", "Resources reserved for the sidecar (default cpu 50m, memory 64Mi).", schema=_QUANTITY_MAP
-        ),
+    requests: dict[str, str] = setting(
+        "requests",
+        "Resources reserved for the sidecar (default cpu 50m, memory 64Mi).",
+        factory=lambda: {"cpu": "50m", "memory": "64Mi"},
+        schema=_QUANTITY_MAP,
     )
-    limits: dict[str, str] = field(
-        default_factory=dict,
-        metadata=meta(
-            "limits",
-            "Resource limits of the sidecar; a memory limit must leave room for backend.memory.maxBytes.",
-            schema=_QUANTITY_MAP,
-        ),
+    limits: dict[str, str] = setting(
+        "limits",
+        "Resource limits of the sidecar; a memory limit must leave room for backend.memory.maxBytes.",
+        factory=dict,
+        schema=_QUANTITY_MAP,
     )
 
 
@@ -182,34 +177,27 @@ PullPolicy = Literal["Always", "IfNotPresent", "Never"]
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SidecarSpec:
-    image: str | None = field(
+    image: str | None = setting(
+        "image",
+        "Sidecar image; defaults to the operator's own (ghcr.io/llmcache/llmcache-sidecar:<version>).",
         default=None,
-        metadata=meta(
-            "image", "Sidecar image; defaults to the operator's own (ghcr.io/llmcache/llmcache-sidecar:<version>)."
-        ),
     )
-    image_pull_policy: PullPolicy | None = field(
-        default=None, metadata=meta("imagePullPolicy", "Pull policy of the sidecar image.")
+    image_pull_policy: PullPolicy | None = setting("imagePullPolicy", "Pull policy of the sidecar image.", default=None)
+    resources: SidecarResources = setting(
+        "resources", "Requests and limits of the sidecar container.", factory=SidecarResources
     )
-    resources: SidecarResources = field(
-        default_factory=SidecarResources, metadata=meta("resources", "Requests and limits of the sidecar container.")
+    port: int = setting(
+        "port", "Data port on 127.0.0.1 that app containers call.", default=8787, minimum=1, schema=_PORT
     )
-    port: int = field(
-        default=8787,
-        metadata=meta("port", "Data port on 127.0.0.1 that app containers call.", minimum=1, schema=_PORT),
+    admin_port: int = setting(
+        "adminPort", "Admin port on 127.0.0.1 (health, metrics, flush).", default=8788, minimum=1, schema=_PORT
     )
-    admin_port: int = field(
-        default=8788,
-        metadata=meta("adminPort", "Admin port on 127.0.0.1 (health, metrics, flush).", minimum=1, schema=_PORT),
-    )
-    native_sidecar: NativeSidecarMode = field(
+    native_sidecar: NativeSidecarMode = setting(
+        "nativeSidecar",
+        "auto: a native sidecar (init container with restartPolicy Always) where the API server is 1.29 or"
+        " newer, else a regular container placed first; always: native also on 1.28 (feature gate) or an"
+        " unknown version, never below 1.28 (such a server refuses the pod); never: always a regular container.",
         default="auto",
-        metadata=meta(
-            "nativeSidecar",
-            "auto: a native sidecar (init container with restartPolicy Always) where the API server is 1.29 or"
-            " newer, else a regular container placed first; always: native also on 1.28 (feature gate) or an"
-            " unknown version, never below 1.28 (such a server refuses the pod); never: always a regular container.",
-        ),
     )
 
     def _check(self, path: str) -> None:
@@ -233,7 +221,7 @@ def _secret_ref_field(fld: dataclasses.Field[Any]) -> FieldDef:
     ref_key = file_key.removesuffix("File") + "SecretRef"
     SECRET_REF_KEYS[file_key] = ref_key
     name = fld.name.removesuffix("_file") + "_secret_ref"
-    return (name, SecretKeyRef | None, field(default=None, metadata=meta(ref_key, doc)))
+    return (name, SecretKeyRef | None, setting(ref_key, doc, default=None))
 
 
 def with_secret_refs(cls: type) -> type:
@@ -244,32 +232,24 @@ def with_secret_refs(cls: type) -> type:
     `accessKeyIdSecretRef`, `credentialsSecretRef`, ...). Classes without such settings
     are used as they are.
     """
-    hints = get_type_hints(cls)
     replace: dict[str, Sequence[FieldDef]] = {}
-    for fld in fields(cls):
-        if fld.name.endswith("_file"):
-            replace[fld.name] = [_secret_ref_field(fld)]
+    for s in config.settings_of(cls):
+        if s.name.endswith("_file"):
+            replace[s.name] = [_secret_ref_field(s.field)]
             continue
-        inner, optional = _unwrap(hints[fld.name])
-        if not (is_dataclass(inner) and isinstance(inner, type)):
+        if not config.is_settings_class(s.type):
             continue
-        derived = with_secret_refs(inner)
-        if derived is inner:
+        derived = with_secret_refs(s.type)
+        if derived is s.type:
             continue
-        if optional:
-            replace[fld.name] = [(fld.name, derived | None, field(default=None, metadata=fld.metadata))]
+        if s.optional:
+            replace[s.name] = [(s.name, derived | None, field(default=None, metadata=s.meta))]
         else:
-            replace[fld.name] = [(fld.name, derived, field(default_factory=derived, metadata=fld.metadata))]
+            replace[s.name] = [(s.name, derived, field(default_factory=derived, metadata=s.meta))]
     if not replace:
         return cls
     name = cls.__name__.removesuffix("Settings") + "Spec"
     return derive(cls, name, cls.__doc__ or "", replace=replace)
-
-
-def _unwrap(tp: Any) -> tuple[Any, bool]:
-    if get_origin(tp) in (Union, types.UnionType):
-        return next(a for a in get_args(tp) if a is not type(None)), True
-    return tp, False
 
 
 BackendSpec = with_secret_refs(BackendSettings)
@@ -308,14 +288,8 @@ def _check_spec(self: Any, path: str) -> None:
         sub = f"{path}.customProviders.{name}"
         if name not in seen:
             raise ConfigError(sub, "not listed in providers")
-        if name in BUILTIN_PROVIDERS:
-            continue
-        if provider.kind is None:
-            raise ConfigError(f"{sub}.kind", "required for a provider that is not built in")
-        if provider.upstream is None:
-            raise ConfigError(f"{sub}.upstream", "required for a provider that is not built in")
-        if not provider.upstream.startswith(("http://", "https://")):
-            raise ConfigError(f"{sub}.upstream", f"expected an http(s) URL, got {provider.upstream!r}")
+        if name not in BUILTIN_PROVIDERS:  # a change to a built-in one is checked by the sidecar's settings
+            config.resolve_provider(name, provider, sub)
 
 
 def _check_intercepted_hosts(hosts: Mapping[str, str], path: str) -> None:
@@ -343,13 +317,11 @@ LLMCacheSpec = derive(
         (
             "pod_selector",
             LabelSelector | None,
-            field(
+            setting(
+                "podSelector",
+                "Pods in this namespace whose labels match get the sidecar. Without it, only pods annotated"
+                " llmcache.dev/inject: <name>. {} matches every pod.",
                 default=None,
-                metadata=meta(
-                    "podSelector",
-                    "Pods in this namespace whose labels match get the sidecar. Without it, only pods annotated"
-                    " llmcache.dev/inject: <name>. {} matches every pod.",
-                ),
             ),
         )
     ],
@@ -358,12 +330,10 @@ LLMCacheSpec = derive(
             (
                 "namespace",
                 str | None,
-                field(
+                setting(
+                    "namespace",
+                    "Prefix that isolates this cache's entries; defaults to the resource's Kubernetes namespace.",
                     default=None,
-                    metadata=meta(
-                        "namespace",
-                        "Prefix that isolates this cache's entries; defaults to the resource's Kubernetes namespace.",
-                    ),
                 ),
             )
         ],
@@ -371,18 +341,17 @@ LLMCacheSpec = derive(
             (
                 "backend",
                 BackendSpec,
-                field(default_factory=BackendSpec, metadata=meta("backend", "Cache storage.", schema={"default": {}})),
+                setting("backend", "Cache storage.", factory=BackendSpec, schema={"default": {}}),
             )
         ],
         "semantic": [
             (
                 "semantic",
                 SemanticSpec,
-                field(
-                    default_factory=SemanticSpec,
-                    metadata=meta(
-                        "semantic", "Semantic caching: near-duplicate prompts answered from the cache, verified."
-                    ),
+                setting(
+                    "semantic",
+                    "Semantic caching: near-duplicate prompts answered from the cache, verified.",
+                    factory=SemanticSpec,
                 ),
             )
         ],
@@ -390,26 +359,22 @@ LLMCacheSpec = derive(
             (
                 "providers",
                 tuple[str, ...],
-                field(
+                setting(
+                    "providers",
+                    "Providers the sidecar serves at /<name>/...; built in: "
+                    + ", ".join(BUILTIN_PROVIDERS)
+                    + ". Others are defined under customProviders.",
                     default=tuple(BUILTIN_PROVIDERS),
-                    metadata=meta(
-                        "providers",
-                        "Providers the sidecar serves at /<name>/...; built in: "
-                        + ", ".join(BUILTIN_PROVIDERS)
-                        + ". Others are defined under customProviders.",
-                    ),
                 ),
             ),
             (
                 "custom_providers",
                 dict[str, ProviderSettings],
-                field(
-                    default_factory=dict,
-                    metadata=meta(
-                        "customProviders",
-                        "Upstreams by provider name: OpenAI-compatible servers, Azure OpenAI resources, or changes to"
-                        " a built-in provider. Each must also be listed in providers.",
-                    ),
+                setting(
+                    "customProviders",
+                    "Upstreams by provider name: OpenAI-compatible servers, Azure OpenAI resources, or changes to"
+                    " a built-in provider. Each must also be listed in providers.",
+                    factory=dict,
                 ),
             ),
         ],
@@ -417,36 +382,31 @@ LLMCacheSpec = derive(
             (
                 "mode",
                 Mode,
-                field(
+                setting(
+                    "mode",
+                    "baseURL: app containers get OPENAI_BASE_URL and the like pointing at the sidecar."
+                    " transparent: also HTTPS_PROXY and a trust bundle with a CA the operator issues for this"
+                    " cache, so that apps calling https://api.openai.com directly are cached too"
+                    " (docs/transparent.md).",
                     default="baseURL",
-                    metadata=meta(
-                        "mode",
-                        "baseURL: app containers get OPENAI_BASE_URL and the like pointing at the sidecar."
-                        " transparent: also HTTPS_PROXY and a trust bundle with a CA the operator issues for this"
-                        " cache, so that apps calling https://api.openai.com directly are cached too"
-                        " (docs/transparent.md).",
-                    ),
                 ),
             ),
             (
                 "interception",
                 Interception,
-                field(
+                setting(
+                    "interception",
+                    "How transparent mode reaches the sidecar. proxy: through HTTPS_PROXY. iptables: an init"
+                    " container (NET_ADMIN, NET_RAW, root) also redirects the app's outbound port 443 to the"
+                    " sidecar, for apps that ignore proxy variables; refused where Pod Security forbids it.",
                     default="proxy",
-                    metadata=meta(
-                        "interception",
-                        "How transparent mode reaches the sidecar. proxy: through HTTPS_PROXY. iptables: an init"
-                        " container (NET_ADMIN, NET_RAW, root) also redirects the app's outbound port 443 to the"
-                        " sidecar, for apps that ignore proxy variables; refused where Pod Security forbids it.",
-                    ),
                 ),
             ),
             (
                 "transparent",
                 TransparentSpec,
-                field(
-                    default_factory=TransparentSpec,
-                    metadata=meta("transparent", "Settings of transparent mode.", schema={"default": {}}),
+                setting(
+                    "transparent", "Settings of transparent mode.", factory=TransparentSpec, schema={"default": {}}
                 ),
             ),
         ],
@@ -455,7 +415,7 @@ LLMCacheSpec = derive(
         (
             "sidecar",
             SidecarSpec,
-            field(default_factory=SidecarSpec, metadata=meta("sidecar", "The injected sidecar container.")),
+            setting("sidecar", "The injected sidecar container.", factory=SidecarSpec),
         )
     ],
     check=_check_spec,
@@ -467,51 +427,38 @@ LLMCacheSpec = derive(
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Condition:
-    type: str = field(
-        default="", metadata=meta("type", "Ready, BackendReachable, InterceptionCA or InterceptionAllowed.")
+    type: str = setting("type", "Ready, BackendReachable, InterceptionCA or InterceptionAllowed.", default="")
+    status: Literal["True", "False", "Unknown"] = setting("status", "True, False or Unknown.", default="Unknown")
+    reason: str = setting("reason", "One CamelCase word for machines.", default="")
+    message: str = setting("message", "What happened, for people.", default="")
+    last_transition_time: str = setting(
+        "lastTransitionTime", "When status last changed.", default="", schema={"format": "date-time"}
     )
-    status: Literal["True", "False", "Unknown"] = field(
-        default="Unknown", metadata=meta("status", "True, False or Unknown.")
-    )
-    reason: str = field(default="", metadata=meta("reason", "One CamelCase word for machines."))
-    message: str = field(default="", metadata=meta("message", "What happened, for people."))
-    last_transition_time: str = field(
-        default="", metadata=meta("lastTransitionTime", "When status last changed.", schema={"format": "date-time"})
-    )
-    observed_generation: int | None = field(
-        default=None, metadata=meta("observedGeneration", "The generation this condition is about.")
+    observed_generation: int | None = setting(
+        "observedGeneration", "The generation this condition is about.", default=None
     )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LastFlush:
-    value: str = field(default="", metadata=meta("value", "The spec.flush value that was rendered."))
-    time: str = field(
-        default="", metadata=meta("time", "When the operator rendered it.", schema={"format": "date-time"})
-    )
+    value: str = setting("value", "The spec.flush value that was rendered.", default="")
+    time: str = setting("time", "When the operator rendered it.", default="", schema={"format": "date-time"})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Status:
-    conditions: tuple[Condition, ...] = field(
+    conditions: tuple[Condition, ...] = setting(
+        "conditions",
+        "Ready and BackendReachable; InterceptionCA (and InterceptionAllowed) in transparent mode.",
         default=(),
-        metadata=meta(
-            "conditions", "Ready and BackendReachable; InterceptionCA (and InterceptionAllowed) in transparent mode."
-        ),
     )
-    observed_generation: int | None = field(
-        default=None, metadata=meta("observedGeneration", "The generation the operator last acted on.")
+    observed_generation: int | None = setting(
+        "observedGeneration", "The generation the operator last acted on.", default=None
     )
-    config_hash: str | None = field(
-        default=None, metadata=meta("configHash", "Hash of the sidecar configuration in the ConfigMap.")
-    )
-    config_map: str | None = field(default=None, metadata=meta("configMap", "The ConfigMap the sidecars mount."))
-    injected_pods: int | None = field(
-        default=None, metadata=meta("injectedPods", "Running pods that carry this cache's sidecar.")
-    )
-    last_flush: LastFlush | None = field(
-        default=None, metadata=meta("lastFlush", "The last spec.flush value rendered, and when.")
-    )
+    config_hash: str | None = setting("configHash", "Hash of the sidecar configuration in the ConfigMap.", default=None)
+    config_map: str | None = setting("configMap", "The ConfigMap the sidecars mount.", default=None)
+    injected_pods: int | None = setting("injectedPods", "Running pods that carry this cache's sidecar.", default=None)
+    last_flush: LastFlush | None = setting("lastFlush", "The last spec.flush value rendered, and when.", default=None)
 
 
 # --- Parsing ----------------------------------------------------------------------------
@@ -573,7 +520,7 @@ def parse(raw: Mapping[str, Any] | None, *, name: str, namespace: str, secret_ro
     """
     spec: Any = config.parse(LLMCacheSpec, _quantities_as_strings(raw), "spec")
     sidecar: SidecarSpec = spec.sidecar
-    data = to_mapping(spec)
+    data = config.to_mapping(spec)
     for k8s_only in ("podSelector", "sidecar", "customProviders", "mode", "interception"):
         del data[k8s_only]
     if spec.mode == "transparent":
@@ -584,7 +531,8 @@ def parse(raw: Mapping[str, Any] | None, *, name: str, namespace: str, secret_ro
     data["admin"] = f"{SIDECAR_HOST}:{sidecar.admin_port}"
     data["namespace"] = spec.namespace if spec.namespace is not None else namespace
     data["providers"] = {
-        provider: to_mapping(spec.custom_providers.get(provider, ProviderSettings())) for provider in spec.providers
+        provider: config.to_mapping(spec.custom_providers.get(provider, ProviderSettings()))
+        for provider in spec.providers
     }
     secrets = _mount_secret_refs(data["backend"], [], secret_root)
     secrets += _mount_secret_refs(data["semantic"], ["semantic"], secret_root)
@@ -651,37 +599,3 @@ def _quantities_as_strings(raw: Mapping[str, Any] | None) -> Any:
         for part, values in resources.items()
     }
     return {**raw, "sidecar": {**sidecar, "resources": fixed}}
-
-
-# --- Back to plain data -------------------------------------------------------------------
-
-
-def to_mapping(obj: Any, *, omit_defaults: bool = False) -> dict[str, Any]:
-    """The camelCase mapping `config.parse` would read back into an equal `obj`."""
-    out: dict[str, Any] = {}
-    for fld in fields(obj):
-        value = getattr(obj, fld.name)
-        if omit_defaults and _is_default(fld, value):
-            continue
-        out[fld.metadata["key"]] = _plain(value, omit_defaults)
-    return out
-
-
-def _plain(value: Any, omit_defaults: bool) -> Any:
-    if is_dataclass(value) and not isinstance(value, type):
-        return to_mapping(value, omit_defaults=omit_defaults)
-    if isinstance(value, tuple | list):
-        return [_plain(v, omit_defaults) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _plain(v, omit_defaults) for k, v in value.items()}
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
-
-
-def _is_default(fld: dataclasses.Field[Any], value: Any) -> bool:
-    if fld.default is not MISSING:
-        return bool(value == fld.default)
-    if fld.default_factory is not MISSING:
-        return bool(value == fld.default_factory())
-    return False

@@ -1,0 +1,121 @@
+"""The sidecar's configuration: one model (frozen dataclasses) for the file, the environment,
+the operator's ConfigMap and the CRD.
+
+The settings live by area (`root`, `backends`, `semantic`, `transparent`, `telemetry`),
+each field declared once with `setting(...)`. The walkers read those fields through
+`settings_of`: `parse` (a mapping into settings, errors with the key path), `env`
+(`LLMCACHE_*` overrides), `load` (the file), `dump` (settings back to a mapping, for the
+operator's ConfigMap) and `schema` (the CRD's OpenAPI schema). `secrets` reads the
+files that hold credentials.
+
+This face is what the rest of the sidecar, and the operator, import: the modules
+behind it are private (`.importlinter` says so).
+"""
+
+from llmcache_sidecar.config.backends import (
+    AzureBlobSettings,
+    BackendSettings,
+    BackendType,
+    DiskSettings,
+    DualSettings,
+    GcsSettings,
+    MemorySettings,
+    RedisSettings,
+    RemoteBackendType,
+    S3AddressingStyle,
+    S3Settings,
+    SentinelSettings,
+)
+from llmcache_sidecar.config.dump import to_mapping
+from llmcache_sidecar.config.env import ENV_PREFIX, apply_env, variable_for
+from llmcache_sidecar.config.fields import (
+    ConfigError,
+    Setting,
+    check_address,
+    is_settings_class,
+    parse_duration,
+    setting,
+    settings_of,
+    unwrap,
+)
+from llmcache_sidecar.config.load import load, loads
+from llmcache_sidecar.config.parse import parse
+from llmcache_sidecar.config.root import (
+    BUILTIN_PROVIDERS,
+    CoalesceSettings,
+    Isolation,
+    KeyParams,
+    ProviderKind,
+    ProviderSettings,
+    ReplayMode,
+    Settings,
+    resolve_provider,
+)
+from llmcache_sidecar.config.schema import JSONSchema, object_schema
+from llmcache_sidecar.config.secrets import SecretFileError, read_secret
+from llmcache_sidecar.config.semantic import (
+    EmbeddingSettings,
+    JudgeSettings,
+    QdrantSettings,
+    SemanticMode,
+    SemanticSettings,
+    SemanticStoreSettings,
+    SemanticStoreType,
+)
+from llmcache_sidecar.config.telemetry import DEFAULT_PRICES, PriceSettings, TelemetrySettings
+from llmcache_sidecar.config.transparent import DEFAULT_INTERCEPTED_HOSTS, TransparentSettings
+
+__all__ = [
+    "BUILTIN_PROVIDERS",
+    "DEFAULT_INTERCEPTED_HOSTS",
+    "DEFAULT_PRICES",
+    "ENV_PREFIX",
+    "AzureBlobSettings",
+    "BackendSettings",
+    "BackendType",
+    "CoalesceSettings",
+    "ConfigError",
+    "DiskSettings",
+    "DualSettings",
+    "EmbeddingSettings",
+    "GcsSettings",
+    "Isolation",
+    "JSONSchema",
+    "JudgeSettings",
+    "KeyParams",
+    "MemorySettings",
+    "PriceSettings",
+    "ProviderKind",
+    "ProviderSettings",
+    "QdrantSettings",
+    "RedisSettings",
+    "RemoteBackendType",
+    "ReplayMode",
+    "S3AddressingStyle",
+    "S3Settings",
+    "SecretFileError",
+    "SemanticMode",
+    "SemanticSettings",
+    "SemanticStoreSettings",
+    "SemanticStoreType",
+    "SentinelSettings",
+    "Setting",
+    "Settings",
+    "TelemetrySettings",
+    "TransparentSettings",
+    "apply_env",
+    "check_address",
+    "is_settings_class",
+    "load",
+    "loads",
+    "object_schema",
+    "parse",
+    "parse_duration",
+    "read_secret",
+    "resolve_provider",
+    "setting",
+    "settings_of",
+    "to_mapping",
+    "unwrap",
+    "variable_for",
+]

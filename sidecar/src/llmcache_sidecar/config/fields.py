@@ -1,0 +1,158 @@
+"""How a setting is declared, and the one reading of a settings class's fields.
+
+Each setting is a dataclass field made by `setting(...)`: its camelCase key, its
+description (the CRD's `description`), its default, and the few checks the walkers
+know (`minimum`, `duration`; the operator adds `schema` and `required` for the CRD).
+`settings_of` reads a class's fields once, with their type hints resolved and
+`Optional` unwrapped, for every walker: parse, environment overrides, dump, schema and
+the operator's CRD and spec derivation.
+"""
+
+from __future__ import annotations
+
+import re
+import types
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, Field, dataclass, field, fields, is_dataclass
+from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints, overload
+
+T = TypeVar("T")
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+"""A name that goes into a key or a URL path: a namespace, a provider."""
+_DURATION_RE = re.compile(r"^(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\d+)ms)?$")
+_UNIONS = (Union, types.UnionType)
+
+
+class ConfigError(ValueError):
+    """A configuration value is wrong; `path` says which one."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(f"{path}: {message}" if path else message)
+        self.path = path
+        self.message = message
+
+
+@overload
+def setting(
+    key: str,
+    doc: str,
+    *,
+    default: T,
+    minimum: float | None = None,
+    duration: bool = False,
+    schema: Mapping[str, Any] | None = None,
+    required: bool = False,
+) -> T: ...
+
+
+@overload
+def setting(
+    key: str,
+    doc: str,
+    *,
+    factory: Callable[[], T],
+    minimum: float | None = None,
+    duration: bool = False,
+    schema: Mapping[str, Any] | None = None,
+    required: bool = False,
+) -> T: ...
+
+
+def setting(
+    key: str,
+    doc: str,
+    *,
+    default: Any = MISSING,
+    factory: Any = MISSING,
+    minimum: float | None = None,
+    duration: bool = False,
+    schema: Mapping[str, Any] | None = None,
+    required: bool = False,
+) -> Any:
+    """One setting: a dataclass field with its key, description and checks in `metadata`.
+
+    `minimum` is checked by parse and written to the schema; `duration` reads a number of
+    seconds or a string such as `1h30m`; `schema` (merged into the field's CRD schema) and
+    `required` are the operator's Kubernetes refinements.
+    """
+    metadata: dict[str, Any] = {"key": key, "doc": doc}
+    if minimum is not None:
+        metadata["minimum"] = minimum
+    if duration:
+        metadata["duration"] = True
+    if schema is not None:
+        metadata["schema"] = schema
+    if required:
+        metadata["required"] = True
+    if factory is not MISSING:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One field of a settings class, read once: its key, its type without `None`, its metadata."""
+
+    name: str
+    """The attribute name (snake_case)."""
+    key: str
+    """The key in YAML, the environment path and the CRD (camelCase)."""
+    type: Any
+    """The field's type, `Optional` unwrapped."""
+    optional: bool
+    """The field may be null."""
+    field: Field[Any]
+
+    @property
+    def meta(self) -> Mapping[str, Any]:
+        return self.field.metadata
+
+
+def settings_of(cls: type) -> tuple[Setting, ...]:
+    """The fields of settings class `cls`, in declaration order (read once per class)."""
+    known = _SETTINGS.get(cls)
+    if known is None:
+        hints = get_type_hints(cls)
+        known = tuple(Setting(fld.name, fld.metadata["key"], *unwrap(hints[fld.name]), fld) for fld in fields(cls))
+        _SETTINGS[cls] = known
+    return known
+
+
+_SETTINGS: dict[type, tuple[Setting, ...]] = {}
+
+
+def unwrap(tp: Any) -> tuple[Any, bool]:
+    """`(X, True)` for `X | None`, else `(tp, False)`: the one place `Optional` is read."""
+    if get_origin(tp) in _UNIONS:
+        (inner,) = [a for a in get_args(tp) if a is not type(None)]
+        return inner, True
+    return tp, False
+
+
+def is_settings_class(tp: Any) -> bool:
+    """A nested block (a dataclass), as opposed to a value."""
+    return isinstance(tp, type) and is_dataclass(tp)
+
+
+def parse_duration(raw: Any, path: str = "") -> float:
+    """Seconds from a number or a duration string: 90, 1.5, "90s", "30m", "1h30m", "500ms"."""
+    if isinstance(raw, bool):
+        raise ConfigError(path, f"expected a duration, got {raw!r}")
+    if isinstance(raw, (int, float)):
+        seconds = float(raw)
+    elif isinstance(raw, str) and (m := _DURATION_RE.match(raw.strip())) and any(m.groups()):
+        h, mi, s, ms = (int(g) if g else 0 for g in m.groups())
+        seconds = h * 3600 + mi * 60 + s + ms / 1000
+    else:
+        raise ConfigError(path, f"expected seconds or a duration such as 30s, 5m, 1h; got {raw!r}")
+    if seconds < 0:
+        raise ConfigError(path, f"must not be negative, got {raw!r}")
+    return seconds
+
+
+def check_address(value: str, path: str) -> None:
+    """`host:port`, as the listen addresses and Sentinel addresses are written."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ConfigError(path, f"expected host:port, got {value!r}")

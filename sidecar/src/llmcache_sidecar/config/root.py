@@ -1,0 +1,161 @@
+"""The sidecar's settings: the root of the file, its providers, keys and coalescing.
+
+These frozen dataclasses, with the area modules beside this one, are the one model of
+the configuration. `parse` reads a YAML mapping into them (camelCase keys, as in the
+`LLMCache` spec), and `schema` walks the same fields to write the CRD's OpenAPI schema,
+so the two cannot drift. Every error names the key path:
+`backend.memory.maxByte: unknown key; did you mean maxBytes?`.
+
+Settings are never mutated: a reload parses a new `Settings` and swaps one reference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Literal, get_args
+
+from llmcache_sidecar.config.backends import BackendSettings
+from llmcache_sidecar.config.fields import NAME_RE, ConfigError, check_address, setting
+from llmcache_sidecar.config.semantic import SemanticSettings
+from llmcache_sidecar.config.telemetry import TelemetrySettings
+from llmcache_sidecar.config.transparent import TransparentSettings
+
+Isolation = Literal["credential", "namespace"]
+ProviderKind = Literal["openai", "azure", "anthropic", "gemini"]
+ReplayMode = Literal["fast", "paced"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProviderSettings:
+    kind: ProviderKind | None = setting(
+        "kind",
+        "Wire format: openai (or compatible), azure, anthropic, gemini. Built-in providers default to their name.",
+        default=None,
+    )
+    upstream: str | None = setting(
+        "upstream", "Base URL requests are forwarded to, e.g. https://api.openai.com.", default=None
+    )
+    timeout: float = setting("timeout", "Longest time an upstream call may take.", default=600.0, duration=True)
+
+
+BUILTIN_PROVIDERS: Mapping[str, ProviderSettings] = {
+    "openai": ProviderSettings(kind="openai", upstream="https://api.openai.com"),
+    "anthropic": ProviderSettings(kind="anthropic", upstream="https://api.anthropic.com"),
+    "gemini": ProviderSettings(kind="gemini", upstream="https://generativelanguage.googleapis.com"),
+}
+
+
+def resolve_provider(name: str, provider: ProviderSettings, path: str) -> ProviderSettings:
+    """`provider` with a built-in provider's kind and upstream filled in, checked.
+
+    The one check of a provider block, for the sidecar's file and the operator's
+    `customProviders` alike: a provider that is not built in names its kind and an
+    http(s) upstream.
+    """
+    builtin = BUILTIN_PROVIDERS.get(name)
+    kind = provider.kind or (builtin.kind if builtin else None)
+    upstream = provider.upstream or (builtin.upstream if builtin else None)
+    if kind is None:
+        raise ConfigError(f"{path}.kind", "required for a provider that is not built in")
+    if upstream is None:
+        raise ConfigError(f"{path}.upstream", "required for a provider that is not built in")
+    if not upstream.startswith(("http://", "https://")):
+        raise ConfigError(f"{path}.upstream", f"expected an http(s) URL, got {upstream!r}")
+    return replace(provider, kind=kind, upstream=upstream.rstrip("/"))
+
+
+def _default_providers() -> dict[str, ProviderSettings]:
+    return dict(BUILTIN_PROVIDERS)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KeyParams:
+    exclude: tuple[str, ...] = setting(
+        "exclude", "Top-level body fields left out of the cache key.", default=("user", "metadata")
+    )
+    include: tuple[str, ...] = setting(
+        "include", "If set, only these top-level body fields make the key (exclude is then ignored).", default=()
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CoalesceSettings:
+    enabled: bool = setting("enabled", "Identical requests in flight at once go upstream once.", default=True)
+    max_wait: float = setting(
+        "maxWait",
+        "Longest time a follower waits for the leader's answer before its own call.",
+        default=60.0,
+        duration=True,
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    listen: str = setting("listen", "Data port address (host:port).", default="127.0.0.1:8787")
+    admin: str = setting("admin", "Admin port address (host:port).", default="127.0.0.1:8788")
+    ttl: float = setting(
+        "ttl",
+        "Default time-to-live of an entry: seconds, or a duration such as 1h or 30m.",
+        default=3600.0,
+        duration=True,
+    )
+    namespace: str = setting("namespace", "Prefix that isolates this cache's entries.", default="default")
+    flush: str = setting(
+        "flush", "Changing this value empties this cache's namespace: it is part of every key.", default=""
+    )
+    isolation: Isolation = setting(
+        "isolation",
+        "credential: entries are also keyed by a hash of the caller's API key; namespace: shared by all callers.",
+        default="credential",
+    )
+    max_body_bytes: int = setting(
+        "maxBodyBytes", "Larger request bodies pass through uncached.", default=10 * 2**20, minimum=1
+    )
+    replay: ReplayMode = setting(
+        "replay", "How a cached stream is replayed: fast, or paced with the original gaps.", default="fast"
+    )
+    backend: BackendSettings = setting("backend", "Cache storage.", factory=BackendSettings)
+    providers: dict[str, ProviderSettings] = setting(
+        "providers",
+        "Providers by the name used in the path: /<name>/... is forwarded to its upstream.",
+        factory=_default_providers,
+    )
+    key_params: KeyParams = setting("keyParams", "Which body fields make the key.", factory=KeyParams)
+    coalesce: CoalesceSettings = setting("coalesce", "Single-flight of identical requests.", factory=CoalesceSettings)
+    semantic: SemanticSettings = setting(
+        "semantic",
+        "Semantic caching: near-duplicate prompts answered from the cache, verified.",
+        factory=SemanticSettings,
+    )
+    telemetry: TelemetrySettings = setting("telemetry", "Traces, metrics and logs.", factory=TelemetrySettings)
+    transparent: TransparentSettings = setting(
+        "transparent", "Forward-proxy mode with TLS interception for LLM hosts.", factory=TransparentSettings
+    )
+
+    def _check(self, path: str) -> None:
+        """Check addresses and names, and fill built-in provider defaults (once, at parse)."""
+        check_address(self.listen, "listen")
+        check_address(self.admin, "admin")
+        if self.telemetry.metrics_listen:
+            check_address(self.telemetry.metrics_listen, "telemetry.metricsListen")
+        if not NAME_RE.match(self.namespace):
+            raise ConfigError("namespace", "use letters, digits, '.', '_' and '-' (at most 63)")
+        resolved: dict[str, ProviderSettings] = {}
+        for name, provider in self.providers.items():
+            sub = f"providers.{name}"
+            if not NAME_RE.match(name):
+                raise ConfigError(sub, "a provider name is used in the URL path: letters, digits, '.', '_', '-'")
+            resolved[name] = resolve_provider(name, provider, sub)
+        object.__setattr__(self, "providers", resolved)
+        judge = self.semantic.judge
+        if judge.enabled and judge.provider not in resolved:
+            raise ConfigError(
+                "semantic.judge.provider", f"{judge.provider!r} is not a configured provider ({', '.join(resolved)})"
+            )
+        kinds = get_args(ProviderKind)
+        for pattern, target in self.transparent.hosts.items():
+            if target not in resolved and target not in kinds:
+                raise ConfigError(
+                    f"transparent.hosts.{pattern}", f"{target!r} is neither a configured provider nor a provider kind"
+                )

@@ -38,8 +38,8 @@ from llmcache_sidecar.config.fields import (
     settings_of,
     unwrap,
 )
-from llmcache_sidecar.config.load import load, loads
-from llmcache_sidecar.config.parse import parse
+from llmcache_sidecar.config.loading import load, loads
+from llmcache_sidecar.config.parsing import parse
 from llmcache_sidecar.config.root import (
     BUILTIN_PROVIDERS,
     CoalesceSettings,

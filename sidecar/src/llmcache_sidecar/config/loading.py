@@ -11,7 +11,7 @@ import yaml
 
 from llmcache_sidecar.config.env import apply_env, variable_for
 from llmcache_sidecar.config.fields import ConfigError
-from llmcache_sidecar.config.parse import parse
+from llmcache_sidecar.config.parsing import parse
 from llmcache_sidecar.config.root import Settings
 
 

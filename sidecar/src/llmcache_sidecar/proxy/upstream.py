@@ -55,6 +55,11 @@ _NOT_STORED: Final = HOP_BY_HOP | {
 _NOT_STORED_PREFIXES: Final = ("x-ratelimit", "anthropic-ratelimit", "x-llmcache-", "x-envoy-")
 
 
+def url(base: str, tail: str, query: str) -> str:
+    """Where a request for `tail` (below a provider's `base` URL) goes, with the caller's query."""
+    return f"{base}/{tail}?{query}" if query else f"{base}/{tail}"
+
+
 def request_headers(headers: CIMultiDictProxy[str], *, cacheable: bool) -> CIMultiDict[str]:
     """The caller's headers as they go upstream."""
     out: CIMultiDict[str] = CIMultiDict()

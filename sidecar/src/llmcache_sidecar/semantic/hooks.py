@@ -10,8 +10,9 @@ unreadable value also skips it). A request with a caller-chosen key
 whose `minSimilarity` is below the threshold, candidates are searched from there
 (every one of them is judged), unless the request set its own threshold.
 
-The app's state, runtime and route are described here by protocols, so that this
-package does not import the runtime that holds it.
+The request (`proxy.call.Call`) and the app's state, runtime and route it carries are
+described here by protocols, so that this package does not import the proxy that holds
+them.
 """
 
 from __future__ import annotations
@@ -63,17 +64,28 @@ class StateLike(Protocol):
     semantic: SemanticCounters
 
 
-async def lookup(
-    state: StateLike,
-    rt: RuntimeLike,
-    request: web.Request,
-    route: RouteLike,
-    tail: str,
-    parsed: Mapping[str, Any],
-    ctl: RequestControls,
-    key: str,
-) -> SemanticHit | None:
-    """A verified answer to a near-duplicate of this request's prompt, or None."""
+class CallLike(Protocol):
+    """One cacheable request whose key is known (`proxy.call.Call`)."""
+
+    @property
+    def request(self) -> web.Request: ...
+    @property
+    def state(self) -> StateLike: ...
+    @property
+    def rt(self) -> RuntimeLike: ...
+    @property
+    def route(self) -> RouteLike: ...
+    @property
+    def tail(self) -> str: ...
+    @property
+    def ctl(self) -> RequestControls: ...
+    @property
+    def key(self) -> str: ...
+
+
+async def lookup(call: CallLike, parsed: Mapping[str, Any]) -> SemanticHit | None:
+    """A verified answer to a near-duplicate of this request's prompt (its body: `parsed`), or None."""
+    state, rt, request, route, ctl, key = call.state, call.rt, call.request, call.route, call.ctl, call.key
     cache = rt.semantic
     if cache is None or state.session is None:
         return None
@@ -97,7 +109,7 @@ async def lookup(
         kind=route.kind,
         provider=route.name,
         upstream=route.upstream,
-        tail=tail,
+        tail=call.tail,
         query=query,
         headers=[(h, request.headers[h]) for h in route.kind.key_headers if h in request.headers],
         body=parsed,
@@ -119,10 +131,11 @@ async def lookup(
     )
 
 
-async def remember(state: StateLike, rt: RuntimeLike, key: str, ttl: float) -> None:
-    """Index the prompt whose answer was just stored under `key` (if it was looked up)."""
-    if rt.semantic is not None:
-        await rt.semantic.remember(state.semantic, key, ttl)
+async def remember(call: CallLike, ttl: float) -> None:
+    """Index the prompt whose answer was just stored under the call's key (if it was looked up)."""
+    semantic = call.rt.semantic
+    if semantic is not None:
+        await semantic.remember(call.state.semantic, call.key, ttl)
 
 
 def _threshold(headers: Mapping[str, str], default: float) -> float | None:

@@ -1,0 +1,158 @@
+"""The miss path: one upstream flight per key, shared by identical requests, then the cache write.
+
+A miss joins the flight already fetching its key in this process (see `coalesce`), or
+leads a new one. When it joins, it takes the leader's answer only if that answer is a
+success; otherwise it makes its own call. A leader first asks the backend for the key's
+lease: when another pod holds it, that pod is fetching the same answer, so this one
+waits (bounded) for the answer to be stored instead of calling upstream too. The
+flight's task belongs to the app's `State`, so a caller that hangs up cuts neither the
+answer of the followers nor the write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import aiohttp
+from aiohttp import web
+
+from llmcache_sidecar import semantic, telemetry
+from llmcache_sidecar.entry import CachedResponse
+from llmcache_sidecar.proxy import respond, streaming, upstream
+from llmcache_sidecar.proxy.call import Call
+from llmcache_sidecar.proxy.coalesce import Flight, FlightFailed, Head
+from llmcache_sidecar.proxy.runtime import Runtime
+from llmcache_sidecar.wire import cache_status, keys
+
+logger = logging.getLogger(__name__)
+_LEASE_POLL = (0.02, 0.25)  # first and longest gap between polls for another pod's answer
+
+
+async def answer(call: Call) -> web.StreamResponse:
+    """Answer a request the cache did not: from a flight in progress, or from a new one."""
+    state, settings, ctl, key = call.state, call.rt.settings, call.ctl, call.key
+    coalescing = settings.coalesce.enabled and ctl.lookup
+    if coalescing and (flight := state.coalescer.join(key)) is not None:
+        try:
+            head = await asyncio.wait_for(flight.head(), settings.coalesce.max_wait)
+        except (TimeoutError, FlightFailed, aiohttp.ClientError, OSError):
+            head = None
+        if head is not None and head.ok:
+            status = cache_status.hit(detail="coalesced-peer" if head.from_cache else "coalesced")
+            call.tel.status = "coalesced"
+            if head.is_stream:  # live from the first event; a cut reaches every reader alike
+                state.counters.coalesced += 1
+                return await respond.from_flight(call, flight, head, status)
+            try:
+                body = await flight.body()
+            except FlightFailed:
+                pass  # nothing was sent yet: this caller makes its own call below
+            else:
+                state.counters.coalesced += 1
+                return respond.buffered(head, body, key, status)
+        # The leader failed: this caller makes its own call, uncoalesced.
+        coalescing = False
+
+    state.counters.misses += 1
+    call.tel.status = "miss"
+    flight = state.coalescer.lead(key) if coalescing else Flight()
+    state.spawn(_fly(call, flight, registered=coalescing))
+    try:
+        head = await flight.head()
+    except (FlightFailed, aiohttp.ClientError, TimeoutError, OSError) as exc:
+        state.counters.upstream_errors += 1
+        name = call.route.name
+        logger.warning("upstream %s unreachable for %s: %s", name, keys.short(key), exc)
+        return respond.error(502, "upstream_unreachable", f"llmcache: the {name} upstream could not be reached: {exc}")
+    if head.from_cache:
+        call.tel.status = "coalesced"
+        status = cache_status.hit(detail="coalesced-peer")
+    elif head.ok:
+        status = cache_status.forward("miss" if ctl.lookup else "request", stored=ctl.store)
+    else:
+        status = cache_status.forward("miss" if ctl.lookup else "request")
+    return await respond.from_flight(call, flight, head, status)
+
+
+async def _fly(call: Call, flight: Flight, *, registered: bool) -> None:
+    """One upstream call (or another pod's answer), then the cache write. Owned by `call.state`."""
+    rt, key = call.rt, call.key
+    leased = False
+    try:
+        if registered:
+            leased = await rt.backend.acquire_lease(key, rt.settings.coalesce.max_wait)
+            if not leased:
+                entry = await _wait_for_peer(rt, key)
+                if entry is not None:
+                    _publish_entry(flight, entry)
+                    return
+        session = call.state.session
+        assert session is not None
+        request, route = call.request, call.route
+        started = time.perf_counter()
+        await upstream.fetch_into(
+            session,
+            flight,
+            method=request.method,
+            url=upstream.url(route.upstream, call.tail, request.query_string),
+            headers=upstream.request_headers(request.headers, cacheable=True),
+            body=call.body,
+            time_limit=route.timeout,
+            trace_context=call.tel.context,
+        )
+        if call.ctl.store and flight.error is None:
+            await _store(call, flight, elapsed=time.perf_counter() - started)
+    finally:
+        if registered:
+            call.state.coalescer.land(key, flight)
+        if leased:
+            await rt.backend.release_lease(key)
+
+
+async def _store(call: Call, flight: Flight, *, elapsed: float) -> None:
+    """Write a complete answer (a finished 2xx, a stream with its end marker) under the call's key."""
+    head = await flight.head()
+    model = call.tel.model or None  # what the route's kind read from this body (or its memo)
+    kind = call.route.kind
+    entry = streaming.to_entry(head, flight.chunks, flight.times, kind=kind, model=model, elapsed=elapsed)
+    if entry is None:
+        return
+    backend = call.rt.backend
+    ttl = call.rt.settings.ttl if call.ctl.ttl is None else call.ctl.ttl
+    started = time.perf_counter()
+    await backend.set(call.key, entry, ttl)
+    ended = time.perf_counter()
+    telemetry.backend_timing(backend.name, "set", ended - started)
+    call.tel.child(
+        "llmcache.store", started, ended, {"llmcache.backend": backend.name, "llmcache.entry.bytes": len(entry.body)}
+    )
+    call.state.counters.stored += 1
+    await semantic.remember(call, ttl)
+
+
+async def _wait_for_peer(rt: Runtime, key: str) -> CachedResponse | None:
+    """Another pod is fetching `key`: wait (bounded) for its answer to be stored.
+
+    Returns None when the wait ends without it, or when the other pod gave up its
+    lease (its call failed), so that this pod makes its own call.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + rt.settings.coalesce.max_wait
+    gap, longest = _LEASE_POLL
+    while loop.time() < deadline:
+        await asyncio.sleep(gap)
+        gap = min(gap * 1.5, longest)
+        entry = await rt.backend.get(key)
+        if entry is not None:
+            return entry
+        if await rt.backend.acquire_lease(key, rt.settings.coalesce.max_wait):
+            return None
+    return None
+
+
+def _publish_entry(flight: Flight, entry: CachedResponse) -> None:
+    flight.set_head(Head(entry.status, entry.headers, entry.is_stream, from_cache=True))
+    flight.publish(entry.body)
+    flight.finish()

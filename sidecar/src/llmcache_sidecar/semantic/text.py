@@ -1,8 +1,8 @@
 """Reading a prompt: tokens, and the facts two prompts must agree on to share an answer.
 
-`analyse(text)` splits a prompt once into word tokens (lower-cased, chat spellings and
-British spellings mapped, lightly stemmed, so that `Tuesdays`, `tuesday` and `TUESDAY`
-are one token), with code spans and quoted spans kept whole, and extracts the facets
+`analyse(text)` splits a prompt once into word tokens (`tokens`: lower-cased, chat
+spellings and British spellings mapped, lightly stemmed, so that `Tuesdays`, `tuesday`
+and `TUESDAY` are one token), with code spans and quoted spans kept whole, and extracts the facets
 that `verifier` compares: numbers with their units, dates and times, negation cues,
 target languages, output formats and directional pairs.
 
@@ -15,65 +15,34 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Literal
 
 from llmcache_sidecar.semantic import lexicon
-
-TokenKind = Literal["word", "number", "code", "mark", "punct"]
+from llmcache_sidecar.semantic.tokens import Token, stem, tokenize
 
 _CODE_SPAN = re.compile(r"```.*?```|`[^`\n]+`", re.S)
+
+
 # A quote opens after a space or an opening bracket and closes before a space or
 # punctuation, so that apostrophes (what's, users') never open one.
 _QUOTE_SPAN = re.compile(
     r"""(?:(?<=^)|(?<=[\s(\[:]))(?:'([^'\n]+?)'|"([^"\n]+?)"|“([^”\n]+?)”|‘([^’\n]+?)’)(?=$|[\s.,;:!?)\]])"""
 )
+
+
 _TIME = re.compile(
     r"\b(\d{1,2})(?::(\d{2}))?\s?(am|pm|a\.m\.|p\.m\.)(?![a-z])|\b(\d{1,2}):(\d{2})\b(?!\s?(?:am|pm))", re.I
 )
-_TOKEN = re.compile(
-    r"""
-    (?P<mark>⟦[a-z]+⟧)                                                     # where a code span, quote or time was
-    |(?P<flag>(?<![\w-])--?[a-zA-Z][\w-]*)                                  # --hard, -it
-    |(?P<number>[$€£¥]?\d[\d,]*(?:\.\d+)?(?:%|°[cf]|[a-zA-Z]+\b)?)         # 300,000  512Mi  4GB  7th  $85
-    |(?P<word>[A-Za-z][A-Za-z0-9]*(?:['’][A-Za-z]+)?(?:[_./][A-Za-z0-9]+)*(?:['’](?=\s|$))?)  # don't node.js w/o
-    |(?P<op>===|!==|==|!=|<=|>=|=>|->|→|&&|\|\|)
-    |(?P<punct>[.,;:!?()\[\]{}%$€£¥#@&=+*/^<>-])
-    """,
-    re.X,
-)
-_SENTENCE_END = frozenset(".?!:;")
+
+
 _SLASH_WORDS = re.compile(r"(?<![\w/])(?:w/o|w/|b/c)(?![\w/])", re.I)
-_CONTRACTIONS = {
-    "n't": ("not",),
-    "'s": (),
-    "'re": (),
-    "'ve": (),
-    "'ll": (),
-    "'d": (),
-    "'m": (),
-}
-_IRREGULAR_NOT = {"won't": "will", "can't": "can", "shan't": "shall", "ain't": "is"}
-_VOWELS = frozenset("aeiouy")
+
+
 _PRONOUN_CASES: dict[str, tuple[str, bool]] = {
     "i": ("1s", False), "me": ("1s", True), "we": ("1p", False), "us": ("1p", True),
     "he": ("3m", False), "him": ("3m", True), "she": ("3f", False), "her": ("3f", True),
     "they": ("3p", False), "them": ("3p", True),
 }  # fmt: skip
-
-
-@dataclass(frozen=True, slots=True)
-class Token:
-    text: str
-    """As written (for capitalisation)."""
-    word: str
-    """Lower case, alias resolved: what the dictionary is asked about."""
-    norm: str
-    """`word` with British spellings made American and a light stem: what is compared."""
-    kind: TokenKind
-    capital: bool = False
-    """Capitalised where English would not capitalise it: a name (not the sentence's first word)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,14 +81,9 @@ def analyse(text: str) -> Prompt:
     text = _CODE_SPAN.sub(lambda m: _keep(prompt.code, " ".join(m.group(0).strip("`").split()), " ⟦code⟧ "), text)
     text = _QUOTE_SPAN.sub(lambda m: _quote(prompt, next(g for g in m.groups() if g is not None)), text)
     text = _TIME.sub(lambda m: _time(prompt, m), text)
-    prompt.tokens = list(_tokens(text))
+    prompt.tokens = list(tokenize(text))
     _facets(prompt)
     return prompt
-
-
-def words_of(text: str) -> list[Token]:
-    """Word and number tokens of a plain text (no facets): for quotes and embedding input."""
-    return [t for t in _tokens(text) if t.kind in ("word", "number")]
 
 
 def _keep(store: list[str], value: str, placeholder: str) -> str:
@@ -130,7 +94,7 @@ def _keep(store: list[str], value: str, placeholder: str) -> str:
 def _quote(prompt: Prompt, inner: str) -> str:
     """A quoted span is compared word for word; its numbers, dates and negations count too."""
     inside = Prompt(inner)
-    inside.tokens = list(_tokens(inner))
+    inside.tokens = list(tokenize(inner))
     _facets(inside)
     prompt.quotes.append(tuple(t.norm for t in inside.tokens if t.kind in ("word", "number")))
     prompt.numbers += inside.numbers
@@ -154,122 +118,6 @@ def _time(prompt: Prompt, m: re.Match[str]) -> str:
             return m.group(0)
     prompt.times.add(f"{hour:02d}:{minute:02d}")
     return " ⟦time⟧ "
-
-
-def _tokens(text: str) -> Iterator[Token]:
-    sentence_start = True
-    for m in _TOKEN.finditer(text):
-        kind = m.lastgroup
-        raw = m.group(0)
-        if kind == "punct":
-            yield Token(raw, raw, raw, "punct")
-            sentence_start = raw in _SENTENCE_END
-            continue
-        if kind == "mark":
-            yield Token(raw, raw, raw, "mark")
-            sentence_start = False
-            continue
-        if kind in ("flag", "op"):
-            yield Token(raw, raw, raw, "code")
-            sentence_start = False
-            continue
-        if kind == "number":
-            yield Token(raw, raw.lower(), raw.lower(), "number")
-            sentence_start = False
-            continue
-        if ("/" not in raw and "." in raw) or "_" in raw:
-            # node.js, list.pop, user_id: identifiers compare as written (case aside).
-            yield Token(raw, raw.lower(), raw.lower(), "code", capital=not sentence_start and raw[0].isupper())
-            sentence_start = False
-            continue
-        yield from _word(raw, sentence_start)
-        sentence_start = False
-
-
-def _word(raw: str, sentence_start: bool) -> Iterator[Token]:
-    lower = raw.lower().rstrip("'")
-    capital = _is_capital(raw, sentence_start)
-    if lower in _IRREGULAR_NOT:
-        yield _make(raw, _IRREGULAR_NOT[lower], capital)
-        yield _make(raw, "not", False)
-        return
-    for suffix, extra in _CONTRACTIONS.items():
-        if lower.endswith(suffix) and len(lower) > len(suffix):
-            lower = lower[: -len(suffix)]
-            yield from _aliased(raw, lower, capital)
-            for word in extra:
-                yield _make(raw, word, False)
-            return
-    if "'" in lower:
-        lower = lower.replace("'", "")
-    yield from _aliased(raw, lower, capital)
-
-
-def _aliased(raw: str, lower: str, capital: bool) -> Iterator[Token]:
-    alias = lexicon.ALIASES.get(lower)
-    if alias is not None:
-        for word in alias:
-            yield _make(raw, word, capital)
-        return
-    if "-" in lower or ("/" in lower and lower not in lexicon.ALIASES):
-        for part in re.split(r"[-/]", lower):
-            if part:
-                yield from _aliased(raw, part, capital)
-        return
-    yield _make(raw, lower, capital)
-
-
-def _make(raw: str, word: str, capital: bool) -> Token:
-    unit = lexicon.UNITS.get(word) if len(word) >= 3 else None
-    return Token(raw, word, unit or stem(word), "word", capital)
-
-
-def _is_capital(raw: str, sentence_start: bool) -> bool:
-    if raw == "I" or not any(c.isupper() for c in raw):
-        return False
-    if any(c.isupper() for c in raw[1:]):
-        return True  # AKS, iPhone, macOS, PostgreSQL: a name wherever it stands
-    return not sentence_start
-
-
-def stem(word: str) -> str:
-    """A light, consistent stem: plurals, -ing, -ed, a final e, doubled consonants.
-
-    Not a linguist's stemmer: it only has to map the forms of one word to one key
-    (`changing`, `changed`, `change` -> `chang`) and rarely two words to one key.
-    """
-    if not word.isalpha() or len(word) <= 3:
-        return word
-    word = _american(word)
-    for suffix, replacement, shortest in (
-        ("ies", "y", 5),
-        ("sses", "ss", 5),
-        ("ches", "ch", 5),
-        ("shes", "sh", 5),
-        ("xes", "x", 4),
-        ("s", "", 4),
-    ):
-        if word.endswith(suffix) and len(word) >= shortest and not word.endswith(("ss", "us", "is")):
-            word = word[: -len(suffix)] + replacement
-            break
-    for suffix, shortest in (("ing", 6), ("ed", 5)):
-        if word.endswith(suffix) and len(word) >= shortest and set(word[: -len(suffix)]) & _VOWELS:
-            word = word[: -len(suffix)]
-            break
-    if word.endswith("e") and len(word) > 3:
-        word = word[:-1]
-    if len(word) > 3 and word[-1] == word[-2] and word[-1] not in "lsz" and word[-1] not in _VOWELS:
-        word = word[:-1]
-    return word
-
-
-def _american(word: str) -> str:
-    if len(word) < 6:
-        return word
-    for british, american in lexicon.SPELLING_ENDINGS:
-        if word.endswith(british):
-            return word[: -len(british)] + american
-    return word
 
 
 def _negation(token: Token, previous: Token | None) -> bool:
@@ -508,8 +356,14 @@ def _phrase(tokens: list[Token], k: int, step: int, *, units_only: bool) -> list
 
 
 _FORMATS = frozenset(stem(w) for w in lexicon.FORMATS)
+
+
 _CONTEXT_FORMATS = frozenset(stem(w) for w in lexicon.CONTEXT_FORMATS)
+
+
 _FACET_WORDS: dict[int, list[str]] = {}
+
+
 for _w in sorted({*lexicon.LANGUAGES, *lexicon.FORMATS, *lexicon.CONTEXT_FORMATS, *lexicon.NUMBER_WORDS}):
     if len(_w) >= 4:
         for _n in (len(_w) - 1, len(_w), len(_w) + 1):

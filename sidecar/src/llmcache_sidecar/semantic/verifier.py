@@ -38,7 +38,8 @@ from dataclasses import dataclass
 from typing import Literal, Protocol, get_args
 
 from llmcache_sidecar.semantic import lexicon
-from llmcache_sidecar.semantic.text import Prompt, Token
+from llmcache_sidecar.semantic.text import Prompt
+from llmcache_sidecar.semantic.tokens import Token
 
 Reason = Literal[
     "role",

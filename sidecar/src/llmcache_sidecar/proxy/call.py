@@ -3,11 +3,15 @@
 `handler` builds it once per request, when the key is known; the lookup, the miss path
 (`miss`), the answer writers (`respond`) and the semantic hooks read it, instead of
 passing ten values from function to function.
+
+A `NamedTuple` rather than a frozen dataclass: as immutable (at run time, and to mypy),
+but built in about a third of the time (a frozen dataclass sets each field through
+`object.__setattr__`, about 1 µs for these nine, on a hit path of about 60 µs).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from aiohttp import web
 
@@ -16,8 +20,7 @@ from llmcache_sidecar.telemetry import RequestTrace
 from llmcache_sidecar.wire.controls import RequestControls
 
 
-@dataclass(frozen=True, slots=True)
-class Call:
+class Call(NamedTuple):
     request: web.Request
     state: State
     """The app's one mutable object: counters, flights, background tasks."""

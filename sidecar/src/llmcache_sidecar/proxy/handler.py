@@ -17,7 +17,6 @@ from aiohttp import web
 from opentelemetry import context as otel_context
 
 from llmcache_sidecar import semantic, telemetry
-from llmcache_sidecar.entry import CachedResponse
 from llmcache_sidecar.proxy import miss, relay, respond
 from llmcache_sidecar.proxy.call import Call
 from llmcache_sidecar.proxy.runtime import STATE, Route, Runtime, State
@@ -112,7 +111,14 @@ async def _serve_cacheable(
     key = tel.key = await _key(request, state, rt, route, ctl, digest)
     call = Call(request, state, rt, route, tail, body, ctl, key, tel)
     if ctl.lookup:
-        entry = await _lookup(call)
+        backend = rt.backend
+        started = time.perf_counter()
+        entry = await backend.get(key)
+        ended = time.perf_counter()
+        telemetry.backend_timing(backend.name, "get", ended - started)
+        tel.child(
+            "llmcache.lookup", started, ended, {"llmcache.backend": backend.name, "llmcache.hit": entry is not None}
+        )
         if entry is not None and (ctl.max_age is None or time.time() - entry.created_at <= ctl.max_age):
             state.counters.hits += 1
             tel.status, tel.saved_usage, tel.saved_seconds = "hit", entry.usage, entry.elapsed
@@ -124,19 +130,6 @@ async def _serve_cacheable(
                 telemetry.SEMANTIC_SIMILARITY.record(found.similarity, {"llmcache.provider": route.name})
                 return await respond.hit(call, found.entry, found.key, similarity=found.similarity)
     return await miss.answer(call)
-
-
-async def _lookup(call: Call) -> CachedResponse | None:
-    """The backend's entry for the call's key, timed (and a child span when traced)."""
-    backend = call.rt.backend
-    started = time.perf_counter()
-    entry = await backend.get(call.key)
-    ended = time.perf_counter()
-    telemetry.backend_timing(backend.name, "get", ended - started)
-    call.tel.child(
-        "llmcache.lookup", started, ended, {"llmcache.backend": backend.name, "llmcache.hit": entry is not None}
-    )
-    return entry
 
 
 async def _bypass(

@@ -2,11 +2,11 @@
 the operator's ConfigMap and the CRD.
 
 The settings live by area (`root`, `backends`, `semantic`, `transparent`, `telemetry`),
-each field declared once with `setting(...)`. The walkers read those fields through
-`settings_of`: `parse` (a mapping into settings, errors with the key path), `env`
-(`LLMCACHE_*` overrides), `load` (the file), `dump` (settings back to a mapping, for the
-operator's ConfigMap) and `schema` (the CRD's OpenAPI schema). `secrets` reads the
-files that hold credentials.
+each field declared once with `setting(...)` (`fields`). The walkers read those fields
+through `settings_of`: `parsing` (`parse`: a mapping into settings, errors with the key
+path), `env` (`LLMCACHE_*` overrides), `loading` (`load`: the file), `dump` (`to_mapping`:
+settings back to a mapping, for the operator's ConfigMap) and `schema` (`object_schema`:
+the CRD's OpenAPI schema). `secrets` reads the files that hold credentials.
 
 This face is what the rest of the sidecar, and the operator, import: the modules
 behind it are private (`.importlinter` says so).

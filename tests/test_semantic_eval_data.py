@@ -1,0 +1,54 @@
+"""The issue-18 evaluation set stays what it was when it was split: well-formed, large, split by its rule.
+
+The set is the measure of the semantic verifier (`make eval-semantic`). These checks keep
+it honest: no pair may move between the tuning and the held-out part (the split is a hash
+of the pair's text, `scripts/split_semantic_eval.py`), every kind has pairs on both sides,
+and the whole set keeps at least 600 pairs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from scripts.split_semantic_eval import HOLDOUT, TUNE, held_out
+
+PARAPHRASE_KINDS = {"synonym", "reword", "voice", "register", "question_imperative", "added_context", "reorder"}
+NEAR_MISS_KINDS = {
+    "negation", "number", "unit", "entity", "direction", "role", "time", "scope",
+    "comparative", "format", "language", "antonym", "audience", "cohyponym",
+}  # fmt: skip
+DOMAINS = {"coding", "support", "cooking", "travel", "finance", "health", "math", "general"}
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+@pytest.mark.parametrize(("path", "expected_held_out"), [(TUNE, False), (HOLDOUT, True)])
+def test_every_pair_is_in_the_part_its_hash_says(path: Path, expected_held_out: bool) -> None:
+    rows = _rows(path)
+    assert rows
+    assert [r["a"] for r in rows if held_out(r["a"], r["b"]) != expected_held_out] == []
+
+
+def test_the_set_is_large_varied_and_well_formed() -> None:
+    rows = _rows(TUNE) + _rows(HOLDOUT)
+    assert len(rows) >= 600
+    for row in rows:
+        assert set(row) == {"a", "b", "label", "kind", "domain"}, row
+        assert row["a"].strip() and row["b"].strip() and row["a"] != row["b"]
+        kinds = PARAPHRASE_KINDS if row["label"] == "paraphrase" else NEAR_MISS_KINDS
+        assert row["label"] in ("paraphrase", "near_miss") and row["kind"] in kinds, row
+        assert row["domain"] in DOMAINS, row
+    assert len({(r["a"], r["b"]) for r in rows}) == len(rows), "duplicate pairs"
+    assert {r["domain"] for r in rows} == DOMAINS
+
+
+def test_every_kind_has_pairs_in_both_parts() -> None:
+    for path in (TUNE, HOLDOUT):
+        kinds = Counter(r["kind"] for r in _rows(path))
+        assert set(kinds) == PARAPHRASE_KINDS | NEAR_MISS_KINDS, path.name

@@ -1,26 +1,36 @@
 #!/usr/bin/env python3
-"""How often does the semantic cache serve a paraphrase, and how often a near-miss?
+"""How often does the semantic cache serve a paraphrase, and how often a near-miss? Per kind.
 
-For every labelled pair of tests/data/semantic_pairs.jsonl (and the held-out set),
-the answer stored for `a` is offered for `b`, two ways:
+For every labelled pair, the answer stored for `a` is offered for `b`, two ways:
 
 * raw cosine: the cosine similarity of the two prompts' embeddings as written;
 * the matcher: the cosine of the *normalised* prompts (`semantic.normalise`, what the
-  sidecar embeds), and the deterministic verifier (`semantic.verifier.RuleVerifier`)
-  must accept; this is exactly the sidecar's decision for a candidate.
+  sidecar embeds) at or above the threshold, and the verifier
+  (`semantic.verifier.RuleVerifier`) must accept: exactly the sidecar's decision for a
+  candidate.
 
-For a range of thresholds it reports the paraphrase hit rate (recall) and the
-near-miss false-hit rate (wrong answers served), overall and per kind, and the
-verifier's rejections by reason. The embeddings come from the real model,
-all-MiniLM-L6-v2 (`llmcache_embedder.model.MiniLMEncoder`, in process, CPU).
+The sets (`--parts`): `tune` and `holdout` are the issue-18 set
+(tests/data/semantic_eval_*.jsonl, 640 pairs written fresh, split once by a hash of
+each pair's text); `tune` is what the verifier was tuned on, `holdout` was evaluated once,
+at the end (docs/semantic.md says how). `project` and `project-holdout` are the earlier,
+adversarial sets (tests/data/semantic_pairs*.jsonl).
 
-Usage: python -m scripts.eval_semantic [--threshold T] [--cache FILE] [--json OUT] [--examples]
-Needs torch==2.13.0 and the embedder's `minilm` extra (see embedder/README.md).
+It prints, per part: the per-kind table at the threshold, the trade-off curve
+(recall and false hits as the threshold moves), the verifier's rejections by reason, and
+what a judge would change: with a deterministic stand-in whose error rate is set (each
+pair's verdict is flipped when a hash of the pair falls under the rate), and, with
+`--judge-verdicts FILE` (from `scripts/judge_semantic.py`), with a real model's verdicts.
+
+Embeddings come from the real all-MiniLM-L6-v2 (`llmcache_embedder.model.MiniLMEncoder`, in
+process, CPU) and are kept in `--cache` (git-ignored) between runs.
+
+Usage: python -m scripts.eval_semantic [--parts tune,holdout] [--threshold T] [--examples]
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import time
 from collections import Counter, defaultdict
@@ -29,16 +39,28 @@ from pathlib import Path
 from typing import Any
 
 from llmcache_sidecar.semantic import normalise, text, verifier
-from scripts.eval_semantic_baseline import NEAR_MISS_KINDS, PARAPHRASE_KINDS, cosine, load_pairs, roc_auc
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA = {
-    "dev": ROOT / "tests" / "data" / "semantic_pairs.jsonl",
-    "holdout": ROOT / "tests" / "data" / "semantic_pairs_holdout.jsonl",
+DATA = ROOT / "tests" / "data"
+PARTS = {
+    "tune": DATA / "semantic_eval_tune.jsonl",
+    "holdout": DATA / "semantic_eval_holdout.jsonl",
+    "project": DATA / "semantic_pairs.jsonl",
+    "project-holdout": DATA / "semantic_pairs_holdout.jsonl",
 }
 THRESHOLDS = [0.50, 0.55, 0.60, 0.65, 0.70, 0.75, 0.80, 0.85, 0.90, 0.95]
 DEFAULT_THRESHOLD = 0.80  # keep in step with config.SemanticSettings.threshold
+JUDGE_ERRORS = [0.0, 0.01, 0.02, 0.05, 0.10, 0.20]
+JUDGE_FLOORS = [None, 0.70, 0.60, 0.50]
 Row = dict[str, Any]
+
+
+def load(path: Path) -> list[Row]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def cosine(a: Sequence[float], b: Sequence[float]) -> float:
+    return sum(x * y for x, y in zip(a, b, strict=True))
 
 
 def embed_all(texts: Sequence[str], cache_path: Path | None, threads: int) -> dict[str, list[float]]:
@@ -54,18 +76,23 @@ def embed_all(texts: Sequence[str], cache_path: Path | None, threads: int) -> di
         cached.update(zip(missing, encoder.encode(missing), strict=True))
         print(f"embedded {len(missing)} texts with all-MiniLM-L6-v2 in {time.perf_counter() - t0:.1f} s")
         if cache_path is not None:
+            cache_path.parent.mkdir(parents=True, exist_ok=True)
             cache_path.write_text(json.dumps(cached), encoding="utf-8")
     return cached
 
 
-def score(rows: list[Row], vectors: dict[str, list[float]], rules: verifier.RuleVerifier) -> None:
-    """Add raw cosine, normalised cosine and the verifier's verdict to every row."""
+def score(rows: list[Row], vectors: dict[str, list[float]], rules: verifier.RuleVerifier) -> float:
+    """Add raw cosine, normalised cosine and the verifier's verdict to every row; CPU seconds per verdict."""
+    spent = 0.0
     for row in rows:
         row["raw"] = cosine(vectors[row["a"]], vectors[row["b"]])
         row["norm"] = cosine(vectors[normalise.normalise(row["a"])], vectors[normalise.normalise(row["b"])])
+        t0 = time.process_time()
         verdict = rules.verify(text.analyse(row["a"]), text.analyse(row["b"]))
+        spent += time.process_time() - t0
         row["accepted"] = verdict.accepted
         row["reason"] = verdict.reason
+    return spent / len(rows) if rows else 0.0
 
 
 def rate(rows: list[Row], hit: Callable[[Row], bool]) -> float:
@@ -76,71 +103,131 @@ def pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
-def table(rows: list[Row], name: str, hit_at: Callable[[float], Callable[[Row], bool]]) -> list[str]:
-    para = [r for r in rows if r["label"] == "paraphrase"]
-    near = [r for r in rows if r["label"] == "near_miss"]
-    kinds = [k for k in NEAR_MISS_KINDS if any(r["kind"] == k for r in near)]
-    pkinds = [k for k in PARAPHRASE_KINDS if any(r["kind"] == k for r in para)]
+def served(threshold: float) -> Callable[[Row], bool]:
+    return lambda r: r["norm"] >= threshold and r["accepted"]
+
+
+def kinds_of(rows: list[Row], label: str) -> list[str]:
+    return sorted({r["kind"] for r in rows if r["label"] == label})
+
+
+def per_kind(rows: list[Row], threshold: float) -> list[str]:
     lines = [
-        f"| {name}: threshold | paraphrase hit | near-miss false hit | "
-        + " | ".join(kinds)
-        + " | "
-        + " | ".join(k.replace("paraphrase_", "para. ") for k in pkinds)
-        + " |",
-        "| ---: " * (3 + len(kinds) + len(pkinds)) + "|",
+        f"| kind | pairs | raw cosine >= {threshold:.2f} | matcher (served) |",
+        "| --- | ---: | ---: | ---: |",
     ]
-    for t in THRESHOLDS:
-        hit = hit_at(t)
+    for label, title in (("paraphrase", "paraphrase recall"), ("near_miss", "near-miss false hits")):
+        group = [r for r in rows if r["label"] == label]
+        for kind in kinds_of(rows, label):
+            of_kind = [r for r in group if r["kind"] == kind]
+            hits = sum(map(served(threshold), of_kind))
+            lines.append(
+                f"| {kind} | {len(of_kind)} | {pct(rate(of_kind, lambda r: r['raw'] >= threshold))} "
+                f"| {pct(hits / len(of_kind))} ({hits}) |"
+            )
+        hits = sum(map(served(threshold), group))
         lines.append(
-            f"| {t:.2f} | {pct(rate(para, hit))} | {pct(rate(near, hit))} | "
-            + " | ".join(pct(rate([r for r in near if r["kind"] == k], hit)) for k in kinds)
-            + " | "
-            + " | ".join(pct(rate([r for r in para if r["kind"] == k], hit)) for k in pkinds)
-            + " |"
+            f"| **{title}** | **{len(group)}** | {pct(rate(group, lambda r: r['raw'] >= threshold))} "
+            f"| **{pct(hits / len(group))} ({hits})** |"
         )
     return lines
 
 
-def report(rows: list[Row], title: str, threshold: float) -> list[str]:
+def curve(rows: list[Row]) -> list[str]:
     para = [r for r in rows if r["label"] == "paraphrase"]
     near = [r for r in rows if r["label"] == "near_miss"]
     lines = [
-        f"### {title}: {len(para)} paraphrases, {len(near)} near-misses",
-        "",
-        "ROC AUC of cosine, paraphrase vs near-miss: "
-        f"raw {roc_auc([r['raw'] for r in para], [r['raw'] for r in near]):.3f}, "
-        f"normalised {roc_auc([r['norm'] for r in para], [r['norm'] for r in near]):.3f}.",
-        "",
-        *table(rows, "raw cosine", lambda t: lambda r: r["raw"] >= t),
-        "",
-        *table(rows, "matcher", lambda t: lambda r: r["norm"] >= t and r["accepted"]),
-        "",
-        f"The verifier alone (any cosine): accepts {pct(rate(para, lambda r: r['accepted']))} of paraphrases "
-        f"and {pct(rate(near, lambda r: r['accepted']))} of near-misses.",
-        "",
-        "Rejections by reason (the first rule that failed), near-misses / paraphrases:",
-        "",
-        "| reason | near-misses | paraphrases |",
-        "| --- | ---: | ---: |",
+        "| threshold | paraphrase recall | synonym | reword | near-miss false hits | raw cosine false hits |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    near_reasons = Counter(r["reason"] for r in near if not r["accepted"])
-    para_reasons = Counter(r["reason"] for r in para if not r["accepted"])
-    for reason in verifier.REASONS:
-        if near_reasons[reason] or para_reasons[reason]:
-            lines.append(f"| {reason} | {near_reasons[reason]} | {para_reasons[reason]} |")
-    at = [r for r in near if r["norm"] >= threshold and r["accepted"]]
-    lines += ["", f"Near-misses served at {threshold:.2f}: {len(at)} of {len(near)}."]
+    for t in THRESHOLDS:
+        hit = served(t)
+        syn = [r for r in para if r["kind"] == "synonym"]
+        rew = [r for r in para if r["kind"] == "reword"]
+        lines.append(
+            f"| {t:.2f} | {pct(rate(para, hit))} | {pct(rate(syn, hit))} | {pct(rate(rew, hit))} "
+            f"| {pct(rate(near, hit))} ({sum(map(hit, near))}) | {pct(rate(near, lambda r: r['raw'] >= t))} |"
+        )
+    return lines
+
+
+def reasons(rows: list[Row]) -> list[str]:
+    near = Counter(r["reason"] for r in rows if r["label"] == "near_miss" and not r["accepted"])
+    para = Counter(r["reason"] for r in rows if r["label"] == "paraphrase" and not r["accepted"])
+    lines = ["| reason | near-misses | paraphrases |", "| --- | ---: | ---: |"]
+    lines += [f"| {x} | {near[x]} | {para[x]} |" for x in verifier.REASONS if near[x] or para[x]]
+    return lines
+
+
+def _wrong(row: Row, error: float) -> bool:
+    """Deterministic: the stand-in judge errs on this pair when a hash of it falls under `error`."""
+    digest = hashlib.sha256(f"judge|{row['a']}|{row['b']}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < error
+
+
+def judged(rows: list[Row], threshold: float, verdicts: Callable[[Row], bool]) -> list[str]:
+    """Recall and false hits with a judge after the verifier, as the sidecar runs it.
+
+    At or above the threshold the judge can only veto; with `minSimilarity` (the floor),
+    verifier-accepted candidates between the floor and the threshold are served on SAME.
+    """
+    para = [r for r in rows if r["label"] == "paraphrase"]
+    near = [r for r in rows if r["label"] == "near_miss"]
+    lines = []
+    for floor in JUDGE_FLOORS:
+        low = threshold if floor is None else floor
+
+        def hit(r: Row, low: float = low) -> bool:
+            return r["norm"] >= low and r["accepted"] and verdicts(r)
+
+        syn = [r for r in para if r["kind"] == "synonym"]
+        rew = [r for r in para if r["kind"] == "reword"]
+        lines.append(
+            f"| {'-' if floor is None else f'{floor:.2f}'} | {pct(rate(para, hit))} | {pct(rate(syn, hit))} "
+            f"| {pct(rate(rew, hit))} | {pct(rate(near, hit))} ({sum(map(hit, near))}) |"
+        )
+    return lines
+
+
+def judge_tables(rows: list[Row], threshold: float, real: dict[tuple[str, str], str] | None) -> list[str]:
+    head = [
+        "| minSimilarity | paraphrase recall | synonym | reword | near-miss false hits |",
+        "| ---: | ---: | ---: | ---: | ---: |",
+    ]
+    lines: list[str] = []
+    for error in JUDGE_ERRORS:
+        lines += [f"Stand-in judge wrong on {pct(error)} of pairs:", "", *head]
+
+        def says_same(r: Row, error: float = error) -> bool:
+            return (r["label"] == "paraphrase") != _wrong(r, error)
+
+        lines += [*judged(rows, threshold, says_same), ""]
+    if real is not None:
+        known = [r for r in rows if (r["a"], r["b"]) in real]
+        para = [r for r in known if r["label"] == "paraphrase"]
+        near = [r for r in known if r["label"] == "near_miss"]
+
+        def same(r: Row) -> bool:
+            return real.get((r["a"], r["b"])) == "same"
+
+        lines += [
+            f"Real judge ({len(known)} pairs judged): says SAME to {pct(rate(para, same))} of paraphrases "
+            f"and {pct(rate(near, same))} of near-misses (accuracy "
+            f"{pct((sum(map(same, para)) + len(near) - sum(map(same, near))) / max(len(known), 1))}).",
+            "",
+            *head,
+            *judged(known, threshold, same),
+            "",
+        ]
     return lines
 
 
 def pool(rows: list[Row], vectors: dict[str, list[float]], rules: verifier.RuleVerifier, threshold: float) -> list[str]:
-    """Every prompt against every other prompt of the set that is not labelled its paraphrase.
+    """Every prompt against every other prompt of the part that no paraphrase pair links.
 
-    This is what a bucket full of other questions looks like to the matcher: the pairs
-    here were never written to be hard, but there are far more of them. Prompts that the
-    set links by paraphrase pairs (directly or through a shared prompt) count as one
-    question; any other pair that the matcher accepts is counted as a false hit (some may
-    be true paraphrases that no pair links: they are listed for reading).
+    What a bucket full of other questions looks like to the matcher. Prompts linked by
+    paraphrase pairs (directly or through a shared prompt) count as one question; any other
+    pair the matcher accepts is listed for reading (some may be true paraphrases no pair links).
     """
     parent: dict[str, str] = {}
 
@@ -171,16 +258,14 @@ def pool(rows: list[Row], vectors: dict[str, list[float]], rules: verifier.RuleV
                 hits[t] += similarity >= t
             if similarity >= threshold:
                 listed.append(f"  {similarity:.3f} {x!r} / {y!r}")
-    lines = [
+    return [
         f"Pool: {len(prompts)} prompts, {pairs} pairs of different questions; pairs the matcher would serve:",
         "",
         "| threshold | " + " | ".join(f"{t:.2f}" for t in THRESHOLDS) + " |",
         "| --- | " + " | ".join("---:" for _ in THRESHOLDS) + " |",
-        "| false hits | " + " | ".join(str(hits[t]) for t in THRESHOLDS) + " |",
+        "| served | " + " | ".join(str(hits[t]) for t in THRESHOLDS) + " |",
+        *([f"", f"Served at {threshold:.2f}:", *listed] if listed else []),
     ]
-    if listed:
-        lines += ["", f"Served at {threshold:.2f}:", *listed]
-    return lines
 
 
 def examples(rows: list[Row], threshold: float) -> list[str]:
@@ -208,24 +293,59 @@ def examples(rows: list[Row], threshold: float) -> list[str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--parts", default="tune,holdout", help=f"comma-separated, of {', '.join(PARTS)}")
     ap.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, help="the default being judged")
-    ap.add_argument("--cache", type=Path, default=None, help="keep embeddings in this JSON file between runs")
+    ap.add_argument("--cache", type=Path, default=ROOT / ".cache" / "eval-embeddings.json", help="embeddings kept here")
     ap.add_argument("--json", type=Path, default=None, help="also write every pair's scores and verdict")
     ap.add_argument("--examples", action="store_true", help="list the verifier's mistakes")
+    ap.add_argument("--pool", action="store_true", help="also match every prompt against every other one")
+    ap.add_argument("--judge", action="store_true", help="what a stand-in judge of a given error rate changes")
+    ap.add_argument("--judge-verdicts", type=Path, default=None, help="a real judge's verdicts (judge_semantic.py)")
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     args = ap.parse_args()
 
+    names = [p.strip() for p in args.parts.split(",") if p.strip()]
+    unknown = [p for p in names if p not in PARTS]
+    if unknown:
+        ap.error(f"unknown part(s) {unknown}; choose from {list(PARTS)}")
     normalise.warm_up()
-    sets = {name: load_pairs(path) for name, path in DATA.items()}
+    rules = verifier.RuleVerifier()
+    rules.verify(text.analyse("warm up"), text.analyse("warm up"))  # load the word lists before timing
+    sets = {name: load(PARTS[name]) for name in names}
     texts = {t for rows in sets.values() for r in rows for t in (r["a"], r["b"])}
     texts |= {normalise.normalise(t) for t in texts}
     vectors = embed_all(sorted(texts), args.cache, args.threads)
-    rules = verifier.RuleVerifier()
+    real = None
+    if args.judge_verdicts is not None:
+        data = json.loads(args.judge_verdicts.read_text(encoding="utf-8"))
+        real = {(v["a"], v["b"]): v["verdict"] for v in data["verdicts"]}
     out: list[str] = []
     for name, rows in sets.items():
-        score(rows, vectors, rules)
-        out += [*report(rows, name, args.threshold), ""]
-        out += [*pool(rows, vectors, rules, args.threshold), ""]
+        cpu = score(rows, vectors, rules)
+        n_para = sum(r["label"] == "paraphrase" for r in rows)
+        out += [
+            f"## {name}: {n_para} paraphrases, {len(rows) - n_para} near-misses "
+            f"(verifier: {1000 * cpu:.3f} ms CPU per pair, text analysis included)",
+            "",
+            f"Per kind at threshold {args.threshold:.2f}:",
+            "",
+            *per_kind(rows, args.threshold),
+            "",
+            "Trade-off as the threshold moves (matcher):",
+            "",
+            *curve(rows),
+            "",
+            "Verifier rejections by reason (first failing rule, any cosine):",
+            "",
+            *reasons(rows),
+            "",
+        ]
+        if args.judge or real is not None:
+            out += [f"With a judge after the verifier (threshold {args.threshold:.2f}):", "", *judge_tables(
+                rows, args.threshold, real if args.judge_verdicts else None
+            )]
+        if args.pool:
+            out += [*pool(rows, vectors, rules, args.threshold), ""]
         if args.examples:
             out += [*examples(rows, args.threshold), ""]
     print("\n".join(out))

@@ -96,6 +96,21 @@ NEGATIONS = frozenset(
 """Words that flip a prompt's polarity. `avoid` counts, so "which foods should I avoid" and
 "what should I not eat" agree, while "which foods should I eat" does not."""
 
+UNIVERSAL_QUANTIFIERS = frozenset({"all", "every", "each", "both", "whole", "entire", "everything", "everyone", "everybody"})
+"""`delete every message` is not `delete one message`: a prompt with one of these asks about everything."""
+
+OPPOSITE_PARTICLES = frozenset(
+    {("in", "out"), ("into", "out"), ("to", "from"), ("before", "after"), ("above", "below"),
+     ("over", "under"), ("inside", "outside"), ("with", "without")}
+)  # fmt: skip
+"""Prepositions and particles of opposite sense that WordNet does not pair (it has up/down, on/off)."""
+
+PASSIVE_AUXILIARIES = frozenset({"is", "are", "was", "were", "be", "been", "being", "get", "gets", "got", "gotten"})
+"""Before a past participle these make a clause passive (`is approved`, `got deleted`)."""
+
+FRAMING_VERBS = frozenset({"tell", "show", "give", "teach", "walk", "help", "let", "remind", "send"})
+"""`tell me how...`: a pronoun right after these is whom the request is addressed for, not a role."""
+
 OFF_PARTICLE_VERBS = frozenset({"turn", "switch", "shut", "power", "log", "sign"})
 """`turn off` flips `turn on`: after these verbs, `off` is a negation cue and `on` is not content."""
 

@@ -21,7 +21,7 @@ from importlib.resources import files
 
 from symspellpy import SymSpell, Verbosity
 
-from llmcache_sidecar.semantic import lexicon
+from llmcache_sidecar.semantic import lexicon, wordnet
 
 _CODE_SPAN = re.compile(r"(```.*?```|`[^`\n]+`)", re.S)
 _WORD = re.compile(r"[a-z][a-z']*(?:/[a-z]+)?")
@@ -36,9 +36,10 @@ def _speller() -> SymSpell:
 
 
 def warm_up() -> None:
-    """Build the spelling index and word frequencies now (blocking: run it in a thread)."""
+    """Build the spelling index, word frequencies and WordNet now (blocking: run it in a thread)."""
     _speller()
     lexicon.frequencies()
+    wordnet.load()
 
 
 def normalise(text: str) -> str:

@@ -72,6 +72,10 @@ class Prompt:
     """Per grammatical person, how often it is a subject and how often an object (I/me, she/her)."""
     content: list[int] = field(default_factory=list)
     """Indexes into `tokens` of the words that carry meaning (not function words, numbers or cues)."""
+    universal: bool = False
+    """A universal quantifier (all, every, each, whole...): the scope is everything, not one."""
+    operators: list[str] = field(default_factory=list)
+    """Arithmetic operators written between numbers (`2x + 6` / `2x - 6`), in order."""
 
 
 def analyse(text: str) -> Prompt:
@@ -130,6 +134,8 @@ def _facets(prompt: Prompt) -> None:
     tokens = prompt.tokens
     previous: Token | None = None
     for i, token in enumerate(tokens):
+        if token.kind == "punct" and token.word in _OPERATORS and _between_numbers(tokens, i):
+            prompt.operators.append(token.word)
         if token.kind == "code":
             prompt.code.append(token.word)
         elif token.kind == "number":
@@ -140,13 +146,27 @@ def _facets(prompt: Prompt) -> None:
     prompt.directions = _directions(prompt, tokens)
 
 
+_OPERATORS = frozenset("+-*/×÷^=<>")
+
+
+def _between_numbers(tokens: list[Token], i: int) -> bool:
+    """`2x + 6`, `3 * 4`: an operator with a number (or a variable) on either side."""
+    if i == 0 or i + 1 >= len(tokens):
+        return False
+    return all(t.kind == "number" or (t.kind == "word" and len(t.word) == 1) for t in (tokens[i - 1], tokens[i + 1]))
+
+
 def _word_facets(prompt: Prompt, tokens: list[Token], i: int, previous: Token | None) -> None:
     token = tokens[i]
     word = token.word
     if _negation(token, previous):
         prompt.negations += 1
         return
+    if word in lexicon.UNIVERSAL_QUANTIFIERS:
+        prompt.universal = True
     case = _PRONOUN_CASES.get(word)
+    if case is not None and previous is not None and previous.word in lexicon.FRAMING_VERBS and case[1]:
+        return  # `tell me`, `show us`: who is asked, not a role in the question
     if case is not None and token.text != "US":
         person, is_object = case
         subject_count, object_count = prompt.cases.get(person, (0, 0))
@@ -162,7 +182,7 @@ def _word_facets(prompt: Prompt, tokens: list[Token], i: int, previous: Token | 
             value *= lexicon.SCALE_WORDS[nxt.word]
         prompt.numbers.append(Number(value, _unit_after(tokens, i)))
         return
-    if word in lexicon.ORDINALS and _next_word_is_time_like(tokens, i):
+    if word in lexicon.ORDINALS and (_next_word_is_time_like(tokens, i) or _next_word_is_superlative(tokens, i)):
         prompt.numbers.append(Number(lexicon.ORDINALS[word], None))
         return
     if word in lexicon.SCALE_WORDS or word in lexicon.UNIT_SKIP:
@@ -174,8 +194,12 @@ def _word_facets(prompt: Prompt, tokens: list[Token], i: int, previous: Token | 
     norm = stem(word)
     if norm in _FORMATS or (norm in _CONTEXT_FORMATS and _after_as(tokens, i)):
         prompt.formats.add(norm)
-    if word in lexicon.STOP_WORDS or word in lexicon.DIRECTIONAL or word in lexicon.ORDER_PREPOSITIONS:
-        return
+    compound_part = "-" in token.text and token.kind == "word"
+    if not compound_part and (
+        word in lexicon.STOP_WORDS or word in lexicon.DIRECTIONAL or word in lexicon.ORDER_PREPOSITIONS
+    ):
+        return  # function words; but `check-in` / `check-out` differ in a part that is one
+
     if word in lexicon.UNITS and _after_number(tokens, i):
         return  # the unit of a number: compared with the number
     prompt.content.append(i)
@@ -288,6 +312,12 @@ def _near_number(tokens: list[Token], i: int) -> bool:
 def _next_word_is_time_like(tokens: list[Token], i: int) -> bool:
     nxt = _next_word(tokens, i)
     return nxt is not None and (nxt.norm in lexicon.RELATIVE_SPANS or nxt.word in lexicon.UNITS)
+
+
+def _next_word_is_superlative(tokens: list[Token], i: int) -> bool:
+    """`the second tallest`, `the third most expensive`: an ordinal that counts."""
+    nxt = _next_word(tokens, i)
+    return nxt is not None and (nxt.word.endswith("est") or nxt.word in ("most", "least"))
 
 
 def _next_word(tokens: list[Token], i: int) -> Token | None:

@@ -37,7 +37,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, get_args
 
-from llmcache_sidecar.semantic import lexicon
+from llmcache_sidecar.semantic import lexicon, wordnet
 from llmcache_sidecar.semantic.text import Prompt
 from llmcache_sidecar.semantic.tokens import Token
 
@@ -52,13 +52,14 @@ Reason = Literal[
     "language",
     "format",
     "direction",
+    "antonym",
+    "comparative",
+    "scope",
     "entity",
     "substitution",
     "order",
 ]
 REASONS: tuple[Reason, ...] = get_args(Reason)
-DEFAULT_OVERLAP = 0.5
-"""Share of content words two prompts must have in common to count as a minimal edit (rule 9)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,9 +94,6 @@ class Alignment:
 class RuleVerifier:
     """The deterministic verifier (rules in the module docstring)."""
 
-    def __init__(self, *, overlap: float = DEFAULT_OVERLAP) -> None:
-        self.overlap = overlap
-
     def verify(self, stored: Prompt, query: Prompt) -> Verdict:
         for reason in self.failures(stored, query, first_only=True):
             return Verdict.reject(reason)
@@ -107,7 +105,7 @@ class RuleVerifier:
             yield "code"
         if not (_quotes_found(a, b) and _quotes_found(b, a)):
             yield "quote"
-        reason = _numbers(a, b)
+        reason = "number" if a.operators != b.operators else _numbers(a, b)
         if reason is not None:
             yield reason
         if (a.times, a.days, a.months, a.relative) != (b.times, b.days, b.months, b.relative):
@@ -122,26 +120,64 @@ class RuleVerifier:
             yield "direction"
         if _roles_flipped(a, b):
             yield "role"
+        if _opposed(a, b):
+            yield "antonym"
+        if not _same_degrees(a, b):
+            yield "comparative"
+        if a.universal != b.universal:
+            yield "scope"
         alignment = align(a, b)
         if any(_salient(a.tokens[i]) for i in alignment.left_a) or any(_salient(b.tokens[j]) for j in alignment.left_b):
             yield "entity"
-        if (alignment.left_a or alignment.left_b) and _shared(a, b, alignment) >= self.overlap:
+        if _replaced_in_place(alignment):
             yield "substitution"
         if not _order_kept(a, b, alignment):
             yield "order"
 
 
-def _shared(a: Prompt, b: Prompt, alignment: Alignment) -> float:
-    """How much of the two prompts' wording is common: matched content words plus equal function words.
+def _replaced_in_place(alignment: Alignment) -> bool:
+    """Between two matched words that neighbour each other in both prompts, each prompt has other words.
 
-    Function words count here so that `Explain recursion.` / `Explain iteration.` (one
-    content word each, none shared) still reads as the minimal edit it is.
+    `Explain pointers to a complete beginner.` / `... to an experienced C++ developer.`:
+    however little the two share overall, one phrase was put in the place of another,
+    and a verifier cannot tell a synonym phrase it does not know from a different thing.
+    The start and the end of the prompts count as matched words.
     """
-    stop_a = Counter(t.word for t in a.tokens if t.kind == "word" and t.word in lexicon.STOP_WORDS)
-    stop_b = Counter(t.word for t in b.tokens if t.kind == "word" and t.word in lexicon.STOP_WORDS)
-    common = sum((stop_a & stop_b).values())
-    total = len(a.content) + len(b.content) + sum(stop_a.values()) + sum(stop_b.values())
-    return (alignment.matched_a + alignment.matched_b + 2 * common) / total if total else 1.0
+    end = 1 << 30
+    by_a = [(-1, -1), *sorted(alignment.pairs), (end, end)]
+    rank_b = {j: r for r, j in enumerate(sorted([-1, end, *(j for _, j in alignment.pairs)]))}
+    left_a, left_b = alignment.left_a, alignment.left_b
+    for (i1, j1), (i2, j2) in zip(by_a, by_a[1:], strict=False):
+        if rank_b[j2] != rank_b[j1] + 1:
+            continue  # not neighbours in the other prompt: words moved, nothing was put in a place
+        if any(i1 < i < i2 for i in left_a) and any(j1 < j < j2 for j in left_b):
+            return True
+    return False
+
+
+def _opposed(a: Prompt, b: Prompt) -> bool:
+    """A word only one prompt has is an antonym of a word only the other has (WordNet)."""
+    wn = wordnet.load()
+    if wn is None:
+        return False
+    words_a = Counter(t.word for t in a.tokens if t.kind == "word")
+    words_b = Counter(t.word for t in b.tokens if t.kind == "word")
+    only_a, only_b = words_a - words_b, words_b - words_a
+    if any((x, y) in lexicon.OPPOSITE_PARTICLES or (y, x) in lexicon.OPPOSITE_PARTICLES for x in only_a for y in only_b):
+        return True
+    return any(wn.antonyms(x, y) for x in only_a for y in only_b)
+
+
+def _same_degrees(a: Prompt, b: Prompt) -> bool:
+    """Comparatives and superlatives agree, up to synonyms: `closest` is not `largest`, `faster` is `quicker`."""
+    wn = wordnet.load()
+    if wn is None:
+        return True
+    degrees_a = {d for t in a.tokens if t.kind == "word" and (d := wn.degree(t.word)) is not None}
+    degrees_b = {d for t in b.tokens if t.kind == "word" and (d := wn.degree(t.word)) is not None}
+    return all(any(wn.synonyms(x, y) for y in degrees_b) for x in degrees_a) and all(
+        any(wn.synonyms(y, x) for x in degrees_a) for y in degrees_b
+    )
 
 
 def _roles_flipped(a: Prompt, b: Prompt) -> bool:
@@ -202,6 +238,15 @@ def align(a: Prompt, b: Prompt) -> Alignment:
         else:
             left_a.append(i)
     left_b = sorted(j for queue in waiting.values() for j in queue)
+    wn = wordnet.load()
+    if wn is not None:
+        for i in list(left_a):
+            for j in left_b:
+                if wn.synonyms(a.tokens[i].word, b.tokens[j].word):
+                    pairs.append((i, j))
+                    left_a.remove(i)
+                    left_b.remove(j)
+                    break
     for i in list(left_a):
         for j in left_b:
             if _similar(a.tokens[i], b.tokens[j]):
@@ -290,7 +335,7 @@ def _salient(token: Token) -> bool:
     if token.kind == "code":
         return True
     if len(word) < 2:
-        return False  # x, y: variables
+        return token.capital and token.text not in ("I", "A")  # vitamin C, plan B; not x, y: variables
     if token.capital:
         return True
     if any(c.isdigit() for c in word):
@@ -306,6 +351,13 @@ def _order_kept(a: Prompt, b: Prompt, alignment: Alignment) -> bool:
     ids_b: dict[int, tuple[str, int]] = {}
     for n, (i, j) in enumerate(alignment.pairs):
         ids_a[i] = ids_b[j] = ("content", n)
+    # Numbers are anchors too, by value and occurrence: `from 1 to 10` is not `from 10 to 1`.
+    for prompt, ids in ((a, ids_a), (b, ids_b)):
+        seen: Counter[str] = Counter()
+        for k, token in enumerate(prompt.tokens):
+            if token.kind == "number":
+                seen[token.word] += 1
+                ids[k] = (f"number:{token.word}", seen[token.word])
     # A preposition that occurs once in each prompt is the same word in both; one that
     # occurs more often is known by the word it governs (`for` + family, `for` + week),
     # so that moving `for a family of four` to the end keeps the order of the rest.
@@ -329,7 +381,44 @@ def _order_kept(a: Prompt, b: Prompt, alignment: Alignment) -> bool:
     seq_a = [ids_a[k] for k in sorted(ids_a) if ids_a[k] in shared]
     seq_b = [ids_b[k] for k in sorted(ids_b) if ids_b[k] in shared]
     rank = {key: r for r, key in enumerate(seq_a)}
-    return one_block_move([rank[key] for key in seq_b])
+    order = [rank[key] for key in seq_b]
+    if _passive(a) != _passive(b):
+        return True  # `a bank approves the loan` / `the loan is approved by a bank`: voice moves the participants
+    swapped = _transposition(order)
+    first, second = (seq_a[swapped[0]], seq_a[swapped[1]]) if swapped is not None else (("", 0), ("", 0))
+    if swapped is not None and not (_coordinated(a, ids_a, first, second) or _coordinated(b, ids_b, first, second)):
+        return False  # `the airline owes me` / `I owe the airline`: two participants traded places
+    return one_block_move(order)
+
+
+def _passive(prompt: Prompt) -> bool:
+    """A form of `be` or `get` followed closely by a past participle (WordNet knows its verb)."""
+    wn = wordnet.load()
+    if wn is None:
+        return False
+    words = [t for t in prompt.tokens if t.kind == "word"]
+    for k, token in enumerate(words):
+        if token.word in lexicon.PASSIVE_AUXILIARIES:
+            for nxt in words[k + 1 : k + 4]:
+                participle = nxt.word.endswith(("ed", "en", "wn", "ne", "lt", "nt", "ght"))
+                if participle and not nxt.capital and wn.verb_form(nxt.word):
+                    return True  # not `the United States`
+    return False
+
+
+def _transposition(order: list[int]) -> tuple[int, int] | None:
+    """The two ranks exchanged when `order` is the identity with two neighbours swapped, else None."""
+    moved = [k for k, r in enumerate(order) if r != k]
+    if len(moved) == 2 and moved[1] == moved[0] + 1:
+        return moved[0], moved[1]
+    return None
+
+
+def _coordinated(prompt: Prompt, ids: dict[int, tuple[str, int]], first: tuple[str, int], second: tuple[str, int]) -> bool:
+    """The two swapped words are joined by `and`/`or` (`the driver or the passenger`): order carries no role."""
+    where = {key: k for k, key in ids.items()}
+    start, end = sorted((where[first], where[second]))
+    return any(t.kind == "word" and t.word in ("and", "or", "nor") for t in prompt.tokens[start + 1 : end])
 
 
 def one_block_move(order: list[int]) -> bool:

@@ -146,7 +146,7 @@ def curve(rows: list[Row]) -> list[str]:
         rew = [r for r in para if r["kind"] == "reword"]
         lines.append(
             f"| {t:.2f} | {pct(rate(para, hit))} | {pct(rate(syn, hit))} | {pct(rate(rew, hit))} "
-            f"| {pct(rate(near, hit))} ({sum(map(hit, near))}) | {pct(rate(near, lambda r: r['raw'] >= t))} |"
+            f"| {pct(rate(near, hit))} ({sum(map(hit, near))}) | {pct(rate(near, lambda r, t=t: r['raw'] >= t))} |"
         )
     return lines
 
@@ -169,30 +169,33 @@ def judged(rows: list[Row], threshold: float, verdicts: Callable[[Row], bool]) -
     """Recall and false hits with a judge after the verifier, as the sidecar runs it.
 
     At or above the threshold the judge can only veto; with `minSimilarity` (the floor),
-    verifier-accepted candidates between the floor and the threshold are served on SAME.
+    verifier-accepted candidates between the floor and the threshold are served on SAME;
+    with `decideUnsure`, so are candidates the rules rejected for a reason in `verifier.UNSURE`.
     """
     para = [r for r in rows if r["label"] == "paraphrase"]
     near = [r for r in rows if r["label"] == "near_miss"]
     lines = []
-    for floor in JUDGE_FLOORS:
-        low = threshold if floor is None else floor
+    for unsure in (False, True):
+        for floor in JUDGE_FLOORS:
+            low = threshold if floor is None else floor
 
-        def hit(r: Row, low: float = low) -> bool:
-            return r["norm"] >= low and r["accepted"] and verdicts(r)
+            def hit(r: Row, low: float = low, unsure: bool = unsure) -> bool:
+                passed = r["accepted"] or (unsure and r["reason"] in verifier.UNSURE)
+                return r["norm"] >= low and passed and verdicts(r)
 
-        syn = [r for r in para if r["kind"] == "synonym"]
-        rew = [r for r in para if r["kind"] == "reword"]
-        lines.append(
-            f"| {'-' if floor is None else f'{floor:.2f}'} | {pct(rate(para, hit))} | {pct(rate(syn, hit))} "
-            f"| {pct(rate(rew, hit))} | {pct(rate(near, hit))} ({sum(map(hit, near))}) |"
-        )
+            syn = [r for r in para if r["kind"] == "synonym"]
+            rew = [r for r in para if r["kind"] == "reword"]
+            lines.append(
+                f"| {'-' if floor is None else f'{floor:.2f}'} | {'yes' if unsure else 'no'} | {pct(rate(para, hit))} "
+                f"| {pct(rate(syn, hit))} | {pct(rate(rew, hit))} | {pct(rate(near, hit))} ({sum(map(hit, near))}) |"
+            )
     return lines
 
 
 def judge_tables(rows: list[Row], threshold: float, real: dict[tuple[str, str], str] | None) -> list[str]:
     head = [
-        "| minSimilarity | paraphrase recall | synonym | reword | near-miss false hits |",
-        "| ---: | ---: | ---: | ---: | ---: |",
+        "| minSimilarity | decideUnsure | paraphrase recall | synonym | reword | near-miss false hits |",
+        "| ---: | :---: | ---: | ---: | ---: | ---: |",
     ]
     lines: list[str] = []
     for error in JUDGE_ERRORS:
@@ -264,7 +267,7 @@ def pool(rows: list[Row], vectors: dict[str, list[float]], rules: verifier.RuleV
         "| threshold | " + " | ".join(f"{t:.2f}" for t in THRESHOLDS) + " |",
         "| --- | " + " | ".join("---:" for _ in THRESHOLDS) + " |",
         "| served | " + " | ".join(str(hits[t]) for t in THRESHOLDS) + " |",
-        *([f"", f"Served at {threshold:.2f}:", *listed] if listed else []),
+        *(["", f"Served at {threshold:.2f}:", *listed] if listed else []),
     ]
 
 
@@ -341,9 +344,11 @@ def main() -> None:
             "",
         ]
         if args.judge or real is not None:
-            out += [f"With a judge after the verifier (threshold {args.threshold:.2f}):", "", *judge_tables(
-                rows, args.threshold, real if args.judge_verdicts else None
-            )]
+            out += [
+                f"With a judge after the verifier (threshold {args.threshold:.2f}):",
+                "",
+                *judge_tables(rows, args.threshold, real if args.judge_verdicts else None),
+            ]
         if args.pool:
             out += [*pool(rows, vectors, rules, args.threshold), ""]
         if args.examples:

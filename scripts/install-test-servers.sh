@@ -2,7 +2,8 @@
 # Install the servers that tests/backends and bench/backends.py start on loopback:
 #   - Debian: redis-server and redis-tools (standalone, Sentinel via --sentinel, and
 #     Cluster via `redis-cli --cluster create`); nodejs and npm for azurite; iptables and
-#     iproute2 for the transparent-mode network-namespace test; wrk for make bench.
+#     iproute2 for the transparent-mode network-namespace test; wrk for make bench;
+#     wordnet-base for the semantic verifier's synonyms.
 #   - npm: azurite (Azure Blob emulator), pinned, into the git-ignored .tools/ folder
 #     of the repository, where tests/backends/servers.py looks for it first.
 # The Python-side servers (moto[server], gcp-storage-emulator) are pip packages in
@@ -24,6 +25,8 @@ command -v npm >/dev/null 2>&1 || missing+=(npm)
 command -v iptables >/dev/null 2>&1 || missing+=(iptables)
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)  # make bench
+# the semantic verifier's synonyms and antonyms (WordNet, read by nltk: the `semantic` extra)
+[ -f /usr/share/wordnet/index.noun ] || missing+=(wordnet-base)
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "install-test-servers: apt-get install ${missing[*]}"
     $SUDO apt-get update -qq

@@ -57,7 +57,7 @@ async def test_the_real_model_serves_paraphrases_and_the_verifier_stops_near_mis
     await ask(sidecar, "What is the difference between a process and a thread?")
     await ask(sidecar, "Convert 100 USD to EUR.")
 
-    reworded = await ask(sidecar, "What are the steps to end my Netflix membership?")
+    reworded = await ask(sidecar, "Tell me how to call off my Netflix subscription.")
     typoed = await ask(sidecar, "whats the diffrence between a proccess and a thread")
     reversed_ = await ask(sidecar, "Convert 100 EUR to USD.")
     more = await ask(sidecar, "Convert 1000 USD to EUR.")

@@ -91,6 +91,12 @@ class JudgeSettings:
         default=None,
         minimum=0.0,
     )
+    decide_unsure: bool = setting(
+        "decideUnsure",
+        "Also ask the judge about candidates the rules reject only because they cannot tell (a phrase in"
+        " another's place, words moved): served only on its SAME, so its accuracy decides.",
+        default=False,
+    )
     max_calls_per_lookup: int = setting(
         "maxCallsPerLookup", "Most judge calls one lookup may make (cached verdicts are free).", default=2, minimum=1
     )

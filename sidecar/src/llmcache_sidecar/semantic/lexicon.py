@@ -96,7 +96,9 @@ NEGATIONS = frozenset(
 """Words that flip a prompt's polarity. `avoid` counts, so "which foods should I avoid" and
 "what should I not eat" agree, while "which foods should I eat" does not."""
 
-UNIVERSAL_QUANTIFIERS = frozenset({"all", "every", "each", "both", "whole", "entire", "everything", "everyone", "everybody"})
+UNIVERSAL_QUANTIFIERS = frozenset(
+    {"all", "every", "each", "both", "whole", "entire", "everything", "everyone", "everybody"}
+)
 """`delete every message` is not `delete one message`: a prompt with one of these asks about everything."""
 
 OPPOSITE_PARTICLES = frozenset(

@@ -34,7 +34,7 @@ from llmcache_sidecar.semantic.bucket import Probe, stored_text_digest
 from llmcache_sidecar.semantic.embedder import EmbeddingClient, EmbeddingError, Vector
 from llmcache_sidecar.semantic.index import MemoryIndex, Stored, VectorIndex, VectorIndexError
 from llmcache_sidecar.semantic.judge import Judge, JudgeCounters, JudgeError, Judging
-from llmcache_sidecar.semantic.verifier import RuleVerifier, Verifier
+from llmcache_sidecar.semantic.verifier import UNSURE, RuleVerifier, Verifier
 
 logger = logging.getLogger(__name__)
 PENDING_ENTRIES = 10_000
@@ -149,7 +149,7 @@ class SemanticCache:
             if candidate.stored.key == key:
                 continue
             verdict = self.verifier.verify(text.analyse(candidate.stored.text), query)
-            if not verdict.accepted:
+            if not verdict.accepted and not self._judge_decides(verdict.reason, judging):
                 counters.rejected[verdict.reason or "unknown"] += 1
                 continue
             entry = await backend.get(candidate.stored.key)
@@ -191,6 +191,11 @@ class SemanticCache:
             return SemanticHit(entry, candidate.stored.key, candidate.similarity)
         counters.misses += 1
         return None
+
+    def _judge_decides(self, reason: str | None, judging: Judging | None) -> bool:
+        """A rejection for a reason the rules cannot decide goes to the judge (`decideUnsure`)."""
+        judge = self.judge
+        return judge is not None and judging is not None and judge.settings.decide_unsure and reason in UNSURE
 
     async def remember(self, counters: SemanticCounters, key: str, ttl: float) -> None:
         """Index the prompt of a miss whose answer has just been stored under `key`."""

@@ -32,6 +32,7 @@ call; a near-miss that is accepted serves a wrong answer.
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -60,6 +61,8 @@ Reason = Literal[
     "order",
 ]
 REASONS: tuple[Reason, ...] = get_args(Reason)
+UNSURE: frozenset[Reason] = frozenset({"substitution", "order"})
+"""Rejections that mean "cannot tell", not "a fact changed": a judge with `decideUnsure` may overrule them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +150,7 @@ def _replaced_in_place(alignment: Alignment) -> bool:
     by_a = [(-1, -1), *sorted(alignment.pairs), (end, end)]
     rank_b = {j: r for r, j in enumerate(sorted([-1, end, *(j for _, j in alignment.pairs)]))}
     left_a, left_b = alignment.left_a, alignment.left_b
-    for (i1, j1), (i2, j2) in zip(by_a, by_a[1:], strict=False):
+    for (i1, j1), (i2, j2) in itertools.pairwise(by_a):
         if rank_b[j2] != rank_b[j1] + 1:
             continue  # not neighbours in the other prompt: words moved, nothing was put in a place
         if any(i1 < i < i2 for i in left_a) and any(j1 < j < j2 for j in left_b):
@@ -163,7 +166,9 @@ def _opposed(a: Prompt, b: Prompt) -> bool:
     words_a = Counter(t.word for t in a.tokens if t.kind == "word")
     words_b = Counter(t.word for t in b.tokens if t.kind == "word")
     only_a, only_b = words_a - words_b, words_b - words_a
-    if any((x, y) in lexicon.OPPOSITE_PARTICLES or (y, x) in lexicon.OPPOSITE_PARTICLES for x in only_a for y in only_b):
+    if any(
+        (x, y) in lexicon.OPPOSITE_PARTICLES or (y, x) in lexicon.OPPOSITE_PARTICLES for x in only_a for y in only_b
+    ):
         return True
     return any(wn.antonyms(x, y) for x in only_a for y in only_b)
 
@@ -242,7 +247,7 @@ def align(a: Prompt, b: Prompt) -> Alignment:
     if wn is not None:
         for i in list(left_a):
             for j in left_b:
-                if wn.synonyms(a.tokens[i].word, b.tokens[j].word):
+                if wn.synonyms(_phrase(a, i), _phrase(b, j)) or wn.synonyms(a.tokens[i].word, b.tokens[j].word):
                     pairs.append((i, j))
                     left_a.remove(i)
                     left_b.remove(j)
@@ -277,6 +282,17 @@ def align(a: Prompt, b: Prompt) -> Alignment:
     left_b = [j for j in left_b if b.tokens[j].norm not in quoted_a and not _typo_of_function_word(b.tokens[j], a)]
     pairs.sort()
     return Alignment(pairs, left_a, left_b, matched_a, matched_b)
+
+
+def _phrase(prompt: Prompt, i: int) -> str:
+    """The word at `i` with the particle after it, as WordNet spells a phrasal verb (`call_off`), when it has one."""
+    word = prompt.tokens[i].word
+    wn = wordnet.load()
+    if wn is not None and i + 1 < len(prompt.tokens) and prompt.tokens[i + 1].kind == "word":
+        phrase = f"{word}_{prompt.tokens[i + 1].word}"
+        if wn.known(phrase):
+            return phrase
+    return word
 
 
 def _similar(x: Token, y: Token) -> bool:
@@ -414,7 +430,9 @@ def _transposition(order: list[int]) -> tuple[int, int] | None:
     return None
 
 
-def _coordinated(prompt: Prompt, ids: dict[int, tuple[str, int]], first: tuple[str, int], second: tuple[str, int]) -> bool:
+def _coordinated(
+    prompt: Prompt, ids: dict[int, tuple[str, int]], first: tuple[str, int], second: tuple[str, int]
+) -> bool:
     """The two swapped words are joined by `and`/`or` (`the driver or the passenger`): order carries no role."""
     where = {key: k for k, key in ids.items()}
     start, end = sorted((where[first], where[second]))

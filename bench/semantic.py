@@ -10,6 +10,13 @@ Two figures, for sizing a sidecar (docs/semantic.md records them):
           every `--every` prompts.
 - lookup: the CPU time of one memory-store search over a full bucket (256 prompts,
           384 dimensions), the arithmetic every lookup does, in this process.
+- verify: the verifier's CPU per candidate, as the matcher spends it (the stored prompt
+          read by `text.analyse`, then `RuleVerifier.verify` against the query), over
+          every pair of the issue-18 evaluation set (640 pairs, both parts): the first
+          pass (WordNet's per-word cache cold) and the steady state (median of 9 passes),
+          median and 99th percentile per candidate.
+- `--no-wordnet`: the rss run without WordNet (as a sidecar without the `semantic` extra),
+          to show what the extra costs in memory.
 
 To measure another version of the sidecar, put its source first on the path, e.g.
 `git archive <commit> sidecar/src | tar -x -C /tmp/before` and then
@@ -83,7 +90,31 @@ async def ask_all(running: Running, first: int, count: int, concurrency: int) ->
     return failed
 
 
-def rss_run(prompts: int, every: int, concurrency: int) -> list[tuple[int, float]]:
+def verify_cpu(passes: int) -> tuple[float, float, float]:
+    """Microseconds of CPU per candidate: first pass mean, then steady-state median and p99."""
+    from llmcache_sidecar.semantic import normalise, text, verifier
+    from scripts.eval_semantic import PARTS, load
+
+    normalise.warm_up()
+    rules = verifier.RuleVerifier()
+    pairs = [(r["a"], r["b"]) for part in ("tune", "holdout") for r in load(PARTS[part])]
+    queries = {b: text.analyse(b) for _, b in pairs}
+
+    def one_pass() -> list[float]:
+        spent = []
+        for a, b in pairs:
+            started = time.process_time()
+            rules.verify(text.analyse(a), queries[b])
+            spent.append((time.process_time() - started) * 1e6)
+        return spent
+
+    first = one_pass()
+    per_pair = [sorted(times)[len(times) // 2] for times in zip(*(one_pass() for _ in range(passes)), strict=True)]
+    per_pair.sort()
+    return sum(first) / len(first), per_pair[len(per_pair) // 2], per_pair[int(len(per_pair) * 0.99)]
+
+
+def rss_run(prompts: int, every: int, concurrency: int, env: dict[str, str] | None = None) -> list[tuple[int, float]]:
     rows: list[tuple[int, float]] = []
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
@@ -92,7 +123,7 @@ def rss_run(prompts: int, every: int, concurrency: int) -> list[tuple[int, float
         redis = stack.enter_context(running_redis(tmp))
         backend: dict[str, object] = {"type": "redis", "redis": {"url": redis.url}}
         semantic = {"enabled": True, "embedding": {"url": embedder, "model": MODEL, "timeoutMs": 5000}}
-        running = stack.enter_context(sidecar(provider, backend, tmp, extra={"semantic": semantic}))
+        running = stack.enter_context(sidecar(provider, backend, tmp, extra={"semantic": semantic}, env=env))
         asyncio.run(ask_all(running, -50, 50, 4))  # warm up: word lists loaded, connections open
         rows.append((0, rss_mib(running.pid)))
         done = 0
@@ -140,17 +171,25 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=12_000)
     parser.add_argument("--every", type=int, default=2_000)
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--only", choices=["rss", "lookup"], action="append")
+    parser.add_argument("--only", choices=["rss", "lookup", "verify"], action="append")
+    parser.add_argument("--no-wordnet", action="store_true", help="rss without WordNet (no `semantic` extra)")
     args = parser.parse_args()
-    only = set(args.only or ["rss", "lookup"])
+    only = set(args.only or ["rss", "lookup", "verify"])
     source = subprocess.run([PY, "-c", "import llmcache_sidecar; print(llmcache_sidecar.__file__)"],
                             capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
     print(f"sidecar source: {source}")
     if "lookup" in only:
         print(f"lookup: one search over 256 prompts of {DIMENSIONS} dimensions: {lookup_cpu(20):.0f} µs CPU (median)")
+    if "verify" in only:
+        first, median, p99 = verify_cpu(9)
+        print(
+            f"verify: CPU per candidate, first pass {first:.0f} µs (mean), steady {median:.0f} µs median, {p99:.0f} µs p99"
+        )
     if "rss" in only:
-        print(f"rss: {args.prompts} distinct prompts, each in its own bucket, {args.concurrency} at a time")
-        rows = rss_run(args.prompts, args.every, args.concurrency)
+        wordnet = "without WordNet" if args.no_wordnet else "with WordNet where installed"
+        print(f"rss: {args.prompts} distinct prompts, each in its own bucket, {args.concurrency} at a time, {wordnet}")
+        env = {"LLMCACHE_WORDNET_DIR": "/nonexistent"} if args.no_wordnet else None
+        rows = rss_run(args.prompts, args.every, args.concurrency, env)
         base = rows[0][1]
         print(f"| base | {base:.0f} MiB | | |")
         for done, rss in rows[1:]:

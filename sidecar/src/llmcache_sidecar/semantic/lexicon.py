@@ -101,11 +101,12 @@ UNIVERSAL_QUANTIFIERS = frozenset(
 )
 """`delete every message` is not `delete one message`: a prompt with one of these asks about everything."""
 
-OPPOSITE_PARTICLES = frozenset(
+OPPOSITES = frozenset(
     {("in", "out"), ("into", "out"), ("to", "from"), ("before", "after"), ("above", "below"),
-     ("over", "under"), ("inside", "outside"), ("with", "without")}
+     ("over", "under"), ("inside", "outside"), ("with", "without"), ("up", "down"), ("on", "off"),
+     ("more", "less"), ("more", "fewer"), ("most", "least"), ("most", "fewest"), ("max", "min")}
 )  # fmt: skip
-"""Prepositions and particles of opposite sense that WordNet does not pair (it has up/down, on/off)."""
+"""Function words of opposite sense: a closed class, seen with or without WordNet."""
 
 PASSIVE_AUXILIARIES = frozenset({"is", "are", "was", "were", "be", "been", "being", "get", "gets", "got", "gotten"})
 """Before a past participle these make a clause passive (`is approved`, `got deleted`)."""

@@ -159,18 +159,21 @@ def _replaced_in_place(alignment: Alignment) -> bool:
 
 
 def _opposed(a: Prompt, b: Prompt) -> bool:
-    """A word only one prompt has is an antonym of a word only the other has (WordNet)."""
-    wn = wordnet.load()
-    if wn is None:
-        return False
+    """A word only one prompt has is the opposite of a word only the other has.
+
+    Opposite function words (`up`/`down`, `most`/`least`) and a negating prefix
+    (`subscribe`/`unsubscribe`) are seen without WordNet; WordNet adds the antonyms of
+    content words (`increase`/`decrease`, `buy`/`sell`).
+    """
     words_a = Counter(t.word for t in a.tokens if t.kind == "word")
     words_b = Counter(t.word for t in b.tokens if t.kind == "word")
     only_a, only_b = words_a - words_b, words_b - words_a
-    if any(
-        (x, y) in lexicon.OPPOSITE_PARTICLES or (y, x) in lexicon.OPPOSITE_PARTICLES for x in only_a for y in only_b
-    ):
-        return True
-    return any(wn.antonyms(x, y) for x in only_a for y in only_b)
+    for x in only_a:
+        for y in only_b:
+            if (x, y) in lexicon.OPPOSITES or (y, x) in lexicon.OPPOSITES or wordnet.negated(x, y):
+                return True
+    wn = wordnet.load()
+    return wn is not None and any(wn.antonyms(x, y) for x in only_a for y in only_b)
 
 
 def _same_degrees(a: Prompt, b: Prompt) -> bool:

@@ -135,9 +135,8 @@ class WordNet:
     def antonyms(self, x: str, y: str) -> bool:
         if x == y:
             return False
-        for a, b in ((x, y), (y, x)):
-            if any(a == p + b for p in _NEGATING_PREFIXES) and not self.synonyms(x, y):
-                return True
+        if negated(x, y) and not self.synonyms(x, y):
+            return True
         return bool(self.opposites(x) & self.lemmas(y)) or bool(self.opposites(y) & self.lemmas(x))
 
     def _lemmas(self, word: str) -> frozenset[str]:
@@ -171,19 +170,24 @@ class WordNet:
         return frozenset(names)
 
 
+def negated(x: str, y: str) -> bool:
+    """One word is the other with a negating prefix: `subscribe` / `unsubscribe`, `like` / `dislike`."""
+    return any(a == p + b for a, b in ((x, y), (y, x)) for p in _NEGATING_PREFIXES if len(b) >= 4)
+
+
 @cache
 def load() -> WordNet | None:
     """The WordNet reader, or None when nltk or the WordNet files are missing (logged once)."""
     root = Path(os.environ.get(ENV_DIR) or DEFAULT_DIR)
+    if not (root / "index.noun").is_file():
+        logger.warning("semantic: no WordNet files in %s; the verifier works without synonyms", root)
+        return None
     try:
         import nltk.data
         from nltk.corpus.reader.wordnet import WordNetCorpusReader
         from nltk.data import FileSystemPathPointer
     except ImportError:
         logger.info("semantic: nltk is not installed; the verifier works without synonyms (extra `semantic`)")
-        return None
-    if not (root / "index.noun").is_file():
-        logger.warning("semantic: no WordNet files in %s; the verifier works without synonyms", root)
         return None
 
     class _DebianWordNet(WordNetCorpusReader):  # type: ignore[misc]

@@ -6,8 +6,10 @@ fact ("Which cheeses suit lactose intolerance?" / "Which cheeses go in the fridg
 A judge model can. It is asked only about a candidate the verifier has *accepted*
 and whose stored answer is still there, so it can only turn a would-be hit into a
 miss, never overrule a rejection: a prompt that talks the judge into "SAME" still
-has to pass every rule. (`minSimilarity` lets it see accepted candidates below the
-threshold too; that is the only recall it adds, and it is off by default.)
+has to pass every rule. Two opt-ins let it add recall, both off by default:
+`minSimilarity` (accepted candidates below the threshold) and `decideUnsure`
+(candidates refused only because the rules cannot tell, `verifier.UNSURE`; never one
+where a fact changed).
 
 The call goes to one of the configured providers, through the app's one
 `ClientSession` (the same connector, TLS and upstream as proxied calls), with the

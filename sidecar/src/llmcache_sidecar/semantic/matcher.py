@@ -9,8 +9,9 @@ backend by its exact key. With a judge configured (`judge`), an accepted candida
 whose answer is there is served only when the judge also says SAME; a DIFFERENT is
 counted as the rejection reason `judge`, and a judge that fails ends the lookup as a
 miss (`judge_errors`). With `judge.decideUnsure`, a candidate the verifier refused for a
-reason in `verifier.UNSURE` goes to the judge the same way instead of being dropped. The vector of a miss is kept for a short while, so that
-when the answer has been stored, `remember` indexes it without a second embedding.
+reason in `verifier.UNSURE` goes to the judge the same way instead of being dropped.
+The vector of a miss is kept for a short while, so that when the answer has been
+stored, `remember` indexes it without a second embedding.
 
 Anything that goes wrong here (the embedder is slow or down, the index does not
 answer) is counted and logged once per failure streak, and the request goes on as

@@ -42,7 +42,7 @@ IMAGE_EXPORTS: dict[str, list[str]] = {
 # The lowest environment: the sidecar (with every extra) and the embedder its semantic tests
 # serve, each direct dependency of the sidecar pinned to its lower bound (so the resolver fails
 # loudly when a bound cannot hold), and the tools the tests use pinned to the lock's versions.
-LOWEST_PACKAGES = ["-e ./sidecar[all]", "-e ./embedder"]
+LOWEST_PACKAGES = ["-e ./sidecar[all,semantic]", "-e ./embedder"]
 LOWEST_TOOLS = [
     "pytest", "pytest-aiohttp", "pytest-asyncio", "openai", "anthropic", "google-genai",
     "prometheus-client", "moto", "gcp-storage-emulator", "trustme", "httpx", "httpx2", "requests",

@@ -32,8 +32,16 @@ UV = os.environ.get("UV", str(ROOT / ".tools" / "uv" / "bin" / "uv"))
 IMAGE_EXPORTS: dict[str, list[str]] = {
     "sidecar.txt": ["--package", "llmcache-sidecar", "--extra", "zstd", "--extra", "transparent"],
     "sidecar-all.txt": ["--package", "llmcache-sidecar", "--extra", "all"],
-    "sidecar-semantic.txt": ["--package", "llmcache-sidecar", "--extra", "zstd", "--extra", "transparent",
-                             "--extra", "semantic"],
+    "sidecar-semantic.txt": [
+        "--package",
+        "llmcache-sidecar",
+        "--extra",
+        "zstd",
+        "--extra",
+        "transparent",
+        "--extra",
+        "semantic",
+    ],
     "operator.txt": ["--package", "llmcache-operator"],
     "embedder.txt": ["--package", "llmcache-embedder", "--extra", "minilm", "--no-emit-package", "torch"],
     "build.txt": ["--only-group", "build"],

@@ -256,13 +256,14 @@ def test_the_build_context_carries_only_the_three_packages_and_their_locked_requ
 def test_every_dependency_of_an_image_comes_from_the_lock_with_its_hash(component: str) -> None:
     """Each `pip install` of a build installs hashed, locked requirements, our own wheels, or (the
     embedder) torch's CPU build by its exact version; nothing is resolved at build time."""
-    runs = " ".join(
+    runs = " && ".join(
         rest
         for stage in stages(dockerfile(component))
         for instruction, rest in stage.instructions
         if instruction == "RUN"
     )
-    installs = [part.strip() for part in runs.split("&&") if " install " in part]
+    # pip's installs; a Debian package (the sidecar's WordNet files) is pinned by version for hadolint.
+    installs = [part.strip() for part in runs.split("&&") if " install " in part and "apt-get" not in part]
     assert installs
     for install in installs:
         assert "--no-deps" in install, install

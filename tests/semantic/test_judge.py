@@ -296,6 +296,33 @@ async def test_min_similarity_lets_the_judge_serve_below_the_threshold(
     assert judge.pairs == [(QUESTION, rewording)]
 
 
+async def test_decide_unsure_lets_the_judge_serve_what_the_rules_cannot_tell(
+    semantic_sidecar: SemanticSidecarFactory, judge: FakeJudge, key_file: str
+) -> None:
+    # reset / change: not WordNet synonyms, so a word put in another's place ("substitution").
+    reworded = "How do I change my password?"
+    sidecar = await semantic_sidecar(judge=judge_block(key_file, decideUnsure=True))
+    await ask(sidecar, QUESTION)
+    hit = await ask(sidecar, reworded)
+    negated = await ask(sidecar, "How do I not reset my password?")
+
+    assert hit.status == SEMANTIC_HIT
+    assert negated.status == MISS  # a changed fact is never the judge's to overrule
+    assert judge.pairs == [(QUESTION, reworded)]
+
+
+async def test_without_decide_unsure_the_rules_rejection_stands(
+    semantic_sidecar: SemanticSidecarFactory, judge: FakeJudge, key_file: str
+) -> None:
+    sidecar = await semantic_sidecar(judge=judge_block(key_file))
+    await ask(sidecar, QUESTION)
+    answer = await ask(sidecar, "How do I change my password?")
+
+    assert answer.status == MISS
+    assert judge.calls == []
+    assert (await stats(sidecar))["rejected"] == {"substitution": 1}
+
+
 async def test_without_min_similarity_nothing_below_the_threshold_is_judged(
     semantic_sidecar: SemanticSidecarFactory, judge: FakeJudge, key_file: str
 ) -> None:

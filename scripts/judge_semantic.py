@@ -27,9 +27,9 @@ from typing import Any
 import aiohttp
 
 from llmcache_sidecar.config import JudgeSettings
-from llmcache_sidecar.providers import KINDS, ProviderKind
 from llmcache_sidecar.semantic.judge import Judge, JudgeCounters, JudgeError, Judging
 from llmcache_sidecar.telemetry import PriceBook
+from llmcache_sidecar.wire.providers import KINDS, ProviderKind
 from scripts.eval_semantic import PARTS, load
 
 

@@ -4,6 +4,9 @@ The set is the measure of the semantic verifier (`make eval-semantic`). These ch
 it honest: no pair may move between the tuning and the held-out part (the split is a hash
 of the pair's text, `scripts/split_semantic_eval.py`), every kind has pairs on both sides,
 and the whole set keeps at least 600 pairs.
+
+The blind set (`semantic_eval_blind.jsonl`) was written by someone who had seen neither the
+verifier nor the other pairs; it is checked for the same form, with its own, wider domains.
 """
 
 from __future__ import annotations
@@ -22,6 +25,11 @@ NEAR_MISS_KINDS = {
     "comparative", "format", "language", "antonym", "audience", "cohyponym",
 }  # fmt: skip
 DOMAINS = {"coding", "support", "cooking", "travel", "finance", "health", "math", "general"}
+BLIND = Path(__file__).parent / "data" / "semantic_eval_blind.jsonl"
+BLIND_DOMAINS = DOMAINS | {
+    "writing", "hr", "science", "legal", "shopping", "home", "fitness", "pets", "auto",
+    "gardening", "education",
+}  # fmt: skip
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -52,3 +60,19 @@ def test_every_kind_has_pairs_in_both_parts() -> None:
     for path in (TUNE, HOLDOUT):
         kinds = Counter(r["kind"] for r in _rows(path))
         assert set(kinds) == PARAPHRASE_KINDS | NEAR_MISS_KINDS, path.name
+
+
+def test_the_blind_set_is_well_formed_and_covers_every_kind() -> None:
+    rows = _rows(BLIND)
+    assert len(rows) >= 320
+    for row in rows:
+        assert set(row) == {"a", "b", "label", "kind", "domain"}, row
+        assert row["a"].strip() and row["b"].strip() and row["a"] != row["b"], row
+        kinds = PARAPHRASE_KINDS if row["label"] == "paraphrase" else NEAR_MISS_KINDS
+        assert row["label"] in ("paraphrase", "near_miss") and row["kind"] in kinds, row
+        assert row["domain"] in BLIND_DOMAINS, row
+    assert len({(r["a"], r["b"]) for r in rows}) == len(rows), "duplicate pairs"
+    assert len({frozenset((r["a"], r["b"])) for r in rows}) == len(rows), "a pair repeated the other way round"
+    assert {r["kind"] for r in rows} == PARAPHRASE_KINDS | NEAR_MISS_KINDS
+    near_miss_share = sum(r["label"] == "near_miss" for r in rows) / len(rows)
+    assert 0.45 <= near_miss_share <= 0.65, near_miss_share

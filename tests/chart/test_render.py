@@ -541,3 +541,17 @@ def test_the_install_notes_print_the_embedders_url(tools: Path, tmp_path: Path) 
     notes = result.stdout.split("NOTES:", 1)[1]
     assert f"url: {embedder_url(one(rendered(helm, 'embedder'), 'Service', '-embedder'))}" in notes
     assert "embedder" not in helm.run("install", RELEASE, str(CHART), "--dry-run=client").stdout.split("NOTES:")[1]
+
+
+def redis_checksum(helm: Helm, redis: dict[str, Any]) -> str:
+    objs = helm.template({"redis": {"enabled": True, **redis}})
+    return str(one(objs, "StatefulSet", "-redis")["spec"]["template"]["metadata"]["annotations"]["checksum/config"])
+
+
+def test_an_upgrade_keeps_redis_running_when_its_password_was_generated(helm: Helm) -> None:
+    """Each render of a fresh install generates a new password, as `helm upgrade` sees a new one
+    beside the kept one: the checksum that restarts Redis must not depend on it (issue 14)."""
+    first, second = redis_checksum(helm, {}), redis_checksum(helm, {})
+    assert first == second
+    assert redis_checksum(helm, {"maxmemory": "300mb"}) != first
+    assert redis_checksum(helm, {"password": "a"}) != redis_checksum(helm, {"password": "b"})

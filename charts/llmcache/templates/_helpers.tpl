@@ -114,6 +114,18 @@ app.kubernetes.io/component: {{ $component }}
 {{- include "llmcache.componentName" (list . "redis") }}
 {{- end }}
 
+{{/* The bundled Redis's redis.conf, given the password: (list $root $password). */}}
+{{- define "llmcache.redis.conf" -}}
+{{- $root := index . 0 }}{{ $password := index . 1 -}}
+port 6379
+dir /data
+requirepass {{ $password }}
+maxmemory {{ $root.Values.redis.maxmemory }}
+maxmemory-policy allkeys-lru
+save ""
+appendonly {{ ternary "yes" "no" $root.Values.redis.persistence.enabled }}
+{{- end }}
+
 {{- define "llmcache.redis.url" -}}
 {{- printf "redis://%s.%s.svc.%s:6379/0" (include "llmcache.redis.name" .) .Release.Namespace .Values.clusterDomain }}
 {{- end }}

@@ -8,19 +8,41 @@ kopf's peering resource instead of running standalone.
 
 from __future__ import annotations
 
+import getpass
 import os
+import socket
+from collections.abc import Mapping, MutableMapping
 
 import kopf
 
 from llmcache_operator import handlers  # noqa: F401  - registers the handlers
 
+IDENTITY_ENV = "POD_ID"
+"""kopf takes its peering identity from here when set (and otherwise asks getpass)."""
 
-def main() -> None:
-    kopf.configure(verbose=os.environ.get("LLMCACHE_OPERATOR_VERBOSE", "").lower() in ("1", "true", "on"))
+
+def identity(env: Mapping[str, str]) -> str:
+    """The operator's kopf identity, found without a passwd entry for its UID.
+
+    kopf's own default calls `getpass.getuser()`, which raises for a UID that has no
+    passwd entry: the image's 65532 has none, so the operator crash-looped on start.
+    """
+    if env.get(IDENTITY_ENV):
+        return env[IDENTITY_ENV]
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = f"uid{os.getuid()}"
+    return f"{user}@{socket.gethostname()}"
+
+
+def main(env: MutableMapping[str, str] = os.environ) -> None:
+    kopf.configure(verbose=env.get("LLMCACHE_OPERATOR_VERBOSE", "").lower() in ("1", "true", "on"))
+    env[IDENTITY_ENV] = identity(env)  # kopf.run reads it: its identity parameter's type is private to kopf
     kopf.run(
         clusterwide=True,
-        standalone=os.environ.get("LLMCACHE_OPERATOR_PEERING", "off").lower() not in ("on", "true", "1"),
-        liveness_endpoint=os.environ.get("LLMCACHE_OPERATOR_LIVENESS", "http://0.0.0.0:8080/healthz"),
+        standalone=env.get("LLMCACHE_OPERATOR_PEERING", "off").lower() not in ("on", "true", "1"),
+        liveness_endpoint=env.get("LLMCACHE_OPERATOR_LIVENESS", "http://0.0.0.0:8080/healthz"),
         registry=kopf.get_default_registry(),
     )
 

@@ -7,6 +7,7 @@ our handlers, and redis-server.
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,8 @@ import kmock as kmock_lib
 import yaml
 
 from llmcache_operator.options import Options
+from llmcache_sidecar import config
+from llmcache_sidecar.backends import build_backend
 from tests.operator.kopf_loop import (
     LLMCACHES,
     create,
@@ -95,6 +98,37 @@ async def test_an_edit_re_renders_the_config_map_and_a_flush_is_recorded(kmock: 
     assert first != second
     assert last_flush["value"] == "2026-11-28"
     assert last_flush["time"].endswith("Z")
+
+
+async def epoch_in(redis_url: str, namespace: str) -> int:
+    """The namespace's flush epoch as a sidecar reads it from Redis."""
+    backend = build_backend(config.parse(config.BackendSettings, {"type": "redis", "redis": {"url": redis_url}}))
+    try:
+        return await backend.get_epoch(namespace)
+    finally:
+        await backend.aclose()
+
+
+async def test_a_flush_moves_the_epoch_in_a_shared_backend_at_once(
+    kmock: kmock_lib.KubernetesEmulator, redis_server: RedisServer
+) -> None:
+    """Sidecars re-read the epoch each second; their ConfigMap reaches them only on the kubelet's sync period."""
+    cache_ns = f"flush-{uuid.uuid4().hex[:8]}"
+    spec = {"namespace": cache_ns, "backend": {"type": "redis", "redis": {"url": redis_server.url}}}
+    async with running_operator(kmock, OPTIONS):
+        await create(kmock, path_of(NS), llmcache("f", NS, spec))
+        await eventually(lambda: resource(kmock, "f")["status"].get("configHash"), what="a config hash")
+        before = await epoch_in(redis_server.url, cache_ns)
+
+        await merge_patch(kmock, path_of(NS, "f"), {"metadata": {"generation": 2}, "spec": {"flush": "one"}})
+        await eventually(lambda: resource(kmock, "f")["status"].get("lastFlush"), what="lastFlush")
+        after_one = await epoch_in(redis_server.url, cache_ns)
+        await merge_patch(kmock, path_of(NS, "f"), {"metadata": {"generation": 3}, "spec": {"ttl": "5m"}})
+        await eventually(lambda: resource(kmock, "f")["status"]["observedGeneration"] == 3, what="generation 3")
+        after_edit = await epoch_in(redis_server.url, cache_ns)
+
+    assert after_one == before + 1
+    assert after_edit == after_one  # only a new flush value flushes
 
 
 async def test_an_unreachable_backend_is_reported_and_probed_again_until_it_answers(

@@ -129,6 +129,8 @@ async def reconcile_fn(
         read_secret=lambda ref: rt.api.read_secret_key(namespace, ref),
         ping_timeout=rt.options.backend_timeout,
     )
+    if backend.reachable and reconcile.flush_requested(status, cache):
+        await _flush_shared(rt, body, spec, name, namespace)
     count = len(injected_pods.get((namespace, name), []))
     rt.injected_counts[namespace, name] = count
     patch.status.update(
@@ -145,6 +147,24 @@ async def reconcile_fn(
     )
     if backend.reachable is False:
         raise kopf.TemporaryError(f"backend unreachable: {backend.message}", delay=rt.options.retry_delay)
+
+
+async def _flush_shared(rt: Runtime, body: kopf.Body, raw: Mapping[str, Any], name: str, namespace: str) -> None:
+    """A new spec.flush, applied in a shared backend at once (the ConfigMap follows within minutes)."""
+    try:
+        done = await probe.flush_shared(
+            raw,
+            name=name,
+            namespace=namespace,
+            read_secret=lambda ref: rt.api.read_secret_key(namespace, ref),
+            flush_timeout=rt.options.backend_timeout,
+        )
+    except probe.FlushError as exc:
+        message = f"The backend did not take the flush ({exc}); the sidecars flush when they reload their config."
+        kopf_logger.warning("%s/%s: %s", namespace, name, message)
+        kopf.warn(body, reason="FlushDelayed", message=message)
+    else:
+        kopf_logger.info("%s/%s: %s", namespace, name, done)
 
 
 async def check_transparent_caches(rt: Runtime) -> None:

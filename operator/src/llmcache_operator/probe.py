@@ -1,21 +1,28 @@
-"""Does an LLMCache's backend answer? Asked with the sidecar's own backend code.
+"""An LLMCache's backend, reached with the sidecar's own backend code: pinged, or flushed.
 
 The operator builds the very backend a sidecar would (`build_backend` on the same
-`Settings`) and pings it once. Referenced Secrets are read through the API and written
-to a private scratch directory that stands in for the pod's mounts, removed right
-after: the operator never keeps a secret, in memory or in a resource.
+`Settings`), pings it once, or moves a namespace's flush epoch on. Referenced Secrets are
+read through the API and written to a private scratch directory that stands in for the
+pod's mounts, removed right after: the operator never keeps a secret, in memory or in a
+resource.
 
-Memory and disk live in each pod, so there is nothing to probe from the operator; a
-backend whose client library is not installed in the operator's image is reported as
-not checked rather than as down.
+Memory and disk live in each pod, so there is nothing to probe or flush from the
+operator; a backend whose client library is not installed in the operator's image is
+reported as not checked rather than as down.
+
+Why the operator flushes: a new `spec.flush` reaches the sidecars through their
+ConfigMap, which the kubelet refreshes only on its sync period (a minute or more). The
+epoch lives in a shared backend and every sidecar re-reads it each second, so moving it
+there makes the flush take effect at once in every pod.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import tempfile
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -23,7 +30,7 @@ from typing import Any
 from llmcache_operator import spec
 from llmcache_operator.reconcile import BackendCheck
 from llmcache_operator.spec import SecretKeyRef
-from llmcache_sidecar.backends import BackendError, build_backend
+from llmcache_sidecar.backends import BackendError, CacheBackend, build_backend
 from llmcache_sidecar.config import BackendSettings, ConfigError
 
 SecretReader = Callable[[SecretKeyRef], Awaitable[str | None]]
@@ -39,33 +46,79 @@ async def check_backend(
     ping_timeout: float,
 ) -> BackendCheck:
     """Whether the backend answered a ping within `ping_timeout` seconds, and what went wrong if not."""
-    with tempfile.TemporaryDirectory(prefix="llmcache-probe-") as scratch:
-        cache = spec.parse(raw_spec, name=name, namespace=namespace, secret_root=scratch)
-        settings = cache.settings.backend
-        shared = settings.dual.l2 if settings.type == "dual" else settings.type
-        if shared in IN_POD:
-            return BackendCheck(True, f"The {settings.type} backend lives in each pod.")
-        for mount in cache.secrets:
-            value = await read_secret(mount.ref)
-            if value is None:
-                return BackendCheck(
-                    False, f"Secret {mount.ref.name!r} (key {mount.ref.key!r}) not found in {namespace}"
-                )
-            _write_private(Path(mount.path), value)
-        try:
-            backend = build_backend(_patient(settings, ping_timeout))
-        except ConfigError as exc:
-            return BackendCheck(None, f"The operator cannot check the {shared} backend: {exc.message}")
-        except (OSError, ValueError) as exc:
-            return BackendCheck(False, f"Cannot configure the {shared} backend: {exc}")
+    async with _connected(raw_spec, name, namespace, read_secret, ping_timeout) as (backend, problem, shared):
+        if backend is None:
+            return problem
         try:
             async with asyncio.timeout(ping_timeout):
                 await backend.ping()
         except (BackendError, TimeoutError, OSError) as exc:
             return BackendCheck(False, str(exc) or type(exc).__name__)
+    return BackendCheck(True, f"The {shared} backend answered.")
+
+
+async def flush_shared(
+    raw_spec: Mapping[str, Any] | None,
+    *,
+    name: str,
+    namespace: str,
+    read_secret: SecretReader,
+    flush_timeout: float,
+) -> str:
+    """Move the cache namespace's epoch on in a shared backend; what happened, for the log and events.
+
+    Raises `FlushError` when the backend could not do it; memory and disk (each pod its
+    own) are left to the ConfigMap.
+    """
+    async with _connected(raw_spec, name, namespace, read_secret, flush_timeout) as (backend, problem, shared):
+        if backend is None:
+            if problem.reachable is False:
+                raise FlushError(problem.message)
+            return f"{problem.message} It is flushed when the sidecars reload their config."
+        cache_namespace = spec.parse(raw_spec, name=name, namespace=namespace).settings.namespace
+        try:
+            async with asyncio.timeout(flush_timeout):
+                epoch = await backend.bump_epoch(cache_namespace)
+        except (BackendError, TimeoutError, OSError) as exc:
+            raise FlushError(str(exc) or type(exc).__name__) from exc
+    return f"Flushed namespace {cache_namespace!r} in the {shared} backend (epoch {epoch})."
+
+
+class FlushError(Exception):
+    """The shared backend could not be flushed; the ConfigMap still flushes, later."""
+
+
+@contextlib.asynccontextmanager
+async def _connected(
+    raw_spec: Mapping[str, Any] | None, name: str, namespace: str, read_secret: SecretReader, patience: float
+) -> AsyncIterator[tuple[CacheBackend | None, BackendCheck, str]]:
+    """(backend, _, kind) for a shared backend; (None, why not, kind) otherwise. Secrets live only inside."""
+    with tempfile.TemporaryDirectory(prefix="llmcache-probe-") as scratch:
+        cache = spec.parse(raw_spec, name=name, namespace=namespace, secret_root=scratch)
+        settings = cache.settings.backend
+        shared = settings.dual.l2 if settings.type == "dual" else settings.type
+        if shared in IN_POD:
+            yield None, BackendCheck(True, f"The {settings.type} backend lives in each pod."), shared
+            return
+        for mount in cache.secrets:
+            value = await read_secret(mount.ref)
+            if value is None:
+                problem = f"Secret {mount.ref.name!r} (key {mount.ref.key!r}) not found in {namespace}"
+                yield None, BackendCheck(False, problem), shared
+                return
+            _write_private(Path(mount.path), value)
+        try:
+            backend = build_backend(_patient(settings, patience))
+        except ConfigError as exc:
+            yield None, BackendCheck(None, f"The operator cannot check the {shared} backend: {exc.message}"), shared
+            return
+        except (OSError, ValueError) as exc:
+            yield None, BackendCheck(False, f"Cannot configure the {shared} backend: {exc}"), shared
+            return
+        try:
+            yield backend, BackendCheck(True, ""), shared
         finally:
             await backend.aclose()
-    return BackendCheck(True, f"The {shared} backend answered.")
 
 
 def _patient(settings: BackendSettings, ping_timeout: float) -> BackendSettings:

@@ -155,9 +155,8 @@ def status_after_reconcile(
     conditions = with_condition(conditions, reachable, now=now, generation=generation)
     conditions = with_transparent_conditions(conditions, transparent, now=now, generation=generation)
     last_flush = old.last_flush
-    flush = cache.settings.flush
-    if flush and (last_flush is None or last_flush.value != flush):
-        last_flush = LastFlush(value=flush, time=now)
+    if flush_requested(previous, cache):
+        last_flush = LastFlush(value=cache.settings.flush, time=now)
     status = Status(
         conditions=conditions,
         observed_generation=generation,
@@ -169,6 +168,13 @@ def status_after_reconcile(
     result = config.to_mapping(status, omit_defaults=True)
     result["conditions"] = [config.to_mapping(c) for c in conditions]  # every field, "Unknown" included
     return result
+
+
+def flush_requested(previous: Mapping[str, Any] | None, cache: Cache) -> bool:
+    """`spec.flush` holds a value that no reconcile has rendered yet."""
+    last_flush = read_status(previous).last_flush
+    flush = cache.settings.flush
+    return bool(flush) and (last_flush is None or last_flush.value != flush)
 
 
 def status_after_invalid(

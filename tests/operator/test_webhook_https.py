@@ -214,12 +214,29 @@ async def test_a_pod_created_before_its_llmcache_was_ever_reconciled_is_left_alo
         await eventually(lambda: len(config_maps), what="the first reconcile tried to write the ConfigMap")
         answer, patch = await hook.admit(app_pod("early", {"llmcache.dev/enabled": "true"}))
         status = kmock.objects[LLMCACHES, NS, "shared"].get("status") or {}
+        uid = kmock.objects[LLMCACHES, NS, "shared"]["metadata"]["uid"]
+        events = await eventually(lambda: not_injected_events(kmock), what="an event on the LLMCache")
 
     assert patch == []
     assert "configHash" not in status
     assert answer["warnings"] == [
         "llmcache: sidecar not injected: LLMCache shared is not reconciled yet (no status.configHash),"
         " so its config may not exist"
+    ]
+    # `kubectl describe llmc shared` lists it: the pod itself does not exist yet at admission time.
+    (event,) = events
+    assert event["type"] == "Warning"
+    involved = {k: event["involvedObject"][k] for k in ("apiVersion", "kind", "name", "namespace", "uid")}
+    assert involved == {"apiVersion": "llmcache.dev/v1alpha1", "kind": "LLMCache", "name": "shared",
+                        "namespace": NS, "uid": uid}  # fmt: skip
+    assert event["message"].startswith("Pod early was created without the sidecar: LLMCache shared is not reconciled")
+
+
+def not_injected_events(kmock: kmock_lib.KubernetesEmulator) -> list[Any]:
+    return [
+        obj
+        for (res, _, _), obj in kmock.objects.items()
+        if res.plural == "events" and obj.get("reason") == webhook.NOT_INJECTED_REASON
     ]
 
 

@@ -57,16 +57,23 @@ async def startup_fn(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: k
 @kopf.on.cleanup()
 async def cleanup_fn(memo: kopf.Memo, **_: Any) -> None:
     rt = runtime(memo)
-    if rt.ca_checks is not None:
-        rt.ca_checks.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await rt.ca_checks
+    for task in [rt.ca_checks, *rt.tasks]:
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
     await rt.api.aclose()
 
 
 @kopf.index(GROUP, VERSION, PLURAL)
 def llmcaches(
-    spec: kopf.Spec, status: kopf.Status, name: str, namespace: str | None, logger: kopf.Logger, **_: Any
+    spec: kopf.Spec,
+    status: kopf.Status,
+    name: str,
+    namespace: str | None,
+    uid: str | None,
+    logger: kopf.Logger,
+    **_: Any,
 ) -> dict[str, Cache] | None:
     """Namespace -> its valid caches, for the webhook. An invalid edit keeps the last good one.
 
@@ -86,7 +93,7 @@ def llmcaches(
         cache = dataclasses.replace(cache, interception="proxy")
     if reconcile.read_status(status).config_hash is None:
         cache = dataclasses.replace(cache, reconciled=False)
-    return {namespace: cache}
+    return {namespace: dataclasses.replace(cache, uid=uid or "")}
 
 
 @kopf.index("v1", "pods", annotations={INJECTED_ANNOTATION: kopf.PRESENT})

@@ -104,6 +104,8 @@ class Decision:
     reason: str
     notable: bool = False
     """The pod asked for a cache and does not get it: worth a log line and an admission warning."""
+    wanted: Cache | None = None
+    """The cache a notable pod asked for (which then gets an event)."""
 
 
 def inject_required(pod: Mapping[str, Any], namespace: str, caches: Iterable[Cache], policy: Policy) -> Decision:
@@ -142,10 +144,10 @@ def inject_required(pod: Mapping[str, Any], namespace: str, caches: Iterable[Cac
     if not chosen.reconciled:
         # Its ConfigMap may not exist yet: such a pod starts uncached, by construction.
         why = f"LLMCache {chosen.name} is not reconciled yet (no status.configHash), so its config may not exist"
-        return Decision(None, why, notable=True)
+        return Decision(None, why, notable=True, wanted=chosen)
     clash = _port_clash(pod_spec, chosen)
     if clash:
-        return Decision(None, clash, notable=True)
+        return Decision(None, clash, notable=True, wanted=chosen)
     return Decision(chosen, reason)
 
 

@@ -119,6 +119,29 @@ class Api:
             raise
         return True
 
+    async def post_event(self, involved: Mapping[str, Any], *, type_: str, reason: str, message: str) -> None:
+        """A core/v1 Event about `involved` (apiVersion, kind, metadata name/namespace/uid)."""
+        meta = involved["metadata"]
+        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        body = {
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "involvedObject": {
+                "apiVersion": involved["apiVersion"],
+                "kind": involved["kind"],
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta.get("uid", ""),
+            },
+            "type": type_,
+            "reason": reason,
+            "message": message[:1024],
+            "source": {"component": FIELD_MANAGER},
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        await self._core.create_namespaced_event(meta["namespace"], body, _request_timeout=TIMEOUT)
+
     async def list_llmcaches(self) -> list[dict[str, Any]]:
         """Every LLMCache in the cluster, as plain objects."""
         found = await self._custom.list_cluster_custom_object(

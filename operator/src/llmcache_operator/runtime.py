@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +22,13 @@ class Runtime:
     """The injectedPods value last written per (namespace, cache), to write only changes."""
     ca_checks: asyncio.Task[None] | None = None
     """The loop that rotates the interception CAs (handlers.check_transparent_caches)."""
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    """Work that must not hold up an answer (events the webhook posts); cancelled at cleanup."""
+
+    def spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(work, name=name)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
 
 
 def runtime(memo: Mapping[str, Any]) -> Runtime:

@@ -493,6 +493,8 @@ class Cache:
     interception: Interception = "proxy"
     reconciled: bool = True
     """Its status has a configHash: the operator has written its ConfigMap. Pods are injected only then."""
+    uid: str = ""
+    """metadata.uid of the LLMCache (known to the operator's index; events name it)."""
 
     @property
     def config_map(self) -> str:

@@ -21,12 +21,13 @@ from typing import Any, cast
 
 import kopf
 
-from llmcache_operator import injection, patching
+from llmcache_operator import injection, k8s, patching
 from llmcache_operator.options import WebhookOptions
 from llmcache_operator.runtime import runtime
-from llmcache_operator.spec import Cache
+from llmcache_operator.spec import GROUP, KIND, VERSION, Cache
 
 HANDLER_ID = "inject-sidecar"
+NOT_INJECTED_REASON = "PodNotInjected"
 REVIEW_VERSION = "admission.k8s.io/v1"
 logger = logging.getLogger(__name__)
 
@@ -49,6 +50,10 @@ async def inject_sidecar(
             if decision.notable:
                 logger.info("pod %s/%s: not injected: %s", namespace, pod_name, decision.reason)
                 warnings.append(f"llmcache: sidecar not injected: {decision.reason}")
+                if decision.wanted is not None:  # the pod does not exist yet: the event goes on its LLMCache
+                    message = f"Pod {pod_name} was created without the sidecar: {decision.reason}."
+                    post = _post_warning(runtime(memo).api, llmcache_reference(decision.wanted), message)
+                    runtime(memo).spawn(post, name=f"llmcache-event-{namespace}-{pod_name}")
             else:
                 logger.debug("pod %s/%s: not injected: %s", namespace, pod_name, decision.reason)
             return
@@ -59,6 +64,22 @@ async def inject_sidecar(
         return
     logger.info("pod %s/%s: injecting %s (%s)", namespace, pod_name, decision.cache.name, decision.reason)
     patch.fns.append(patching.becoming(desired))
+
+
+async def _post_warning(api: k8s.Api, involved: Mapping[str, Any], message: str) -> None:
+    try:
+        await api.post_event(involved, type_="Warning", reason=NOT_INJECTED_REASON, message=message)
+    except Exception:  # an event is a courtesy: the admission answer has gone out already
+        logger.warning("could not post the %s event", NOT_INJECTED_REASON, exc_info=True)
+
+
+def llmcache_reference(cache: Cache) -> dict[str, Any]:
+    """Enough of the LLMCache for kopf to post an event about it (`kubectl describe llmc` shows it)."""
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": KIND,
+        "metadata": {"name": cache.name, "namespace": cache.namespace, "uid": cache.uid},
+    }
 
 
 class AdmissionServer(kopf.WebhookServer):

@@ -26,9 +26,26 @@ from llmcache_sidecar.config import BackendSettings, ConfigError, read_secret
 if TYPE_CHECKING:
     from llmcache_sidecar.backends.objects import ObjectStore
 
-__all__ = ["BackendError", "BackendStats", "CacheBackend", "FailOpen", "Unavailable", "build_backend"]
+__all__ = [
+    "BackendError",
+    "BackendStats",
+    "CacheBackend",
+    "FailOpen",
+    "Unavailable",
+    "accepting_writes",
+    "build_backend",
+]
 
 ErrorHook = Callable[[str, str], None]
+
+
+def accepting_writes(backend: CacheBackend) -> bool:
+    """False while a fail-open backend is failing: a write now would be dropped.
+
+    The answer goes out before its entry is written, so `Cache-Status: ...; stored` can only
+    be a forecast: it is not made while the backend has just failed.
+    """
+    return not isinstance(backend, FailOpen) or backend.healthy
 
 
 def _missing_extra(backend: str, extra: str, exc: ImportError) -> ConfigError:

@@ -19,6 +19,7 @@ import aiohttp
 from aiohttp import web
 
 from llmcache_sidecar import semantic, telemetry
+from llmcache_sidecar.backends import accepting_writes
 from llmcache_sidecar.entry import CachedResponse
 from llmcache_sidecar.proxy import respond, streaming, upstream
 from llmcache_sidecar.proxy.call import Call
@@ -70,7 +71,8 @@ async def answer(call: Call) -> web.StreamResponse:
         call.tel.status = "coalesced"
         status = cache_status.hit(detail="coalesced-peer")
     elif head.ok:
-        status = cache_status.forward("miss" if ctl.lookup else "request", stored=ctl.store)
+        stored = ctl.store and accepting_writes(call.rt.backend)
+        status = cache_status.forward("miss" if ctl.lookup else "request", stored=stored)
     else:
         status = cache_status.forward("miss" if ctl.lookup else "request")
     return await respond.from_flight(call, flight, head, status)

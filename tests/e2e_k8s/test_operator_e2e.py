@@ -281,8 +281,11 @@ def test_the_server_accepts_every_example_and_fills_in_defaults(cluster: Cluster
         cluster.ok("apply", "--dry-run=server", "-f", str(example))
     cluster.apply(llmcache("defaults", "ml", {}))
     stored = cluster.get("llmc", "defaults", "ml")["spec"]
-    assert (stored["ttl"], stored["isolation"], stored["backend"]["type"]) == (3600, "credential", "memory")
+    assert (stored["ttl"], stored["isolation"], stored["backend"]["type"]) == ("1h", "credential", "memory")
     assert stored["providers"] == ["openai", "anthropic", "gemini"]
+    # The TTL column shows a defaulted TTL as a given one is shown (issue 14: 3600 beside 1h).
+    header, row = cluster.ok("get", "llmc", "defaults", "-n", "ml").splitlines()
+    assert dict(zip(header.split(), row.split(), strict=False))["TTL"] == "1h"
     cluster.ok("delete", "llmc", "defaults", "-n", "ml")
 
 

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from llmcache_operator import crd, spec
+from llmcache_sidecar.config import Settings, duration_text, parse_duration
 
 ROOT = Path(__file__).parents[2]
 CRD_FILE = ROOT / crd.DEFAULT_OUTPUT
@@ -80,6 +81,27 @@ def test_no_field_defaults_to_an_empty_string_and_status_has_no_defaults() -> No
     # Kubernetes 1.20 refuses `default: ""` ("must be of type string"), seen on the real server.
     assert [path for path, node in walk(openapi_schema()) if node.get("default") == ""] == []
     assert [path for path, node in walk(openapi_schema()["properties"]["status"]) if "default" in node] == []
+
+
+def test_a_defaulted_duration_reads_as_users_write_it_and_means_the_models_default() -> None:
+    """`kubectl get llmc` printed TTL 3600 for a cache without spec.ttl and 1h for others (issue 14)."""
+    durations = [(path, node) for path, node in walk(openapi_schema()) if node.get("x-kubernetes-int-or-string")]
+    assert durations
+    for path, node in durations:
+        if "default" in node:
+            assert isinstance(node["default"], str), f"{path}: {node['default']!r}"
+    ttl = openapi_schema()["properties"]["spec"]["properties"]["ttl"]["default"]
+    assert ttl == "1h"
+    assert parse_duration(ttl) == Settings().ttl
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(3600, "1h"), (90, "1m30s"), (0.25, "250ms"), (86400, "24h"), (3661.5, "1h1m1s500ms"), (0, "0s")],
+)
+def test_durations_are_written_the_way_the_parser_reads_them(seconds: float, text: str) -> None:
+    assert duration_text(seconds) == text
+    assert parse_duration(text) == seconds
 
 
 def errors(obj: dict[str, Any]) -> list[str]:

@@ -51,7 +51,7 @@ from llmcache_sidecar.config.root import (
     Settings,
     resolve_provider,
 )
-from llmcache_sidecar.config.schema import JSONSchema, object_schema
+from llmcache_sidecar.config.schema import JSONSchema, duration_text, object_schema
 from llmcache_sidecar.config.secrets import SecretFileError, read_secret
 from llmcache_sidecar.config.semantic import (
     EmbeddingSettings,
@@ -108,6 +108,7 @@ __all__ = [
     "is_settings_class",
     "load",
     "loads",
+    "duration_text",
     "object_schema",
     "parse",
     "parse_duration",

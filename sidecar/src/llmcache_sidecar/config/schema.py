@@ -40,8 +40,24 @@ def setting_schema(setting: Setting) -> JSONSchema:
         schema["minimum"] = meta["minimum"]
     default = setting.field.default
     if default is not MISSING and default is not None:
-        schema["default"] = list(default) if isinstance(default, tuple) else _plain(default)
+        if meta.get("duration"):
+            # Written as users write it: a printer column then shows `1h` whether the value
+            # was given or defaulted by the API server.
+            schema["default"] = duration_text(default)
+        else:
+            schema["default"] = list(default) if isinstance(default, tuple) else _plain(default)
     return schema
+
+
+def duration_text(seconds: float) -> str:
+    """A duration as config files write it: 3600 -> "1h", 90 -> "1m30s", 0.25 -> "250ms", 0 -> "0s"."""
+    millis = round(seconds * 1000)
+    parts = []
+    for unit, size in (("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)):
+        count, millis = divmod(millis, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts) or "0s"
 
 
 def type_schema(tp: Any, meta: Mapping[str, Any] | None = None) -> JSONSchema:

@@ -45,6 +45,7 @@ IMAGE_EXPORTS: dict[str, list[str]] = {
     "operator.txt": ["--package", "llmcache-operator"],
     "embedder.txt": ["--package", "llmcache-embedder", "--extra", "minilm", "--no-emit-package", "torch"],
     "build.txt": ["--only-group", "build"],
+    "quickstart.txt": ["--only-group", "quickstart"],
 }
 
 # The lowest environment: the sidecar (with every extra) and the embedder its semantic tests

@@ -26,7 +26,7 @@ def objects(kubectl: Path) -> list[Obj]:
 
 def test_the_quickstart_has_redis_an_llmcache_and_an_app(objects: list[Obj]) -> None:
     kinds = sorted(f"{o['kind']}/{o['metadata']['name']}" for o in objects)
-    assert kinds == ["ConfigMap/chat", "Deployment/chat", "LLMCache/quickstart", "Namespace/llmcache-quickstart",
+    assert kinds == ["Deployment/chat", "LLMCache/quickstart", "Namespace/llmcache-quickstart",
                      "Secret/redis", "Service/redis", "StatefulSet/redis"]  # fmt: skip
     assert {o["metadata"].get("namespace", NAMESPACE) for o in objects} == {NAMESPACE}
 

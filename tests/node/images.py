@@ -27,6 +27,7 @@ REGISTRY = "ghcr.io/llmcache"
 PRODUCT_IMAGES = ("sidecar", "operator", "redirect", "embedder")
 REDIS_IMAGE = "llmcache-node/redis:bookworm"
 SIDECAR_WITH_CA = "llmcache-node/sidecar-with-provider-ca"
+"""Tagged with the product's version, as the chart's sidecar.image.tag defaults."""
 TORCH = "torch==2.13.0"
 """The embedder's torch, from the CPU-only index in its Dockerfile (the lock leaves it out)."""
 MAKE_TIMEOUT_S = 3600
@@ -109,10 +110,11 @@ def build_all(layout: Layout, ca_cert: Path) -> Built:
         raise docker.DockerError(f"make images failed ({result.returncode}): see {log}")
     images = REPO_ROOT / "tests" / "node" / "images"
     docker.build(layout, REDIS_IMAGE, images / "redis", args={"BASE": docker.LOCAL_DEBIAN}, log=log)
+    sidecar_with_ca = f"{SIDECAR_WITH_CA}:{version()}"
     with tempfile.TemporaryDirectory() as context:
         shutil.copy(images / "sidecar-with-ca" / "Dockerfile", Path(context) / "Dockerfile")
         shutil.copy(ca_cert, Path(context) / "provider-ca.crt")
-        docker.build(layout, SIDECAR_WITH_CA, Path(context), args={"SIDECAR_IMAGE": name("sidecar")}, log=log)
+        docker.build(layout, sidecar_with_ca, Path(context), args={"SIDECAR_IMAGE": name("sidecar")}, log=log)
     return Built(
         log=log,
         seconds=seconds,
@@ -122,5 +124,5 @@ def build_all(layout: Layout, ca_cert: Path) -> Built:
         embedder=name("embedder"),
         app=name("quickstart"),
         redis=REDIS_IMAGE,
-        sidecar_with_ca=SIDECAR_WITH_CA,
+        sidecar_with_ca=sidecar_with_ca,
     )

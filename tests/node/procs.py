@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 STOP_TIMEOUT_S = 15.0
+_children: dict[int, subprocess.Popen[bytes]] = {}
+"""The processes this process started, kept until stopped (a dropped running Popen warns)."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,7 @@ def start(
         )
     exe = os.path.realpath(f"/proc/{proc.pid}/exe")
     (pids / f"{name}.json").write_text(json.dumps({"pid": proc.pid, "exe": exe}))
+    _children[proc.pid] = proc
     return proc
 
 
@@ -107,6 +110,11 @@ def _signal(pid: int, sig: signal.Signals) -> None:
 
 def _reap(pid: int) -> None:
     # Our own child (same process that started it) becomes a zombie until waited for.
+    child = _children.get(pid)
+    if child is not None:
+        if child.poll() is not None:
+            del _children[pid]
+        return
     with contextlib.suppress(ChildProcessError, OSError):
         os.waitpid(pid, os.WNOHANG)
 

@@ -25,6 +25,8 @@ from pathlib import Path
 from tests.node.layout import Layout
 
 DOWNLOAD_TIMEOUT_S = 1800
+PREFERRED_PORT = 38471
+"""The same index URL every run: it is a build argument, and a new one would miss docker's layer cache."""
 
 
 def normalize(name: str) -> str:
@@ -116,7 +118,10 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
 def serving(root: Path) -> Iterator[str]:
     """Serve `root` on 127.0.0.1 (a free port) for as long as the block runs; yields the index URL."""
     handler = functools.partial(_Quiet, directory=str(root))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    try:
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", PREFERRED_PORT), handler)
+    except OSError:  # taken: any port works, but the builds' layer cache misses (the URL is a build arg)
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, name="wheel-index", daemon=True)
     thread.start()
     try:

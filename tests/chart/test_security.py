@@ -35,6 +35,7 @@ CLIENT_CALLS: dict[str, Permission | None] = {
     "read_namespace": ("", "namespaces", "get"),
     "list_cluster_custom_object": ("llmcache.dev", "llmcaches", "list"),
     "list_namespaced_pod": ("", "pods", "list"),
+    "create_namespaced_event": ("", "events", "create"),  # PodNotInjected, posted from the webhook
     "get_code": None,  # GET /version: readable by every authenticated user (system:public-info-viewer)
 }
 # Granted although no code calls them, each for a reason the chart's template states.

@@ -208,8 +208,9 @@ def ensure_base_images(layout: Layout) -> dict[str, str]:
 def _build_python(layout: Layout, tag: str) -> None:
     """The Python base: the machine's own CPython 3.11 (standard library and pip only)."""
     prefix = Path(sys.base_prefix)
-    if not (prefix / "bin" / "python3.11").exists():
-        raise DockerError(f"the Python base is made from a CPython 3.11 install; {prefix} is not one")
+    if sys.version_info[:2] != (3, 11) or sys.version_info < (3, 11, 3) or not (prefix / "bin" / "python3.11").exists():
+        # the lock needs 3.11.3 or newer (gcloud-aio-auth): Debian's own 3.11.2 cannot be the source
+        raise DockerError(f"the Python base is copied from a CPython 3.11.3+ install; {prefix} is not one")
     with tempfile.TemporaryDirectory() as context:
         shutil.copy(TEST_IMAGES / "python" / "Dockerfile", Path(context) / "Dockerfile")
         target = Path(context) / "python"

@@ -139,15 +139,17 @@ e2e-k8s: $(STAMP) system-deps tools kube-apiserver
 # happens, the node is taken down and checked for leftovers. One test: E2E_NODE_ARGS="-k name".
 # Logs (kubelet, docker, every component, and per failed test kubectl describe and pod logs):
 # .e2e-node/logs. docs/e2e-node.md.
+# One node per machine: a second run waits for the lock (and so never takes down the first's node).
+NODE_LOCK := $(HOME)/.cache/llmcache-node.lock
 e2e-node: $(STAMP) system-deps tools kubernetes node-deps
-	REQUIRE_TEST_TOOLS=1 $(BIN)/python -m pytest -m e2e_node tests/e2e_node $(E2E_NODE_ARGS); \
-		status=$$?; $(BIN)/python -m tests.node down; $(BIN)/python -m tests.node leftovers || status=1; exit $$status
+	flock $(NODE_LOCK) sh -c 'REQUIRE_TEST_TOOLS=1 $(BIN)/python -m pytest -m e2e_node tests/e2e_node $(E2E_NODE_ARGS); \
+		status=$$?; $(BIN)/python -m tests.node down; $(BIN)/python -m tests.node leftovers || status=1; exit $$status'
 
 node-up: $(STAMP) tools kubernetes node-deps
-	$(BIN)/python -m tests.node up
+	flock $(NODE_LOCK) $(BIN)/python -m tests.node up
 
 node-down: $(STAMP)
-	$(BIN)/python -m tests.node down
+	flock $(NODE_LOCK) $(BIN)/python -m tests.node down
 
 # The demo needs only the sidecar and the openai SDK (not the test suite's install).
 demo: $(UV) $(LOCKED)

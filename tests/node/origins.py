@@ -93,6 +93,10 @@ def serving(directory: Path) -> Iterator[Origins]:
         loop.run_forever()
         for runner in runners:
             loop.run_until_complete(runner.cleanup())
+        # Keep-alive connections from the sidecars are closed by cleanup; let their transports
+        # finish closing before the loop goes, or they are reported unclosed at exit.
+        loop.run_until_complete(asyncio.sleep(0.5))
+        loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
 
     thread = threading.Thread(target=run, name="fake-origins", daemon=True)

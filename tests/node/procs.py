@@ -98,6 +98,9 @@ def stop(name: str, pids: Path, timeout: float = STOP_TIMEOUT_S) -> bool:
                 _reap(proc.pid)
                 time.sleep(0.1)
         stopped = True
+    child = _children.pop(proc.pid, None)
+    if child is not None:
+        child.wait(timeout=5)  # gone by now: this only collects its exit status
     _reap(proc.pid)
     path.unlink()
     return stopped

@@ -115,8 +115,9 @@ def build_all(layout: Layout, ca_cert: Path) -> Built:
         shutil.copy(images / "sidecar-with-ca" / "Dockerfile", Path(context) / "Dockerfile")
         shutil.copy(ca_cert, Path(context) / "provider-ca.crt")
         docker.build(layout, sidecar_with_ca, Path(context), args={"SIDECAR_IMAGE": name("sidecar")}, log=log)
-    # Earlier builds' images, untagged by these: the cache would otherwise grow by gigabytes a week.
-    docker.run(layout, "image", "prune", "--force")
+    # Untagged images older than a week: earlier builds' (the cache would otherwise grow by gigabytes).
+    # Not younger ones: the build stages of these images are untagged too, and their layers are the cache.
+    docker.run(layout, "image", "prune", "--force", "--filter", "until=168h")
     return Built(
         log=log,
         seconds=seconds,

@@ -45,6 +45,7 @@ DATA = ROOT / "tests" / "data"
 PARTS = {
     "tune": DATA / "semantic_eval_tune.jsonl",
     "holdout": DATA / "semantic_eval_holdout.jsonl",
+    "final": DATA / "semantic_eval_final.jsonl",
     "blind": DATA / "semantic_eval_blind.jsonl",
     "project": DATA / "semantic_pairs.jsonl",
     "project-holdout": DATA / "semantic_pairs_holdout.jsonl",

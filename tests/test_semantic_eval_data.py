@@ -7,6 +7,8 @@ and the whole set keeps at least 600 pairs.
 
 The blind set (`semantic_eval_blind.jsonl`) was written by someone who had seen neither the
 verifier nor the other pairs; it is checked for the same form, with its own, wider domains.
+The final set (`semantic_eval_final.jsonl`) was written the same way, blind to the verifier and
+to every other set, for the figures measured once at the end; it gets the same checks.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ BLIND_DOMAINS = DOMAINS | {
     "writing", "hr", "science", "legal", "shopping", "home", "fitness", "pets", "auto",
     "gardening", "education",
 }  # fmt: skip
+FINAL = Path(__file__).parent / "data" / "semantic_eval_final.jsonl"
+FINAL_DOMAINS = BLIND_DOMAINS | {"product", "data"}
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -71,6 +75,22 @@ def test_the_blind_set_is_well_formed_and_covers_every_kind() -> None:
         kinds = PARAPHRASE_KINDS if row["label"] == "paraphrase" else NEAR_MISS_KINDS
         assert row["label"] in ("paraphrase", "near_miss") and row["kind"] in kinds, row
         assert row["domain"] in BLIND_DOMAINS, row
+    assert len({(r["a"], r["b"]) for r in rows}) == len(rows), "duplicate pairs"
+    assert len({frozenset((r["a"], r["b"])) for r in rows}) == len(rows), "a pair repeated the other way round"
+    assert {r["kind"] for r in rows} == PARAPHRASE_KINDS | NEAR_MISS_KINDS
+    near_miss_share = sum(r["label"] == "near_miss" for r in rows) / len(rows)
+    assert 0.45 <= near_miss_share <= 0.65, near_miss_share
+
+
+def test_the_final_set_is_well_formed_and_covers_every_kind() -> None:
+    rows = _rows(FINAL)
+    assert len(rows) >= 350
+    for row in rows:
+        assert set(row) == {"a", "b", "label", "kind", "domain"}, row
+        assert row["a"].strip() and row["b"].strip() and row["a"] != row["b"], row
+        kinds = PARAPHRASE_KINDS if row["label"] == "paraphrase" else NEAR_MISS_KINDS
+        assert row["label"] in ("paraphrase", "near_miss") and row["kind"] in kinds, row
+        assert row["domain"] in FINAL_DOMAINS, row
     assert len({(r["a"], r["b"]) for r in rows}) == len(rows), "duplicate pairs"
     assert len({frozenset((r["a"], r["b"])) for r in rows}) == len(rows), "a pair repeated the other way round"
     assert {r["kind"] for r in rows} == PARAPHRASE_KINDS | NEAR_MISS_KINDS

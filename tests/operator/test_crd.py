@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from llmcache_operator import crd, spec
+from llmcache_sidecar import config
 from llmcache_sidecar.config import Settings, duration_text, parse_duration
 
 ROOT = Path(__file__).parents[2]
@@ -75,6 +76,26 @@ def test_every_default_satisfies_its_own_schema() -> None:
         if "default" in node:
             problems = [e.message for e in jsonschema.Draft7Validator(node).iter_errors(node["default"])]
             assert not problems, f"{path}: {problems}"
+
+
+def secret_files(cls: type, path: str = "") -> set[str]:
+    """The key paths of every secret file the sidecar reads, found in the model, not in the CRD."""
+    found: set[str] = set()
+    for s in config.settings_of(cls):
+        if s.key.endswith("File") and not s.operator_owned:
+            found.add(f"{path}.{s.key}")
+        if config.is_settings_class(s.type):
+            found |= secret_files(s.type, f"{path}.{s.key}")
+    return found
+
+
+def test_no_file_path_reaches_the_crd_every_secret_file_is_a_secret_reference() -> None:
+    spec_schema = crd.build()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    paths = [path for path, _ in walk(spec_schema)]
+    assert [p for p in paths if p.endswith("File")] == []
+    refs = {p for p in paths if p.endswith("SecretRef")}
+    assert refs == {p.removesuffix("File") + "SecretRef" for p in secret_files(config.CacheSettings)}
+    assert ".backend.redis.passwordSecretRef" in refs and ".semantic.judge.apiKeySecretRef" in refs
 
 
 def test_no_field_defaults_to_an_empty_string_and_status_has_no_defaults() -> None:

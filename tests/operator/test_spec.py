@@ -105,23 +105,27 @@ def test_an_empty_spec_is_a_memory_cache_for_the_built_in_providers() -> None:
     assert (cache.settings.listen, cache.settings.admin) == ("127.0.0.1:8787", "127.0.0.1:8788")
 
 
-def test_the_spec_shares_the_sidecars_fields_instead_of_copying_them() -> None:
+def test_every_setting_the_sidecar_reads_is_in_the_spec_or_set_by_the_operator() -> None:
+    """A setting declared in Settings instead of CacheSettings would silently miss the CRD."""
+    shared = {f.name for f in fields(config.CacheSettings)}
+    in_spec = {s.key for s in config.settings_of(spec.LLMCacheSpec)}
+    for s in config.settings_of(Settings):
+        if s.name not in shared:
+            assert s.operator_owned or s.key in in_spec, f"{s.key}: declare it in CacheSettings"
+
+
+def test_a_setting_added_to_the_shared_settings_is_in_the_spec_with_the_same_declaration() -> None:
     spec_fields = {f.name: f for f in fields(spec.LLMCacheSpec)}
-    replaced = {
-        "listen",
-        "admin",
-        "namespace",
-        "backend",
-        "semantic",
-        "providers",
-        "transparent",
-    }  # transparent: not offered yet
-    for fld in fields(Settings):
-        if fld.name in replaced:
-            continue
-        assert dict(spec_fields[fld.name].metadata) == dict(fld.metadata), fld.name
-        assert spec_fields[fld.name].default == fld.default, fld.name
-    assert {"pod_selector", "sidecar", "custom_providers"} <= set(spec_fields)
+    for fld in fields(config.CacheSettings):
+        assert spec_fields[fld.name] is fld, fld.name
+    assert issubclass(Settings, config.CacheSettings)
+
+
+def test_what_the_operator_sets_is_not_offered_in_the_spec() -> None:
+    view = spec.KubernetesView()
+    shown = {s.key for s in view.settings(config.TransparentSettings)}
+    assert shown == {"hosts", "leafValidity"}
+    assert {"listen", "admin"}.isdisjoint(s.key for s in config.settings_of(spec.LLMCacheSpec, view))
 
 
 def test_a_password_is_referenced_as_a_mounted_file_never_copied() -> None:

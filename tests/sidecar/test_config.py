@@ -187,3 +187,32 @@ def test_a_secret_file_is_read_without_its_surrounding_whitespace_and_line_endin
     path = tmp_path / "api-key"
     path.write_bytes(content.encode())
     assert config.read_secret(str(path), "backend.redis.passwordFile") == content.strip()
+
+
+def test_a_subclass_field_is_listed_before_the_base_field_it_names() -> None:
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True, slots=True, kw_only=True)
+    class Placed(config.CacheSettings):
+        first: int = config.setting("first", "Listed first.", default=1, before="ttl")
+        last: int = config.setting("last", "Listed last.", default=2)
+
+    keys = [s.key for s in config.settings_of(Placed)]
+    assert keys[0] == "first" and keys[-1] == "last" and keys[1] == "ttl"
+
+    @dataclass(frozen=True, slots=True, kw_only=True)
+    class Misplaced(config.CacheSettings):
+        lost: int = config.setting("lost", "Names no field.", default=1, before="nothing")
+
+    with pytest.raises(TypeError, match="names no field"):
+        config.settings_of(Misplaced)
+
+
+def test_parsed_settings_hold_the_built_in_providers_filled_in_and_stay_frozen() -> None:
+    settings = config.parse(Settings, {"providers": {"openai": {"timeout": 5}}})
+    assert (settings.providers["openai"].upstream, settings.providers["openai"].timeout) == (
+        "https://api.openai.com",
+        5.0,
+    )
+    with pytest.raises(AttributeError):
+        settings.providers = {}  # type: ignore[misc]

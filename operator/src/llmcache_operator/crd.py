@@ -2,8 +2,9 @@
 
 `python -m llmcache_operator.crd` writes `crds/llmcache.dev_llmcaches.yaml`; a test
 fails when the committed file differs from what this module renders. The schema of
-every field comes from `llmcache_sidecar.config.object_schema` walking `spec.LLMCacheSpec` and
-`spec.Status`; the only additions made here are Kubernetes refinements that the
+every field comes from `llmcache_sidecar.config.object_schema` walking `spec.LLMCacheSpec` (as
+`spec.KubernetesView` shows it: secrets as references, what the operator sets left out)
+and `spec.Status`; the only additions made here are Kubernetes refinements that the
 sidecar's schema writer has no words for, read from each field's own metadata:
 `schema={...}` (merged into the field's schema: maximum, formats, int-or-string
 quantities) and `required=True` (listed in the parent's `required`, default dropped).
@@ -52,8 +53,9 @@ PRINTER_COLUMNS: list[JSONSchema] = [
 
 def build() -> JSONSchema:
     """The CRD as a plain mapping."""
-    spec_schema = config.object_schema(spec.LLMCacheSpec, description=spec.LLMCacheSpec.__doc__)
-    refine(spec.LLMCacheSpec, spec_schema)
+    view = spec.KubernetesView()
+    spec_schema = config.object_schema(spec.LLMCacheSpec, description=spec.LLMCacheSpec.__doc__, view=view)
+    refine(spec.LLMCacheSpec, spec_schema, view)
     status_schema = config.object_schema(spec.Status, description="What the operator observed and did.")
     refine(spec.Status, status_schema)
     _drop_defaults(status_schema, lambda _: True)  # the operator writes status; nothing to default
@@ -98,28 +100,28 @@ def build() -> JSONSchema:
     }
 
 
-def refine(cls: type, object_schema: JSONSchema) -> None:
+def refine(cls: type, object_schema: JSONSchema, view: config.View | None = None) -> None:
     """Apply the Kubernetes-only metadata of `cls`'s fields to its generated schema, in place."""
     required: list[str] = []
-    for setting in config.settings_of(cls):
+    for setting in config.settings_of(cls, view):
         prop = object_schema["properties"][setting.key]
         prop.update(setting.meta.get("schema", {}))
         if setting.meta.get("required"):
             required.append(setting.key)
             prop.pop("default", None)
-        _refine_inner(setting.type, prop)
+        _refine_inner(setting.type, prop, view)
     if required:
         object_schema["required"] = required
 
 
-def _refine_inner(tp: Any, prop: JSONSchema) -> None:
+def _refine_inner(tp: Any, prop: JSONSchema, view: config.View | None) -> None:
     origin, args = get_origin(tp), get_args(tp)
     if config.is_settings_class(tp):
-        refine(tp, prop)
+        refine(tp, prop, view)
     elif origin is tuple:
-        _refine_inner(args[0], prop["items"])
+        _refine_inner(args[0], prop["items"], view)
     elif origin is dict:
-        _refine_inner(args[1], prop["additionalProperties"])
+        _refine_inner(args[1], prop["additionalProperties"], view)
 
 
 def _drop_defaults(node: JSONSchema, which: Callable[[Any], bool]) -> None:

@@ -8,6 +8,11 @@ path), `env` (`LLMCACHE_*` overrides), `loading` (`load`: the file), `dump` (`to
 settings back to a mapping, for the operator's ConfigMap) and `schema` (`object_schema`:
 the CRD's OpenAPI schema). `secrets` reads the files that hold credentials.
 
+`CacheSettings` is what a cache does wherever it is configured: the sidecar's `Settings`
+and the operator's LLMCache spec both extend it. The spec sees it through a `View`
+(`parse` and `object_schema` take one): what the operator sets is left out, secret files
+are Secret references.
+
 This face is what the rest of the sidecar, and the operator, import: the modules
 behind it are private (`.importlinter` says so).
 """
@@ -31,6 +36,7 @@ from llmcache_sidecar.config.env import ENV_PREFIX, apply_env, variable_for
 from llmcache_sidecar.config.fields import (
     ConfigError,
     Setting,
+    View,
     check_address,
     is_settings_class,
     parse_duration,
@@ -42,6 +48,7 @@ from llmcache_sidecar.config.loading import load, loads
 from llmcache_sidecar.config.parsing import parse
 from llmcache_sidecar.config.root import (
     BUILTIN_PROVIDERS,
+    CacheSettings,
     CoalesceSettings,
     Isolation,
     KeyParams,
@@ -73,6 +80,7 @@ __all__ = [
     "AzureBlobSettings",
     "BackendSettings",
     "BackendType",
+    "CacheSettings",
     "CoalesceSettings",
     "ConfigError",
     "DiskSettings",
@@ -103,6 +111,7 @@ __all__ = [
     "Settings",
     "TelemetrySettings",
     "TransparentSettings",
+    "View",
     "apply_env",
     "check_address",
     "duration_text",

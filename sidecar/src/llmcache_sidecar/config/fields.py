@@ -5,7 +5,11 @@ description (the CRD's `description`), its default, and the few checks the walke
 know (`minimum`, `duration`; the operator adds `schema` and `required` for the CRD).
 `settings_of` reads a class's fields once, with their type hints resolved and
 `Optional` unwrapped, for every walker: parse, environment overrides, dump, schema and
-the operator's CRD and spec derivation.
+the operator's CRD.
+
+A `View` shows the same settings somewhere other than the sidecar's file: the
+operator's LLMCache spec hides what the operator sets itself (`operator_owned`) and
+shows each secret file as a Secret reference. `parse` and `object_schema` take one.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import re
 import types
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, Field, dataclass, field, fields, is_dataclass
-from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints, overload
+from typing import Any, Protocol, TypeVar, Union, get_args, get_origin, get_type_hints, overload
 
 T = TypeVar("T")
 
@@ -43,6 +47,8 @@ def setting(
     duration: bool = False,
     schema: Mapping[str, Any] | None = None,
     required: bool = False,
+    operator_owned: bool = False,
+    before: str | None = None,
 ) -> T: ...
 
 
@@ -56,6 +62,8 @@ def setting(
     duration: bool = False,
     schema: Mapping[str, Any] | None = None,
     required: bool = False,
+    operator_owned: bool = False,
+    before: str | None = None,
 ) -> T: ...
 
 
@@ -69,12 +77,20 @@ def setting(
     duration: bool = False,
     schema: Mapping[str, Any] | None = None,
     required: bool = False,
+    operator_owned: bool = False,
+    before: str | None = None,
 ) -> Any:
     """One setting: a dataclass field with its key, description and checks in `metadata`.
 
     `minimum` is checked by parse and written to the schema; `duration` reads a number of
     seconds or a string such as `1h30m`; `schema` (merged into the field's CRD schema) and
-    `required` are the operator's Kubernetes refinements.
+    `required` are the operator's Kubernetes refinements. `operator_owned`: in a pod the
+    operator sets it (ports, the interception CA), so the LLMCache spec does not offer it.
+    `before` names a field this one is listed before, for a subclass whose own field
+    belongs among its base's (the CRD lists the spec's keys in the order users know).
+
+    A key ending in `File` names a file that holds a credential: the LLMCache spec shows
+    it as a Secret reference (`passwordFile` -> `passwordSecretRef`), never as a path.
     """
     metadata: dict[str, Any] = {"key": key, "doc": doc}
     if minimum is not None:
@@ -85,6 +101,10 @@ def setting(
         metadata["schema"] = schema
     if required:
         metadata["required"] = True
+    if operator_owned:
+        metadata["operator_owned"] = True
+    if before is not None:
+        metadata["before"] = before
     if factory is not MISSING:
         return field(default_factory=factory, metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -103,23 +123,54 @@ class Setting:
     optional: bool
     """The field may be null."""
     field: Field[Any]
+    read: Callable[[Any, str], Any] | None = None
+    """Where a view shows the setting in another shape: the parsed value (and its key path) to the stored one."""
 
     @property
     def meta(self) -> Mapping[str, Any]:
         return self.field.metadata
 
+    @property
+    def operator_owned(self) -> bool:
+        return bool(self.meta.get("operator_owned"))
 
-def settings_of(cls: type) -> tuple[Setting, ...]:
-    """The fields of settings class `cls`, in declaration order (read once per class)."""
+
+class View(Protocol):
+    """How settings appear somewhere other than the sidecar's file (the operator's LLMCache spec)."""
+
+    def settings(self, cls: type) -> tuple[Setting, ...]:
+        """`cls`'s settings as this view shows them: some left out, some under another key and type."""
+        ...
+
+    def check_error(self, error: ConfigError) -> ConfigError:
+        """An error of a class's own check, which names the sidecar's keys, in this view's keys."""
+        ...
+
+
+def settings_of(cls: type, view: View | None = None) -> tuple[Setting, ...]:
+    """The fields of settings class `cls` in declaration order (read once per class), or as `view` shows them."""
+    if view is not None:
+        return view.settings(cls)
     known = _SETTINGS.get(cls)
     if known is None:
         hints = get_type_hints(cls)
-        known = tuple(Setting(fld.name, fld.metadata["key"], *unwrap(hints[fld.name]), fld) for fld in fields(cls))
-        _SETTINGS[cls] = known
+        read = [Setting(fld.name, fld.metadata["key"], *unwrap(hints[fld.name]), fld) for fld in fields(cls)]
+        known = _SETTINGS[cls] = _placed(read)
     return known
 
 
 _SETTINGS: dict[type, tuple[Setting, ...]] = {}
+
+
+def _placed(settings: list[Setting]) -> tuple[Setting, ...]:
+    """Declaration order, with each field that says `before=` moved in front of that field."""
+    order = [s for s in settings if "before" not in s.meta]
+    for moved in (s for s in settings if "before" in s.meta):
+        names = [s.name for s in order]
+        if moved.meta["before"] not in names:
+            raise TypeError(f"{moved.name}: before={moved.meta['before']!r} names no field")
+        order.insert(names.index(moved.meta["before"]), moved)
+    return tuple(order)
 
 
 def unwrap(tp: Any) -> tuple[Any, bool]:

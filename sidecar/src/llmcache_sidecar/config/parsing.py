@@ -4,7 +4,11 @@
 fields) and the parser cannot disagree. It maps camelCase keys, rejects unknown ones
 with the closest known key (`backend.memory.maxByte: unknown key; did you mean
 maxBytes?`), checks types and minimums, reads durations, and then calls the class's own
-`_check(path)` for what involves several fields.
+`_check(path)` for what involves several fields. Settings are frozen: a check that fills
+in defaults returns the completed copy, which parse returns instead.
+
+With a `View` (the operator's LLMCache spec), the keys and shapes are the view's, and a
+check's error is put in the view's words.
 """
 
 from __future__ import annotations
@@ -13,18 +17,18 @@ import difflib
 from collections.abc import Mapping
 from typing import Any, Literal, TypeVar, get_args, get_origin
 
-from llmcache_sidecar.config.fields import ConfigError, is_settings_class, parse_duration, settings_of
+from llmcache_sidecar.config.fields import ConfigError, View, is_settings_class, parse_duration, settings_of
 
 T = TypeVar("T")
 
 
-def parse(cls: type[T], data: Any, path: str = "") -> T:
+def parse(cls: type[T], data: Any, path: str = "", view: View | None = None) -> T:
     """Build settings class `cls` from a mapping, checking keys and types."""
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
         raise ConfigError(path, f"expected a mapping, got {_type_name(data)}")
-    by_key = {s.key: s for s in settings_of(cls)}
+    by_key = {s.key: s for s in settings_of(cls, view)}
     values: dict[str, Any] = {}
     for name, raw in data.items():
         sub = f"{path}.{name}" if path else str(name)
@@ -36,15 +40,23 @@ def parse(cls: type[T], data: Any, path: str = "") -> T:
         if raw is None and found.optional:
             values[found.name] = None
         else:
-            values[found.name] = _value(found.type, raw, sub, found.meta)
+            value = _value(found.type, raw, sub, found.meta, view)
+            values[found.name] = found.read(value, sub) if found.read else value
     result = cls(**values)
     check = getattr(result, "_check", None)
     if check is not None:
-        check(path)
+        try:
+            completed = check(path)
+        except ConfigError as exc:
+            if view is None:
+                raise
+            raise view.check_error(exc) from exc
+        if completed is not None:
+            result = completed
     return result
 
 
-def _value(tp: Any, raw: Any, path: str, meta: Mapping[str, Any]) -> Any:
+def _value(tp: Any, raw: Any, path: str, meta: Mapping[str, Any], view: View | None) -> Any:
     if raw is None:
         raise ConfigError(path, "must not be null")
     origin, args = get_origin(tp), get_args(tp)
@@ -53,15 +65,15 @@ def _value(tp: Any, raw: Any, path: str, meta: Mapping[str, Any]) -> Any:
             raise ConfigError(path, f"must be one of {', '.join(map(str, args))}, got {raw!r}")
         return raw
     if is_settings_class(tp):
-        return parse(tp, raw, path)
+        return parse(tp, raw, path, view)
     if origin is dict:
         if not isinstance(raw, Mapping):
             raise ConfigError(path, f"expected a mapping, got {_type_name(raw)}")
-        return {str(k): _value(args[1], v, f"{path}.{k}", {}) for k, v in raw.items()}
+        return {str(k): _value(args[1], v, f"{path}.{k}", {}, view) for k, v in raw.items()}
     if origin is tuple:
         if not isinstance(raw, list):
             raise ConfigError(path, f"expected a list, got {_type_name(raw)}")
-        return tuple(_value(args[0], v, f"{path}[{i}]", {}) for i, v in enumerate(raw))
+        return tuple(_value(args[0], v, f"{path}[{i}]", {}, view) for i, v in enumerate(raw))
     value: Any
     if tp is float and meta.get("duration"):
         value = parse_duration(raw, path)

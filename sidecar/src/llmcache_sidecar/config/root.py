@@ -91,16 +91,21 @@ class CoalesceSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Settings:
-    listen: str = setting("listen", "Data port address (host:port).", default="127.0.0.1:8787")
-    admin: str = setting("admin", "Admin port address (host:port).", default="127.0.0.1:8788")
+class CacheSettings:
+    """What a cache does, the same whether the sidecar's file or an LLMCache spec says it.
+
+    The sidecar's `Settings` and the operator's `LLMCacheSpec` both extend this class, so
+    a setting declared here is in both, and in the CRD, with one declaration. What only
+    the file has (ports, providers as upstreams) is declared in `Settings`; what only
+    Kubernetes needs, in `LLMCacheSpec`.
+    """
+
     ttl: float = setting(
         "ttl",
         "Default time-to-live of an entry: seconds, or a duration such as 1h or 30m.",
         default=3600.0,
         duration=True,
     )
-    namespace: str = setting("namespace", "Prefix that isolates this cache's entries.", default="default")
     flush: str = setting(
         "flush", "Changing this value empties this cache's namespace: it is part of every key.", default=""
     )
@@ -115,12 +120,7 @@ class Settings:
     replay: ReplayMode = setting(
         "replay", "How a cached stream is replayed: fast, or paced with the original gaps.", default="fast"
     )
-    backend: BackendSettings = setting("backend", "Cache storage.", factory=BackendSettings)
-    providers: dict[str, ProviderSettings] = setting(
-        "providers",
-        "Providers by the name used in the path: /<name>/... is forwarded to its upstream.",
-        factory=_default_providers,
-    )
+    backend: BackendSettings = setting("backend", "Cache storage.", factory=BackendSettings, schema={"default": {}})
     key_params: KeyParams = setting("keyParams", "Which body fields make the key.", factory=KeyParams)
     coalesce: CoalesceSettings = setting("coalesce", "Single-flight of identical requests.", factory=CoalesceSettings)
     semantic: SemanticSettings = setting(
@@ -129,12 +129,26 @@ class Settings:
         factory=SemanticSettings,
     )
     telemetry: TelemetrySettings = setting("telemetry", "Traces, metrics and logs.", factory=TelemetrySettings)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings(CacheSettings):
+    """The sidecar's settings: the cache's, plus the ports and the providers' upstreams."""
+
+    listen: str = setting("listen", "Data port address (host:port).", default="127.0.0.1:8787", operator_owned=True)
+    admin: str = setting("admin", "Admin port address (host:port).", default="127.0.0.1:8788", operator_owned=True)
+    namespace: str = setting("namespace", "Prefix that isolates this cache's entries.", default="default")
+    providers: dict[str, ProviderSettings] = setting(
+        "providers",
+        "Providers by the name used in the path: /<name>/... is forwarded to its upstream.",
+        factory=_default_providers,
+    )
     transparent: TransparentSettings = setting(
         "transparent", "Forward-proxy mode with TLS interception for LLM hosts.", factory=TransparentSettings
     )
 
-    def _check(self, path: str) -> None:
-        """Check addresses and names, and fill built-in provider defaults (once, at parse)."""
+    def _check(self, path: str) -> Settings:
+        """Check addresses and names; the copy with built-in provider defaults filled in (once, at parse)."""
         check_address(self.listen, "listen")
         check_address(self.admin, "admin")
         if self.telemetry.metrics_listen:
@@ -147,7 +161,6 @@ class Settings:
             if not NAME_RE.match(name):
                 raise ConfigError(sub, "a provider name is used in the URL path: letters, digits, '.', '_', '-'")
             resolved[name] = resolve_provider(name, provider, sub)
-        object.__setattr__(self, "providers", resolved)
         judge = self.semantic.judge
         if judge.enabled and judge.provider not in resolved:
             raise ConfigError(
@@ -159,3 +172,4 @@ class Settings:
                 raise ConfigError(
                     f"transparent.hosts.{pattern}", f"{target!r} is neither a configured provider nor a provider kind"
                 )
+        return replace(self, providers=resolved)

@@ -14,24 +14,24 @@ from collections.abc import Mapping
 from dataclasses import MISSING
 from typing import Any, Literal, get_args, get_origin
 
-from llmcache_sidecar.config.fields import Setting, is_settings_class, settings_of
+from llmcache_sidecar.config.fields import Setting, View, is_settings_class, settings_of
 
 JSONSchema = dict[str, Any]
 
 
-def object_schema(cls: type, *, description: str | None = None) -> JSONSchema:
-    """The schema of one settings class."""
-    props: JSONSchema = {s.key: setting_schema(s) for s in settings_of(cls)}
+def object_schema(cls: type, *, description: str | None = None, view: View | None = None) -> JSONSchema:
+    """The schema of one settings class, as `view` (if any) shows it."""
+    props: JSONSchema = {s.key: setting_schema(s, view) for s in settings_of(cls, view)}
     schema: JSONSchema = {"type": "object", "properties": props}
     if description:
         schema["description"] = description
     return schema
 
 
-def setting_schema(setting: Setting) -> JSONSchema:
+def setting_schema(setting: Setting, view: View | None = None) -> JSONSchema:
     """The schema of one setting: its type's, with nullable, description, minimum and default."""
     meta = setting.meta
-    schema = type_schema(setting.type, meta)
+    schema = type_schema(setting.type, meta, view)
     if setting.optional:
         schema["nullable"] = True
     if meta.get("doc"):
@@ -60,17 +60,17 @@ def duration_text(seconds: float) -> str:
     return "".join(parts) or "0s"
 
 
-def type_schema(tp: Any, meta: Mapping[str, Any] | None = None) -> JSONSchema:
+def type_schema(tp: Any, meta: Mapping[str, Any] | None = None, view: View | None = None) -> JSONSchema:
     """The schema of a value of type `tp` (not `Optional`), without a description."""
     origin, args = get_origin(tp), get_args(tp)
     if origin is Literal:
         return {"type": "string", "enum": list(args)}
     if is_settings_class(tp):
-        return object_schema(tp)
+        return object_schema(tp, view=view)
     if origin is dict:
-        return {"type": "object", "additionalProperties": type_schema(args[1])}
+        return {"type": "object", "additionalProperties": type_schema(args[1], view=view)}
     if origin is tuple:
-        return {"type": "array", "items": type_schema(args[0])}
+        return {"type": "array", "items": type_schema(args[0], view=view)}
     if tp is float and meta is not None and meta.get("duration"):
         return {"x-kubernetes-int-or-string": True, "pattern": r"^([0-9]+h)?([0-9]+m)?([0-9]+s)?([0-9]+ms)?$|^[0-9]+$"}
     simple = {bool: "boolean", int: "integer", float: "number", str: "string"}

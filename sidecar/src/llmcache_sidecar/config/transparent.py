@@ -28,6 +28,7 @@ class TransparentSettings:
     """Transparent mode: the data port is also an HTTP(S) forward proxy (see docs/transparent.md).
 
     `enabled`, the CA files and `iptablesPort` are read once, at start; `hosts` follows reloads.
+    In a pod the operator sets those four (`operator_owned`): it issues and mounts the CA.
     """
 
     enabled: bool = setting(
@@ -35,12 +36,19 @@ class TransparentSettings:
         "Also serve as a forward proxy (HTTPS_PROXY) on the data port: TLS to the listed hosts is intercepted "
         "and cached, every other host is tunnelled untouched.",
         default=False,
+        operator_owned=True,
     )
     ca_cert_file: str | None = setting(
-        "caCertFile", "PEM certificate of the CA that signs the interception certificates.", default=None
+        "caCertFile",
+        "PEM certificate of the CA that signs the interception certificates.",
+        default=None,
+        operator_owned=True,
     )
     ca_key_file: str | None = setting(
-        "caKeyFile", "PEM private key of that CA (a mounted Secret; it never leaves the sidecar).", default=None
+        "caKeyFile",
+        "PEM private key of that CA (a mounted Secret; it never leaves the sidecar).",
+        default=None,
+        operator_owned=True,
     )
     hosts: dict[str, str] = setting(
         "hosts",
@@ -60,6 +68,7 @@ class TransparentSettings:
         "host; the TLS server name chooses between interception and a tunnel to the original destination.",
         default=None,
         minimum=1,
+        operator_owned=True,
     )
 
     def _check(self, path: str) -> None:

@@ -30,7 +30,7 @@ from llmcache_sidecar.entry import CachedResponse
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from tests.backends import servers  # noqa: E402  (the test servers, reused)
+from tests import realparts  # noqa: E402  (the test servers, reused)
 
 BACKENDS = ["memory", "disk", "redis", "redis-cluster", "s3", "gcs", "azureBlob", "dual-redis"]
 SIZES = {"1KiB": 1024, "100KiB": 100 * 1024}
@@ -53,18 +53,18 @@ def settings_for(name: str, workdir: Path) -> Iterator[dict[str, Any]]:
     elif name == "disk":
         yield {"type": "disk", "disk": {"path": str(workdir / "disk")}}
     elif name in ("redis", "dual-redis"):
-        with servers.redis(workdir) as srv:
+        with realparts.redis(workdir) as srv:
             block = {"url": f"redis://127.0.0.1:{srv.port}/0", "timeoutMs": timeout}
             yield {"type": "dual", "dual": {"l2": "redis"}, "redis": block} if name == "dual-redis" else {
                 "type": "redis", "redis": block}  # fmt: skip
     elif name == "redis-cluster":
-        with servers.redis_cluster(workdir) as srv:
+        with realparts.redis_cluster(workdir) as srv:
             yield {"type": "redis", "redis": {"url": f"redis://127.0.0.1:{srv.port}/0", "cluster": True,
                                               "timeoutMs": timeout}}  # fmt: skip
     elif name == "s3":
         from botocore.session import get_session
 
-        with servers.moto_s3(workdir) as srv:
+        with realparts.moto_s3(workdir) as srv:
             endpoint = f"http://127.0.0.1:{srv.port}"
             client = get_session().create_client("s3", region_name="us-east-1", endpoint_url=endpoint,
                                                  aws_access_key_id="bench", aws_secret_access_key="bench")  # fmt: skip
@@ -84,14 +84,14 @@ def settings_for(name: str, workdir: Path) -> Iterator[dict[str, Any]]:
             }
             yield {"type": "s3", "s3": block}
     elif name == "gcs":
-        with servers.gcs_emulator(workdir, BUCKET) as srv:
+        with realparts.gcs_emulator(workdir, BUCKET) as srv:
             yield {"type": "gcs", "gcs": {"bucket": BUCKET, "endpointUrl": f"http://127.0.0.1:{srv.port}",
                                           "timeoutMs": timeout}}  # fmt: skip
     elif name == "azureBlob":
         from azure.storage.blob import ContainerClient
 
-        with servers.azurite(workdir) as srv:
-            conn = servers.azurite_connection_string(srv.port)
+        with realparts.azurite(workdir) as srv:
+            conn = realparts.azurite_connection_string(srv.port)
             with ContainerClient.from_connection_string(conn, BUCKET) as container:
                 container.create_container()
             conn_file = workdir / "azure"

@@ -41,7 +41,8 @@ from pathlib import Path
 import aiohttp
 
 from bench.sidecar import PY, Running, fake_provider, process, rss_mib, sidecar, wait_http
-from tests.redis_server import free_port, running_redis
+from tests import realparts
+from tests.realparts import free_port
 
 DIMENSIONS = 384
 MODEL = f"hash-bow-{DIMENSIONS}"
@@ -120,7 +121,7 @@ def rss_run(prompts: int, every: int, concurrency: int, env: dict[str, str] | No
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         provider = stack.enter_context(fake_provider())
         embedder = stack.enter_context(hash_embedder())
-        redis = stack.enter_context(running_redis(tmp))
+        redis = stack.enter_context(realparts.redis(tmp))
         backend: dict[str, object] = {"type": "redis", "redis": {"url": redis.url}}
         semantic = {"enabled": True, "embedding": {"url": embedder, "model": MODEL, "timeoutMs": 5000}}
         running = stack.enter_context(sidecar(provider, backend, tmp, extra={"semantic": semantic}, env=env))

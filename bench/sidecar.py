@@ -42,7 +42,8 @@ from pathlib import Path
 
 import yaml
 
-from tests.redis_server import free_port, running_redis
+from tests import realparts
+from tests.realparts import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -365,21 +366,19 @@ def redis_against_floor(
 
 
 def backend_runs(provider: str, work: Path, seconds: int, path: str) -> list[Result]:
-    from tests.backends import servers
-
     results = []
     s3_env = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
     for sub in ("cluster", "moto", "gcs", "azurite"):
         (work / sub).mkdir(exist_ok=True)
     with (
-        servers.redis_cluster(work / "cluster") as cluster,
-        servers.moto_s3(work / "moto") as moto,
-        servers.gcs_emulator(work / "gcs", "bench") as gcs,
-        servers.azurite(work / "azurite") as azurite,
+        realparts.redis_cluster(work / "cluster") as cluster,
+        realparts.moto_s3(work / "moto") as moto,
+        realparts.gcs_emulator(work / "gcs", "bench") as gcs,
+        realparts.azurite(work / "azurite") as azurite,
     ):
         from azure.storage.blob import ContainerClient
 
-        connection = servers.azurite_connection_string(azurite.port)
+        connection = realparts.azurite_connection_string(azurite.port)
         with ContainerClient.from_connection_string(connection, "bench") as container:
             container.create_container()
         (work / "azure-connection").write_text(connection + "\n")
@@ -505,7 +504,7 @@ def main() -> None:
     notes: list[str] = []
     comparisons: list[str] = []
     path = "/openai/v1/chat/completions"
-    with tempfile.TemporaryDirectory() as tmp, fake_provider() as provider, running_redis(Path(tmp)) as redis:
+    with tempfile.TemporaryDirectory() as tmp, fake_provider() as provider, realparts.redis(Path(tmp)) as redis:
         work = Path(tmp)
         if "core" in only:
             for c in (1, 32):

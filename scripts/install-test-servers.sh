@@ -5,7 +5,7 @@
 #     iproute2 for the transparent-mode network-namespace test; wrk for make bench;
 #     wordnet-base for the semantic verifier's synonyms.
 #   - npm: azurite (Azure Blob emulator), pinned, into the git-ignored .tools/ folder
-#     of the repository, where tests/backends/servers.py looks for it first.
+#     of the repository, where tests/realparts/storage.py looks for it first.
 # The Python-side servers (moto[server], gcp-storage-emulator) are pip packages in
 # the lock's dev group (uv.lock). Idempotent: installs only what is missing or at another version.
 set -euo pipefail

@@ -1,4 +1,5 @@
-"""Shared fixtures: a real redis-server, the fake provider, and a sidecar in front of it.
+"""Shared fixtures: the fake provider, and a sidecar in front of it; the real servers
+(redis-server and the rest) come from `tests.realparts.fixtures`, loaded here for every tier.
 
 The fake provider (tests/fakes/provider.py) is a local aiohttp server that speaks the
 providers' real wire formats; it stands in for OpenAI, Anthropic, Gemini and Azure,
@@ -29,7 +30,8 @@ from llmcache_sidecar.server.app import make_admin_app, make_app
 from llmcache_sidecar.telemetry.export import OwnHistograms
 from llmcache_sidecar.telemetry.otel import PrometheusReader
 from tests.fakes.provider import FAKE, FakeProvider, make_fake_provider
-from tests.redis_server import RedisServer, running_redis
+
+pytest_plugins = ["tests.realparts.fixtures"]
 
 
 @dataclass
@@ -61,13 +63,6 @@ def otel() -> Iterator[Otel]:
     yield Otel(spans, reader, registry)
     meter_provider.shutdown()
     tracer_provider.shutdown()
-
-
-@pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    """One real redis-server for the whole run; tests keep apart by namespace."""
-    with running_redis(tmp_path_factory.mktemp("redis")) as server:
-        yield server
 
 
 @dataclass

@@ -1,5 +1,5 @@
 """The `backend` fixture: every backend, built by `build_backend` from its settings,
-against real servers that this session starts once (see `servers.py`).
+against real servers that this session starts once (`tests.realparts.fixtures`).
 
 Adding a backend means adding a name to `BACKENDS` and a branch to `_case`.
 FailOpen hides errors by design, so the fixture records what it hid and fails a
@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from botocore.session import get_session as botocore_session
 
 from llmcache_sidecar import config
 from llmcache_sidecar.backends import CacheBackend, build_backend
@@ -27,8 +26,7 @@ from llmcache_sidecar.backends.dual import DualCache
 from llmcache_sidecar.backends.failopen import FailOpen
 from llmcache_sidecar.backends.objects import ObjectCache
 from llmcache_sidecar.backends.redis import RedisCache
-from tests.backends import servers
-from tests.backends.servers import Servers
+from tests.realparts import BUCKET, Servers, azurite_connection_string
 
 BACKENDS = [
     "memory",
@@ -42,7 +40,6 @@ BACKENDS = [
     "dual-redis",
     "dual-s3",
 ]
-BUCKET = "llmcache-test"
 # Generous: these tests check answers, not speed, on a 2-core machine running all servers.
 TIMEOUT_MS = 2000
 
@@ -59,57 +56,6 @@ class Case:
     settings: config.BackendSettings
     outage: Callable[[], AbstractContextManager[None]] | None
     errors: list[tuple[str, str]] = field(default_factory=list)
-
-
-# -- servers: one of each per session, started only when a test asks for it --
-
-
-@pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
-    with servers.redis(tmp_path_factory.mktemp("redis")) as srv:
-        yield srv
-
-
-@pytest.fixture(scope="session")
-def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
-    with servers.redis_cluster(tmp_path_factory.mktemp("redis-cluster")) as srv:
-        yield srv
-
-
-@pytest.fixture(scope="session")
-def redis_sentinel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Servers, Servers]]:
-    with servers.redis_sentinel(tmp_path_factory.mktemp("redis-sentinel")) as pair:
-        yield pair
-
-
-@pytest.fixture(scope="session")
-def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
-    with servers.moto_s3(tmp_path_factory.mktemp("moto")) as srv:
-        client = botocore_session().create_client(
-            "s3", region_name="us-east-1", endpoint_url=f"http://127.0.0.1:{srv.port}",
-            aws_access_key_id="test", aws_secret_access_key="test",
-        )  # fmt: skip
-        # botocore builds its methods at run time; the stubs cannot see them.
-        client.create_bucket(Bucket=BUCKET)  # type: ignore[attr-defined]
-        client.close()
-        yield srv
-
-
-@pytest.fixture(scope="session")
-def gcs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
-    with servers.gcs_emulator(tmp_path_factory.mktemp("gcs"), BUCKET) as srv:
-        yield srv
-
-
-@pytest.fixture(scope="session")
-def azurite_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
-    from azure.storage.blob import ContainerClient
-
-    with servers.azurite(tmp_path_factory.mktemp("azurite")) as srv:
-        conn = servers.azurite_connection_string(srv.port)
-        with ContainerClient.from_connection_string(conn, BUCKET) as container:
-            container.create_container()
-        yield srv
 
 
 @pytest.fixture(autouse=True)
@@ -157,7 +103,7 @@ def _case(name: str, request: pytest.FixtureRequest, tmp_path: Path) -> Case:
     if name == "azureBlob":
         srv = request.getfixturevalue("azurite_server")
         conn_file = tmp_path / "azure-connection-string"
-        conn_file.write_text(servers.azurite_connection_string(srv.port) + "\n")
+        conn_file.write_text(azurite_connection_string(srv.port) + "\n")
         block = {"container": BUCKET, "prefix": prefix, "connectionStringFile": str(conn_file),
                  "timeoutMs": TIMEOUT_MS}  # fmt: skip
         return Case(name, _parse({"type": "azureBlob", "azureBlob": block}), srv.paused)

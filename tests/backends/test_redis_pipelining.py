@@ -24,9 +24,9 @@ from llmcache_sidecar import config, entry
 from llmcache_sidecar.backends import build_backend
 from llmcache_sidecar.backends.failopen import FailOpen
 from llmcache_sidecar.backends.redis import RedisCache
-from tests.backends import servers
-from tests.backends.servers import Servers
+from tests import realparts
 from tests.backends.test_contract import answer, new_key
+from tests.realparts import Servers
 
 pytestmark = pytest.mark.outage  # the backends here are built by the tests, which check their errors
 
@@ -215,7 +215,7 @@ async def test_a_caller_that_gives_up_does_not_disturb_the_others(
 
 
 async def test_a_batch_cut_off_by_a_redis_crash_is_a_miss_for_every_caller(tmp_path: Path) -> None:
-    with servers.redis(tmp_path) as srv:
+    with realparts.redis(tmp_path) as srv:
         errors: Errors = []
         backend = build(standalone(srv.port), errors)
         async with aioredis.Redis(host="127.0.0.1", port=srv.port) as client:

@@ -15,7 +15,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.realparts import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGES = ("sidecar", "operator", "embedder")
@@ -183,12 +184,6 @@ def test_the_sidecar_installs_without_kopf_or_the_kubernetes_client(sidecar_venv
     installed = installed_distributions(sidecar_venv)
     assert "llmcache-sidecar" in installed
     assert installed & OPERATOR_ONLY == set()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextlib.contextmanager

@@ -7,8 +7,8 @@ from typing import Any
 
 import aiohttp
 
+from tests import realparts
 from tests.conftest import Sidecar, SidecarFactory, Upstream
-from tests.redis_server import running_redis
 
 BODY = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hello admin"}]}
 
@@ -36,7 +36,7 @@ async def test_healthz_and_readyz_answer_when_the_backend_does(sidecar: Sidecar)
 
 
 async def test_readyz_says_unavailable_while_redis_is_down(make_sidecar: SidecarFactory, tmp_path: Path) -> None:
-    with running_redis(tmp_path) as redis:
+    with realparts.redis(tmp_path) as redis:
         sidecar = await make_sidecar(backend={"type": "redis", "redis": {"url": redis.url}})
         assert (await admin(sidecar, "GET", "/readyz"))[0] == 200
     status, body = await admin(sidecar, "GET", "/readyz")

@@ -11,7 +11,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import SidecarFactory, Upstream
-from tests.redis_server import free_port
+from tests.realparts import free_port
 
 FILES = Path(__file__).resolve().parents[2] / "charts" / "llmcache" / "files"
 METRIC = re.compile(r"\bllmcache_[a-z_]+\b")

@@ -25,7 +25,7 @@ import openai
 import yaml
 
 from tests.conftest import Upstream
-from tests.operator.realparts import free_port, start_redis
+from tests.realparts import free_port, redis
 
 COMMAND = str(Path(sys.executable).with_name("llmcache-sidecar"))
 PASSWORD = "correct horse battery staple"
@@ -90,21 +90,20 @@ async def healthy(running: Running) -> None:
 
 
 async def test_a_redis_password_file_that_appears_later_turns_caching_on(upstream: Upstream, tmp_path: Path) -> None:
-    redis_proc, redis = start_redis(tmp_path, password=PASSWORD)
-    listen, admin = addresses()
-    secret = tmp_path / "secret" / "password"  # the Secret volume, not filled yet
-    config = tmp_path / "config.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "listen": listen,
-                "admin": admin,
-                "providers": {"openai": {"upstream": upstream.url}},
-                "backend": {"type": "redis", "redis": {"url": redis.url, "passwordFile": str(secret)}},
-            }
+    with redis(tmp_path, password=PASSWORD) as server:
+        listen, admin = addresses()
+        secret = tmp_path / "secret" / "password"  # the Secret volume, not filled yet
+        config = tmp_path / "config.yaml"
+        config.write_text(
+            yaml.safe_dump(
+                {
+                    "listen": listen,
+                    "admin": admin,
+                    "providers": {"openai": {"upstream": upstream.url}},
+                    "backend": {"type": "redis", "redis": {"url": server.url, "passwordFile": str(secret)}},
+                }
+            )
         )
-    )
-    try:
         async with sidecar(tmp_path / "sidecar.log", "--config", str(config)) as running:
             running.url, running.admin_url = f"http://{listen}", f"http://{admin}"
             await healthy(running)
@@ -125,9 +124,6 @@ async def test_a_redis_password_file_that_appears_later_turns_caching_on(upstrea
 
             await running.until(a_repeat_is_a_hit, "a repeated request is answered from Redis")
             ready_after = await running.admin("/readyz")
-    finally:
-        redis_proc.terminate()
-        redis_proc.wait(10)
 
     # Before: answered by the provider every time, and the header says why it was not cached.
     assert [status for status, _ in before] == ["llmcache; fwd=bypass; detail=backend-unavailable"] * 2

@@ -17,7 +17,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from tests.conftest import Upstream
-from tests.redis_server import free_port
+from tests.realparts import free_port
 
 PROMPT = "please keep this prompt out of telemetry"
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import openai
 
+from tests import realparts
 from tests.conftest import Sidecar, SidecarFactory, Upstream
-from tests.redis_server import running_redis
 
 
 async def ask(sidecar: Sidecar, text: str) -> tuple[str, str]:
@@ -39,7 +39,7 @@ async def test_answers_stored_in_redis_are_shared_by_two_sidecars(
 async def test_requests_still_succeed_while_redis_is_down_and_caching_resumes_after(
     make_sidecar: SidecarFactory, upstream: Upstream, tmp_path: Path
 ) -> None:
-    with running_redis(tmp_path) as redis:
+    with realparts.redis(tmp_path) as redis:
         sidecar = await make_sidecar(backend={"type": "redis", "redis": {"url": redis.url, "timeoutMs": 100}})
         assert (await ask(sidecar, "before"))[0] == "llmcache; fwd=miss; stored"
         await sidecar.state.drain(5)
@@ -53,7 +53,7 @@ async def test_requests_still_succeed_while_redis_is_down_and_caching_resumes_af
             assert answer_id
         assert sidecar.state.runtime.backend.errors >= 1  # type: ignore[attr-defined]
 
-    with running_redis(tmp_path, port=port):
+    with realparts.redis(tmp_path, port=port):
         sidecar.state.runtime.backend._open_until = 0  # type: ignore[attr-defined]  # skip the breaker's cooldown
         await ask(sidecar, "after")
         await sidecar.state.drain(5)

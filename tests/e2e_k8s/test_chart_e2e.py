@@ -33,7 +33,7 @@ import pytest
 
 from tests.chart.helm import FOREIGN_GROUPS, Helm, group_of, helm_binary
 from tests.k8s.controlplane import ControlPlane, stop_process
-from tests.operator.realparts import RedisServer, free_port, start_redis
+from tests.realparts import RedisServer, free_port, redis
 
 pytestmark = pytest.mark.e2e_k8s
 
@@ -181,16 +181,14 @@ def installed(with_crds: ControlPlane, tmp_path_factory: pytest.TempPathFactory)
     ok(with_crds, "apply", "-f", "-", input=as_list(objs))
     ok(with_crds, "apply", "-f", "-", input=json.dumps(
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": APP_NS}}))  # fmt: skip
-    redis_proc, redis = start_redis(workdir, REDIS_PASSWORD)
-    try:
-        yield Installed(with_crds, objs, redis, port, workdir)
-    finally:
-        redis_proc.terminate()
-        redis_proc.wait(timeout=10)
-        # Cluster-scoped leftovers would send the next module's pods to a webhook that is gone.
-        for obj in objs:
-            if "namespace" not in obj["metadata"]:
-                with_crds.kubectl("delete", obj["kind"], obj["metadata"]["name"], "--ignore-not-found")
+    with redis(workdir, password=REDIS_PASSWORD) as server:
+        try:
+            yield Installed(with_crds, objs, server, port, workdir)
+        finally:
+            # Cluster-scoped leftovers would send the next module's pods to a webhook that is gone.
+            for obj in objs:
+                if "namespace" not in obj["metadata"]:
+                    with_crds.kubectl("delete", obj["kind"], obj["metadata"]["name"], "--ignore-not-found")
 
 
 @pytest.fixture(scope="module")

@@ -31,7 +31,7 @@ import jsonpatch
 import pytest
 
 from tests.k8s.controlplane import ControlPlane, stop_process
-from tests.operator.realparts import TLS, RedisServer, free_port, make_tls, start_redis
+from tests.realparts import TLS, RedisServer, free_port, make_tls, redis
 
 pytestmark = pytest.mark.e2e_k8s
 
@@ -207,19 +207,13 @@ def cluster(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactor
         created = control_plane.kubectl("apply", "-f", "-", input=json.dumps(namespace(name, labels)))
         assert created.returncode == 0, created.stderr
     tls = make_tls(workdir / "tls")
-    redis_proc, redis = start_redis(workdir, REDIS_PASSWORD)
-    try:
-        with operator_process(control_plane, tls, workdir) as (proc, port, log):
-            url = f"https://127.0.0.1:{port}/inject-sidecar"
-            configured = control_plane.kubectl(
-                "apply", "-f", "-", input=json.dumps(webhook_configuration(url, tls.ca_pem))
-            )
-            assert configured.returncode == 0, configured.stderr
-            yield Cluster(control_plane, redis, tls, url, proc, log)
-            control_plane.kubectl("delete", "mutatingwebhookconfiguration", "llmcache-e2e", "--ignore-not-found")
-    finally:
-        redis_proc.terminate()
-        redis_proc.wait(timeout=10)
+    with redis(workdir, password=REDIS_PASSWORD) as server, operator_process(control_plane, tls, workdir) as running:
+        proc, port, log = running
+        url = f"https://127.0.0.1:{port}/inject-sidecar"
+        configured = control_plane.kubectl("apply", "-f", "-", input=json.dumps(webhook_configuration(url, tls.ca_pem)))
+        assert configured.returncode == 0, configured.stderr
+        yield Cluster(control_plane, server, tls, url, proc, log)
+        control_plane.kubectl("delete", "mutatingwebhookconfiguration", "llmcache-e2e", "--ignore-not-found")
 
 
 def shared_spec(redis: RedisServer) -> dict[str, Any]:

@@ -37,7 +37,7 @@ from tests.e2e_k8s.test_operator_e2e import (
     when,
 )
 from tests.k8s.controlplane import ControlPlane
-from tests.operator.realparts import RedisServer, make_tls
+from tests.realparts import RedisServer, make_tls
 
 pytestmark = pytest.mark.e2e_k8s
 

@@ -14,7 +14,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import time
@@ -23,6 +22,8 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.realparts import free_ports
 
 APISERVER_VERSION = "1.20.2"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -70,20 +71,6 @@ def missing_prerequisites() -> list[str]:
     if shutil.which("openssl") is None:
         missing.append("openssl")
     return missing
-
-
-def free_ports(count: int) -> list[int]:
-    """Distinct, currently free loopback TCP ports (bind to port 0, read them back).
-
-    All sockets stay open until every port is picked, so no port repeats.
-    """
-    with contextlib.ExitStack() as stack:
-        ports = []
-        for _ in range(count):
-            sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
-            sock.bind((LOOPBACK, 0))
-            ports.append(int(sock.getsockname()[1]))
-        return ports
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import ssl
 import subprocess
 import sys
@@ -52,6 +51,7 @@ from tests.node.layout import (
     SERVICE_CIDR,
     Layout,
 )
+from tests.realparts import free_ports
 
 READY_TIMEOUT_S = 120.0
 BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "pause")
@@ -238,23 +238,13 @@ def _cni_config(layout: Layout) -> None:
     (conf_dir / "10-llmcache-node.conflist").write_text(json.dumps(config, indent=2))
 
 
-def _free_loopback_ports(count: int) -> list[int]:
-    with contextlib.ExitStack() as stack:
-        ports = []
-        for _ in range(count):
-            sock = stack.enter_context(socket.socket())
-            sock.bind(("127.0.0.1", 0))
-            ports.append(sock.getsockname()[1])
-        return ports
-
-
 def _start(layout: Layout, name: str, argv: list[str]) -> None:
     procs.start(name, argv, pids=layout.pids, logs=layout.logs)
 
 
 def _start_control_plane(layout: Layout) -> None:
     r, k = layout.run, layout.pki
-    client, peer = _free_loopback_ports(2)
+    client, peer = free_ports(2)
     etcd_url = f"http://127.0.0.1:{client}"
     _start(
         layout,

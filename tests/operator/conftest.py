@@ -1,45 +1,12 @@
-"""Fixtures for the operator's tests: a redis-server, a TLS CA, and kopf pointed at a test API server.
+"""kopf pointed at a test API server, for the operator's tests.
 
-The Kubernetes API is faked where the tests say so (kmock's emulator); Redis and TLS are real.
+The Kubernetes API is faked where the tests say so (kmock's emulator); Redis and TLS are
+real (`redis_server`, `redis_with_password`, `tls` from `tests.realparts.fixtures`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import kopf
-import pytest
-
-from tests.operator.realparts import TLS, RedisServer, make_tls, start_redis
-
-
-@pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    """A real redis-server on a free loopback port, without a password."""
-    proc, server = start_redis(tmp_path_factory.mktemp("redis"))
-    try:
-        yield server
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
-@pytest.fixture(scope="session")
-def redis_with_password(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    """A real redis-server that wants AUTH."""
-    proc, server = start_redis(tmp_path_factory.mktemp("redis-auth"), "s3cret-for-tests")
-    try:
-        yield server
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
-@pytest.fixture(scope="session")
-def tls(tmp_path_factory: pytest.TempPathFactory) -> TLS:
-    """A CA and a server certificate for 127.0.0.1 and localhost."""
-    return make_tls(tmp_path_factory.mktemp("tls"))
-
 
 # kopf logs in through login handlers; this one points it at the test's kmock (or any
 # URL a test sets). Registering any login handler turns off kopf's kubeconfig logins.

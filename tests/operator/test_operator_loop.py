@@ -27,7 +27,7 @@ from tests.operator.kopf_loop import (
     path_of,
     running_operator,
 )
-from tests.operator.realparts import RedisServer, free_port, start_redis
+from tests.realparts import RedisServer, free_port, redis
 
 OPTIONS = Options(webhook=None, retry_delay=0.3, backend_timeout=2.0)
 NS = "team-a"
@@ -157,15 +157,11 @@ async def test_an_unreachable_backend_is_reported_and_probed_again_until_it_answ
         ready_while_down = condition(kmock, "late", "Ready")
         config_map_while_down = kmock.objects["v1/configmaps", NS, "llmcache-late"]
 
-        proc, _ = start_redis(tmp_path, port=port)
-        try:
+        with redis(tmp_path, port=port):
             await eventually(
                 lambda: condition(kmock, "late", "BackendReachable")[0] == "True", timeout=15, what="recovery"
             )
             ready_after = condition(kmock, "late", "Ready")
-        finally:
-            proc.terminate()
-            proc.wait(timeout=10)
 
     assert down[:2] == ("False", "Unreachable")
     assert f"127.0.0.1:{port}" in down[2]

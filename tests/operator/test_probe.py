@@ -9,7 +9,7 @@ import pytest
 
 from llmcache_operator import probe
 from llmcache_operator.spec import SecretKeyRef
-from tests.operator.realparts import RedisServer, free_port
+from tests.realparts import RedisServer, free_port
 
 
 def secrets(values: dict[tuple[str, str], str]) -> Any:

@@ -29,7 +29,7 @@ from llmcache_operator.options import Options, WebhookOptions
 from llmcache_operator.runtime import MEMO_KEY, Runtime
 from tests.operator.caches import SHARED, cache
 from tests.operator.kopf_loop import LLMCACHES, create, delete, eventually, llmcache, path_of, running_operator
-from tests.operator.realparts import TLS, free_port
+from tests.realparts import TLS, free_port
 
 NS = "team-a"
 

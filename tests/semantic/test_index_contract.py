@@ -28,7 +28,7 @@ from llmcache_sidecar.semantic.embedder import Vector
 from llmcache_sidecar.semantic.index import MemoryIndex, Stored, VectorIndex
 from llmcache_sidecar.semantic.qdrant_index import QdrantIndex
 from llmcache_sidecar.semantic.redis_index import PREFIX, RedisIndex
-from tests.redis_server import RedisServer
+from tests.realparts import RedisServer
 
 BOUND = 4
 

@@ -18,8 +18,9 @@ from llmcache_embedder.server import create_app
 from llmcache_sidecar import config
 from llmcache_sidecar.semantic.embedder import EmbeddingClient, EmbeddingError
 from llmcache_sidecar.server import reload
+from tests import realparts
 from tests.conftest import SidecarFactory, Upstream
-from tests.redis_server import free_port, running_redis
+from tests.realparts import free_port
 from tests.semantic.conftest import EMBED_MODEL, THRESHOLD, Embedder, SemanticSidecarFactory, semantic_settings
 from tests.semantic.helpers import SEMANTIC_HIT, ask, stats
 
@@ -76,7 +77,7 @@ async def test_an_embedder_that_refuses_the_model_means_plain_misses(
 async def test_a_dead_redis_vector_store_means_plain_misses(
     semantic_sidecar: SemanticSidecarFactory, embedder: Embedder, tmp_path: Path, upstream: Upstream
 ) -> None:
-    with running_redis(tmp_path) as redis:
+    with realparts.redis(tmp_path) as redis:
         sidecar = await semantic_sidecar(store={"type": "redis", "redis": {"url": redis.url, "timeoutMs": 200}})
         await ask(sidecar, QUESTION)
         assert (await ask(sidecar, PARAPHRASE)).status == "llmcache; hit; detail=semantic"

@@ -29,13 +29,13 @@ import aiohttp
 from llmcache_sidecar.config import JudgeSettings
 from llmcache_sidecar.semantic.judge import Judge, JudgeCounters, JudgeError, Judging
 from llmcache_sidecar.telemetry import PriceBook
-from llmcache_sidecar.wire.providers import KINDS, ProviderKind
+from llmcache_sidecar.wire.providers import KINDS, WireFormat
 from scripts.eval_semantic import PARTS, load
 
 
 @dataclass(frozen=True)
 class Route:
-    kind: ProviderKind
+    kind: WireFormat
     upstream: str
 
 

@@ -194,7 +194,7 @@ def test_no_ip_address_can_be_impersonated_with_the_ca() -> None:
 
 def test_a_ca_without_name_constraints_put_in_by_hand_is_rotated_out() -> None:
     cert_pem, key_pem = pki.issue_ca(NOW, days=365, common_name="by hand")  # no constraints
-    by_hand = CAState(interception_ca.Authority.load(cert_pem, key_pem))
+    by_hand = CAState(interception_ca.IssuedCA.load(cert_pem, key_pem))
     result = interception_ca.step(by_hand, HOSTS, [NOW], NOW + DAY, namespace="apps")
     assert result.changed == "staged a CA (a host was added)"
     assert result.intercepted == {}  # nothing is intercepted with it meanwhile

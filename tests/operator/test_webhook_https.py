@@ -25,8 +25,8 @@ import kubernetes_validate
 
 from llmcache_operator import injection, patching, webhook
 from llmcache_operator.injection import Policy
+from llmcache_operator.memo import MEMO_KEY, Shared
 from llmcache_operator.options import Options, WebhookOptions
-from llmcache_operator.runtime import MEMO_KEY, Runtime
 from tests.operator.caches import SHARED, cache
 from tests.operator.kopf_loop import LLMCACHES, create, delete, eventually, llmcache, path_of, running_operator
 from tests.realparts import TLS, free_port
@@ -283,7 +283,7 @@ class BrokenIndex:
 
 async def test_an_error_while_injecting_allows_the_pod_with_a_warning() -> None:
     """The handler called as a plain function, with an index that fails."""
-    memo = kopf.Memo({MEMO_KEY: Runtime(api=None, options=Options(), policy=Policy())})  # type: ignore[arg-type]
+    memo = kopf.Memo({MEMO_KEY: Shared(api=None, options=Options(), policy=Policy())})  # type: ignore[arg-type]
     patch, warnings = kopf.Patch(), []
     pod = {**app_pod("chat", {"llmcache.dev/enabled": "true"}), "metadata": {"name": "chat", "namespace": NS}}
     await webhook.inject_sidecar(

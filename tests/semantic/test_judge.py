@@ -218,6 +218,28 @@ async def test_a_judge_call_that_cannot_even_be_sent_is_a_judge_error(key_file: 
     assert counters.verdicts[("error", "judge")] == 1
 
 
+async def test_a_bug_while_calling_the_judge_is_a_judge_error_logged_with_its_traceback(
+    key_file: str, embedder: Embedder, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = sidecar_settings("http://127.0.0.1:1", semantic=semantic_settings(embedder, judge=judge_block(key_file)))
+    judge = judge_module.Judge(settings.semantic.judge)
+    judging = judge_module.Judging(routes_for(settings)["openai"], PriceBook({}))
+    counters = JudgeCounters()
+
+    async def on_request_start(*_: object) -> None:
+        raise AttributeError("a bug on our side of the call")
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_start.append(on_request_start)
+    async with aiohttp.ClientSession(trace_configs=[trace]) as session:
+        with pytest.raises(judge_module.JudgeError, match="judge call failed: AttributeError"):
+            await judge.ask(session, judging, QUESTION, PARAPHRASE, counters)
+
+    assert counters.verdicts[("error", "judge")] == 1
+    (record,) = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert record.exc_info is not None and record.exc_info[0] is AttributeError
+
+
 async def test_a_judge_reply_longer_than_64_kib_is_a_failed_call_whatever_it_says(
     semantic_sidecar: SemanticSidecarFactory, judge: FakeJudge, key_file: str
 ) -> None:

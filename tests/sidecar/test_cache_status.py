@@ -5,7 +5,6 @@ from llmcache_sidecar.wire import cache_status
 
 def test_hit_values() -> None:
     assert cache_status.hit() == "llmcache; hit"
-    assert cache_status.hit(ttl=30) == "llmcache; hit; ttl=30"
     assert cache_status.hit(detail="coalesced") == "llmcache; hit; detail=coalesced"
 
 

@@ -18,9 +18,9 @@ import kopf
 
 from llmcache_operator import interception, interception_ca, k8s, probe, reconcile, webhook, webhook_tls
 from llmcache_operator import spec as model
+from llmcache_operator.memo import MEMO_KEY, Shared, shared
 from llmcache_operator.options import Options
 from llmcache_operator.patching import INJECTED_ANNOTATION
-from llmcache_operator.runtime import MEMO_KEY, Runtime, runtime
 from llmcache_operator.spec import GROUP, PLURAL, VERSION, Cache, Condition
 from llmcache_sidecar import config
 from llmcache_sidecar.config import ConfigError
@@ -49,14 +49,14 @@ async def startup_fn(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: k
         await webhook_tls.ensure(api, tls, options.webhook.certfile, options.webhook.keyfile)
     settings.admission.server = webhook.server(options.webhook)
     version = await api.server_version()
-    memo[MEMO_KEY] = rt = Runtime(api=api, options=options, policy=options.policy(version))
+    memo[MEMO_KEY] = rt = Shared(api=api, options=options, policy=options.policy(version))
     rt.ca_checks = asyncio.create_task(_check_forever(rt), name="llmcache-ca-checks")
     logger.info("API server %s; native sidecars: %s", version, memo[MEMO_KEY].policy.native_sidecars)
 
 
 @kopf.on.cleanup()
 async def cleanup_fn(memo: kopf.Memo, **_: Any) -> None:
-    rt = runtime(memo)
+    rt = shared(memo)
     for task in [rt.ca_checks, *rt.tasks]:
         if task is not None:
             task.cancel()
@@ -121,7 +121,7 @@ async def reconcile_fn(
     Retries while the backend is down.
     """
     injected_pods: PodsIndex = kwargs["injected_pods"]
-    rt, name, namespace, generation = runtime(memo), meta["name"], meta["namespace"], meta.get("generation", 0)
+    rt, name, namespace, generation = shared(memo), meta["name"], meta["namespace"], meta.get("generation", 0)
     try:
         cache = _parse(spec, name, namespace)
     except ConfigError as exc:
@@ -156,7 +156,7 @@ async def reconcile_fn(
         raise kopf.TemporaryError(f"backend unreachable: {backend.message}", delay=rt.options.retry_delay)
 
 
-async def _flush_shared(rt: Runtime, body: kopf.Body, raw: Mapping[str, Any], name: str, namespace: str) -> None:
+async def _flush_shared(rt: Shared, body: kopf.Body, raw: Mapping[str, Any], name: str, namespace: str) -> None:
     """A new spec.flush, applied in a shared backend at once (the ConfigMap follows within minutes)."""
     try:
         done = await probe.flush_shared(
@@ -174,7 +174,7 @@ async def _flush_shared(rt: Runtime, body: kopf.Body, raw: Mapping[str, Any], na
         kopf_logger.info("%s/%s: %s", namespace, name, done)
 
 
-async def check_transparent_caches(rt: Runtime) -> None:
+async def check_transparent_caches(rt: Shared) -> None:
     """Every transparent cache: take its CA's next rotation step when it is due, and report it.
 
     A loop of the operator's own, not a kopf timer: kopf puts a finalizer on every resource
@@ -200,7 +200,7 @@ async def check_transparent_caches(rt: Runtime) -> None:
             )
 
 
-async def _check_forever(rt: Runtime) -> None:
+async def _check_forever(rt: Shared) -> None:
     while True:
         await asyncio.sleep(rt.options.ca_check_interval)
         try:
@@ -209,7 +209,7 @@ async def _check_forever(rt: Runtime) -> None:
             kopf_logger.exception("checking the interception CAs failed")
 
 
-async def _apply(rt: Runtime, cache: Cache, uid: str) -> tuple[reconcile.Rendered, list[Condition]]:
+async def _apply(rt: Shared, cache: Cache, uid: str) -> tuple[reconcile.Rendered, list[Condition]]:
     """Write the CA Secret (transparent mode) and the ConfigMap; the transparent conditions."""
     if not cache.transparent:
         rendered = reconcile.render(cache, uid=uid)
@@ -242,7 +242,7 @@ async def count_injected_fn(
 ) -> None:
     """Keep status.injectedPods of the pod's cache current; writes only when the count moves."""
     injected_pods: PodsIndex = kwargs["injected_pods"]
-    rt, key = runtime(memo), (namespace or "", annotations[INJECTED_ANNOTATION])
+    rt, key = shared(memo), (namespace or "", annotations[INJECTED_ANNOTATION])
     count = len(injected_pods.get(key, []))
     if rt.injected_counts.get(key) != count and await rt.api.patch_status(*key, {"injectedPods": count}):
         rt.injected_counts[key] = count

@@ -65,7 +65,7 @@ def permits(constraints: frozenset[str], host_pattern: str) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
-class Authority:
+class IssuedCA:
     """One CA, as PEM and as understood."""
 
     cert_pem: bytes
@@ -74,7 +74,7 @@ class Authority:
     permitted: frozenset[str]
 
     @classmethod
-    def issue(cls, hosts: Sequence[str], now: datetime.datetime, *, namespace: str) -> Authority:
+    def issue(cls, hosts: Sequence[str], now: datetime.datetime, *, namespace: str) -> IssuedCA:
         names = {constraint_name(h) for h in hosts}
         cert_pem, key_pem = pki.issue_ca(
             now,
@@ -86,7 +86,7 @@ class Authority:
         return cls.load(cert_pem, key_pem)
 
     @classmethod
-    def load(cls, cert_pem: bytes, key_pem: bytes) -> Authority:
+    def load(cls, cert_pem: bytes, key_pem: bytes) -> IssuedCA:
         """Raises ValueError when the pair is not a usable CA."""
         cert = x509.load_pem_x509_certificate(cert_pem)
         key = serialization.load_pem_private_key(key_pem, password=None)
@@ -116,8 +116,8 @@ class Authority:
 class CAState:
     """What the Secret holds."""
 
-    signing: Authority
-    next: Authority | None = None
+    signing: IssuedCA
+    next: IssuedCA | None = None
     staged_at: datetime.datetime | None = None
 
     def trust_pem(self) -> bytes:
@@ -134,11 +134,11 @@ class CAState:
         """The state in a Secret, or None when it is missing or broken (a fresh CA is then issued)."""
         try:
             raw = {k: base64.b64decode(v, validate=True) for k, v in (data or {}).items()}
-            signing = Authority.load(raw["tls.crt"], raw["tls.key"])
+            signing = IssuedCA.load(raw["tls.crt"], raw["tls.key"])
         except (KeyError, ValueError, binascii.Error):
             return None
         try:
-            following = Authority.load(raw["next.crt"], raw["next.key"])
+            following = IssuedCA.load(raw["next.crt"], raw["next.key"])
             staged_at = _parse_time((annotations or {})[STAGED_ANNOTATION])
         except (KeyError, ValueError):
             return cls(signing)  # a broken next CA is issued again
@@ -167,14 +167,14 @@ def step(
     """The next state of a cache's CA, given the hosts its spec intercepts and its pods' creation times."""
     wanted = sorted(hosts)
     if state is None:
-        return _settled(CAState(Authority.issue(wanted, now, namespace=namespace)), hosts, "issued a new CA", None)
+        return _settled(CAState(IssuedCA.issue(wanted, now, namespace=namespace)), hosts, "issued a new CA", None)
     following, staged_at, changed = state.next, state.staged_at, None
     expiring = state.signing.not_after - now <= ROTATE_BEFORE
     if following is None and (expiring or not state.signing.permits_all(wanted)):
         why = f"it expires {state.signing.not_after:%Y-%m-%d}" if expiring else "a host was added"
-        following, staged_at, changed = Authority.issue(wanted, now, namespace=namespace), now, f"staged a CA ({why})"
+        following, staged_at, changed = IssuedCA.issue(wanted, now, namespace=namespace), now, f"staged a CA ({why})"
     elif following is not None and not following.permits_all(wanted):
-        following, staged_at, changed = Authority.issue(wanted, now, namespace=namespace), now, "staged a CA again"
+        following, staged_at, changed = IssuedCA.issue(wanted, now, namespace=namespace), now, "staged a CA again"
     if following is None or staged_at is None:
         return _settled(state, hosts, changed, None)
     older = [t for t in pods_created if t < staged_at + PROPAGATION]

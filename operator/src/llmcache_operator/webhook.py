@@ -22,8 +22,8 @@ from typing import Any, cast
 import kopf
 
 from llmcache_operator import injection, k8s, patching
+from llmcache_operator.memo import shared
 from llmcache_operator.options import WebhookOptions
-from llmcache_operator.runtime import runtime
 from llmcache_operator.spec import GROUP, KIND, VERSION, Cache
 
 HANDLER_ID = "inject-sidecar"
@@ -44,7 +44,7 @@ async def inject_sidecar(
     namespace = body.metadata.namespace or ""
     pod_name = body.metadata.name or body.metadata.get("generateName", "") + "*"
     try:
-        policy = runtime(memo).policy
+        policy = shared(memo).policy
         decision = injection.inject_required(body, namespace, llmcaches.get(namespace, []), policy)
         if decision.cache is None:
             if decision.notable:
@@ -52,8 +52,8 @@ async def inject_sidecar(
                 warnings.append(f"llmcache: sidecar not injected: {decision.reason}")
                 if decision.wanted is not None:  # the pod does not exist yet: the event goes on its LLMCache
                     message = f"Pod {pod_name} was created without the sidecar: {decision.reason}."
-                    post = _post_warning(runtime(memo).api, llmcache_reference(decision.wanted), message)
-                    runtime(memo).spawn(post, name=f"llmcache-event-{namespace}-{pod_name}")
+                    post = _post_warning(shared(memo).api, llmcache_reference(decision.wanted), message)
+                    shared(memo).spawn(post, name=f"llmcache-event-{namespace}-{pod_name}")
             else:
                 logger.debug("pod %s/%s: not injected: %s", namespace, pod_name, decision.reason)
             return

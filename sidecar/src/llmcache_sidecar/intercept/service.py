@@ -42,7 +42,7 @@ from llmcache_sidecar.entry import Usage
 from llmcache_sidecar.intercept.target import Target, provider_for
 from llmcache_sidecar.intercept.tunnel import Holder, Pipe, link, refuse
 from llmcache_sidecar.proxy import STATE, Route, Runtime, State
-from llmcache_sidecar.wire.providers import KINDS, ProviderKind
+from llmcache_sidecar.wire.providers import KINDS, WireFormat
 
 if TYPE_CHECKING:
     from llmcache_sidecar.intercept.certs import LeafCache
@@ -58,7 +58,7 @@ PASSTHROUGH_TIMEOUT: Final = 3600.0
 
 ESTABLISHED: Final = b"HTTP/1.1 200 Connection Established\r\n\r\n"
 
-PASSTHROUGH: Final = ProviderKind(
+PASSTHROUGH: Final = WireFormat(
     name="passthrough",
     cacheable=re.compile(r"(?!)"),  # matches nothing: every request is relayed as it is
     credential_headers=(),
@@ -70,7 +70,7 @@ PASSTHROUGH: Final = ProviderKind(
 
 
 @dataclass(slots=True)
-class Counters:
+class ConnectionCounters:
     connects: int = 0
     intercepted: int = 0
     tunnelled: int = 0
@@ -90,7 +90,7 @@ class Transparent:
     def __init__(self, settings: TransparentSettings, listen_host: str) -> None:
         self.settings = settings
         self.listen_host = listen_host
-        self.counters = Counters()
+        self.counters = ConnectionCounters()
         self.intercepted: weakref.WeakKeyDictionary[asyncio.BaseTransport, Target] = weakref.WeakKeyDictionary()
         """The target of each decrypted connection, keyed by its TLS transport."""
         self._leaves: LeafCache | None = None
@@ -109,10 +109,6 @@ class Transparent:
     def leaves(self) -> LeafCache:
         assert self._leaves is not None, "transparent mode is not started"
         return self._leaves
-
-    @property
-    def redirect_port(self) -> int | None:
-        return self._redirect.port if self._redirect is not None else None
 
     async def start(self, state: State) -> None:
         try:

@@ -24,7 +24,7 @@ from llmcache_sidecar.proxy.coalesce import Coalescer
 from llmcache_sidecar.semantic import SemanticCache, SemanticCounters, build_semantic
 from llmcache_sidecar.telemetry import Aggregates
 from llmcache_sidecar.wire import keys
-from llmcache_sidecar.wire.providers import KINDS, ProviderKind
+from llmcache_sidecar.wire.providers import KINDS, WireFormat
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ class Route:
     """A configured provider: `/<name>/...` goes to `upstream/...`."""
 
     name: str
-    kind: ProviderKind
+    kind: WireFormat
     upstream: str
     timeout: float
 
@@ -125,7 +125,7 @@ def _semantic(settings: Settings, previous: Runtime | None) -> tuple[SemanticCac
 
 
 @dataclass(slots=True)
-class Counters:
+class RequestCounters:
     """Totals since start, for /cache/stats; OpenTelemetry has the labelled detail."""
 
     hits: int = 0
@@ -140,7 +140,7 @@ class Counters:
 class State:
     runtime: Runtime
     session: aiohttp.ClientSession | None = None
-    counters: Counters = field(default_factory=Counters)
+    counters: RequestCounters = field(default_factory=RequestCounters)
     semantic: SemanticCounters = field(default_factory=SemanticCounters)
     aggregates: Aggregates = field(default_factory=Aggregates)
     coalescer: Coalescer = field(default_factory=Coalescer)

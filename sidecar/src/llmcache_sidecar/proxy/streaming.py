@@ -18,7 +18,7 @@ from llmcache_sidecar.entry import CachedResponse, Usage
 from llmcache_sidecar.proxy.coalesce import Head
 from llmcache_sidecar.proxy.upstream import stored_headers
 from llmcache_sidecar.wire import sse
-from llmcache_sidecar.wire.providers import ProviderKind
+from llmcache_sidecar.wire.providers import WireFormat
 
 
 def to_entry(
@@ -26,7 +26,7 @@ def to_entry(
     chunks: list[bytes],
     times: list[float],
     *,
-    kind: ProviderKind,
+    kind: WireFormat,
     model: str | None,
     elapsed: float = 0.0,
 ) -> CachedResponse | None:
@@ -71,7 +71,7 @@ def _is_json(head: Head) -> bool:
     return any(k.lower() == "content-type" and "json" in v for k, v in head.headers)
 
 
-def _stream_usage(events: list[sse.Event], kind: ProviderKind) -> Usage:
+def _stream_usage(events: list[sse.Event], kind: WireFormat) -> Usage:
     """Providers spread usage over events (Anthropic: input at start, output at the end)."""
     input_tokens = output_tokens = 0
     for event in events:

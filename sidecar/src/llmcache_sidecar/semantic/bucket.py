@@ -26,7 +26,7 @@ import orjson
 
 from llmcache_sidecar.config import KeyParams
 from llmcache_sidecar.wire import keys
-from llmcache_sidecar.wire.providers import ProviderKind
+from llmcache_sidecar.wire.providers import WireFormat
 
 Json = dict[str, Any]
 _CHAT_ENDPOINTS = frozenset({"chat/completions", "responses", "messages", "generateContent", "streamGenerateContent"})
@@ -43,7 +43,7 @@ class Probe:
 
 def probe(
     *,
-    kind: ProviderKind,
+    kind: WireFormat,
     provider: str,
     upstream: str,
     tail: str,

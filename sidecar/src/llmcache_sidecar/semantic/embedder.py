@@ -29,7 +29,7 @@ import aiohttp
 import orjson
 
 from llmcache_sidecar.config import EmbeddingSettings, read_secret
-from llmcache_sidecar.semantic.reply import ReplyError, read_capped
+from llmcache_sidecar.semantic.reply import ReplyError, call_failed, read_capped
 
 Vector: TypeAlias = "array[float]"
 """A unit-length embedding as float32 (typecode "f")."""
@@ -78,10 +78,8 @@ class EmbeddingClient:
                 payload = await read_capped(resp, MAX_REPLY_BYTES)
         except ReplyError as exc:
             raise EmbeddingError(f"embeddings endpoint {exc}") from exc
-        except Exception as exc:
-            # Whatever sending raised (a connection error, a timeout, aiohttp refusing a
-            # header, a closed session) is a failed call: a miss, never an error to the app.
-            raise EmbeddingError(f"embeddings call failed: {type(exc).__name__}") from exc
+        except Exception as exc:  # a miss, never an error to the app; a bug is logged as one
+            raise EmbeddingError(call_failed("embeddings call", exc)) from exc
         return _unit(_parse(payload))
 
 

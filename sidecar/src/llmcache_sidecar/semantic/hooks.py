@@ -31,7 +31,7 @@ from llmcache_sidecar.semantic.judge import Judging
 from llmcache_sidecar.semantic.matcher import SemanticCache, SemanticCounters, SemanticHit
 from llmcache_sidecar.telemetry import PriceBook
 from llmcache_sidecar.wire.controls import RequestControls
-from llmcache_sidecar.wire.providers import ProviderKind
+from llmcache_sidecar.wire.providers import WireFormat
 
 OFF_HEADER = "x-llmcache-semantic"
 THRESHOLD_HEADER = "x-llmcache-semantic-threshold"
@@ -41,7 +41,7 @@ class RouteLike(Protocol):
     @property
     def name(self) -> str: ...
     @property
-    def kind(self) -> ProviderKind: ...
+    def kind(self) -> WireFormat: ...
     @property
     def upstream(self) -> str: ...
 

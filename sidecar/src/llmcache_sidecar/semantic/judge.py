@@ -34,9 +34,9 @@ import aiohttp
 import orjson
 
 from llmcache_sidecar.config import JudgeSettings, read_secret
-from llmcache_sidecar.semantic.reply import ReplyError, read_capped
+from llmcache_sidecar.semantic.reply import ReplyError, call_failed, read_capped
 from llmcache_sidecar.telemetry import PriceBook
-from llmcache_sidecar.wire.providers import ProviderKind
+from llmcache_sidecar.wire.providers import WireFormat
 
 INSTRUCTIONS = (
     "You decide whether a cached answer may be reused. Two user messages were sent to the same assistant,"
@@ -60,7 +60,7 @@ class JudgeRoute(Protocol):
     """The provider the judge is called through (a runtime route)."""
 
     @property
-    def kind(self) -> ProviderKind: ...
+    def kind(self) -> WireFormat: ...
     @property
     def upstream(self) -> str: ...
 
@@ -133,10 +133,8 @@ class Judge:
                 raw = await read_capped(resp, MAX_REPLY_BYTES)
         except ReplyError as exc:
             raise JudgeError(f"judge {exc}") from exc
-        except Exception as exc:
-            # Whatever sending raised (a connection error, a timeout, aiohttp refusing a
-            # header, a closed session) is a failed call: a miss, never an error to the app.
-            raise JudgeError(f"judge call failed: {type(exc).__name__}") from exc
+        except Exception as exc:  # a miss, never an error to the app; a bug is logged as one
+            raise JudgeError(call_failed("judge call", exc)) from exc
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError as exc:

@@ -63,11 +63,6 @@ class Token:
     """Capitalised where English would not capitalise it: a name (not the sentence's first word)."""
 
 
-def words_of(text: str) -> list[Token]:
-    """Word and number tokens of a plain text (no facets): for quotes and embedding input."""
-    return [t for t in tokenize(text) if t.kind in ("word", "number")]
-
-
 def tokenize(text: str) -> Iterator[Token]:
     sentence_start = True
     for m in _TOKEN.finditer(text):

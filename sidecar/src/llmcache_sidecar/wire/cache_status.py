@@ -1,6 +1,5 @@
 """The `Cache-Status` response header (RFC 9211) and `Age`.
 
-Cache-Status: llmcache; hit; ttl=3541
 Cache-Status: llmcache; hit; detail=coalesced
 Cache-Status: llmcache; fwd=miss; stored
 Cache-Status: llmcache; fwd=request; stored       (no-cache: lookup skipped)
@@ -12,10 +11,8 @@ from __future__ import annotations
 CACHE_NAME = "llmcache"
 
 
-def hit(*, ttl: int | None = None, detail: str | None = None) -> str:
+def hit(*, detail: str | None = None) -> str:
     value = f"{CACHE_NAME}; hit"
-    if ttl is not None:
-        value += f"; ttl={ttl}"
     if detail:
         value += f"; detail={detail}"
     return value

@@ -1,8 +1,9 @@
 """What differs between providers: which calls are cacheable, who the caller is,
 what else changes the answer, and how to read a finished answer.
 
-One `ProviderKind` per wire format. Everything here is decided from the request
-line and headers, or from a finished answer when it is stored, never on a hit.
+One `WireFormat` per provider kind (`config.ProviderKind`: openai, azure, anthropic,
+gemini), in `KINDS`. Everything here is decided from the request line and headers, or
+from a finished answer when it is stored, never on a hit.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ Json = dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
-class ProviderKind:
+class WireFormat:
     name: str
     cacheable: re.Pattern[str]
     """Matches the path after `/<provider>/` of a cacheable POST; group `endpoint` names it."""
@@ -121,8 +122,8 @@ def _gemini_stream_complete(events: list[Event]) -> bool:
 
 _OPENAI_ENDPOINTS = r"(?P<endpoint>chat/completions|completions|embeddings|responses)"
 
-KINDS: Mapping[str, ProviderKind] = {
-    "openai": ProviderKind(
+KINDS: Mapping[str, WireFormat] = {
+    "openai": WireFormat(
         name="openai",
         cacheable=re.compile(rf"^(?:.*?/)?{_OPENAI_ENDPOINTS}$"),
         credential_headers=("authorization", "api-key"),
@@ -131,7 +132,7 @@ KINDS: Mapping[str, ProviderKind] = {
         usage=_openai_usage,
         stream_complete=_openai_stream_complete,
     ),
-    "azure": ProviderKind(
+    "azure": WireFormat(
         name="azure",
         cacheable=re.compile(rf"^openai/(?:deployments/[^/]+/|v1/)?{_OPENAI_ENDPOINTS}$"),
         credential_headers=("api-key", "authorization"),
@@ -141,7 +142,7 @@ KINDS: Mapping[str, ProviderKind] = {
         stream_complete=_openai_stream_complete,
         model_from_path=re.compile(r"deployments/([^/]+)/"),
     ),
-    "anthropic": ProviderKind(
+    "anthropic": WireFormat(
         name="anthropic",
         cacheable=re.compile(r"^(?:v1/)?(?P<endpoint>messages)$"),
         credential_headers=("x-api-key", "authorization"),
@@ -150,7 +151,7 @@ KINDS: Mapping[str, ProviderKind] = {
         usage=_anthropic_usage,
         stream_complete=_anthropic_stream_complete,
     ),
-    "gemini": ProviderKind(
+    "gemini": WireFormat(
         name="gemini",
         cacheable=re.compile(r"^v1(?:beta|alpha)?/models/[^/:]+:(?P<endpoint>generateContent|streamGenerateContent)$"),
         credential_headers=("x-goog-api-key", "authorization"),

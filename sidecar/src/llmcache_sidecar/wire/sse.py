@@ -7,7 +7,6 @@ read its usage; never on a hit, which replays the recorded bytes as they are.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -55,9 +54,3 @@ def _event(block: bytes) -> Event | None:
     if name is None and not data:
         return None
     return Event(name, b"\n".join(data))
-
-
-def iter_boundaries(body: bytes) -> Iterator[int]:
-    """End offsets of each complete event in `body` (for paced replay)."""
-    for m in _EVENT_SPLIT.finditer(body):
-        yield m.end()

@@ -14,7 +14,9 @@ MEMO_KEY = "llmcache"
 
 
 @dataclass(slots=True)
-class Runtime:
+class Shared:
+    """The operator's own state for its whole run (`rt` in the handlers)."""
+
     api: k8s.Api
     options: Options
     policy: injection.Policy
@@ -31,11 +33,11 @@ class Runtime:
         task.add_done_callback(self.tasks.discard)
 
 
-def runtime(memo: Mapping[str, Any]) -> Runtime:
+def shared(memo: Mapping[str, Any]) -> Shared:
     try:
         found = memo[MEMO_KEY]
     except KeyError:
         raise RuntimeError("the operator's startup handler has not run") from None
-    if not isinstance(found, Runtime):
-        raise TypeError(f"memo[{MEMO_KEY!r}] is a {type(found).__name__}, not a Runtime")
+    if not isinstance(found, Shared):
+        raise TypeError(f"memo[{MEMO_KEY!r}] is a {type(found).__name__}, not a Shared")
     return found

@@ -52,7 +52,7 @@ TOPICS = ("reset my password", "change my email", "cancel my order", "export my 
 @contextlib.contextmanager
 def hash_embedder() -> Iterator[str]:
     port = free_port()
-    command = [PY, "-m", "llmcache_embedder.server", "--encoder", "hash", "--hash-dimensions", str(DIMENSIONS),
+    command = [PY, "-m", "llmcache_embedder.cli", "--encoder", "hash", "--hash-dimensions", str(DIMENSIONS),
                "--port", str(port), "--log-level", "WARNING"]  # fmt: skip
     with process(command):
         wait_http(f"http://127.0.0.1:{port}/healthz", timeout=60)

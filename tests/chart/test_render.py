@@ -469,12 +469,12 @@ def test_the_embedder_is_a_deployment_behind_a_service_probed_on_healthz(helm: H
 
 
 def test_the_embedder_is_started_with_arguments_it_reads_listening_on_its_container_port(helm: Helm) -> None:
-    from llmcache_embedder.server import _parser
+    from llmcache_embedder.cli import parser
 
     for option_set in ("embedder", "embedder-default-cache"):
         deployment = one(rendered(helm, option_set), "Deployment", "-embedder")
         (container,) = deployment["spec"]["template"]["spec"]["containers"]
-        args = _parser().parse_args(container["args"])  # exits (SystemExit) on an argument it does not know
+        args = parser().parse_args(container["args"])  # exits (SystemExit) on an argument it does not know
         assert (args.host, args.port) == ("0.0.0.0", container["ports"][0]["containerPort"])
         assert args.encoder == "minilm"
     assert args.threads == 2

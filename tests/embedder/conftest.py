@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from llmcache_embedder.app import create_app
 from llmcache_embedder.model import Encoder
-from llmcache_embedder.server import create_app
 from openai import AsyncOpenAI
 
 ServerFactory = Callable[..., Awaitable[TestServer]]

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestServer
+from llmcache_embedder.app import create_app
 from llmcache_embedder.model import HashEncoder
-from llmcache_embedder.server import create_app
 
 from tests.conftest import Sidecar, SidecarFactory
 

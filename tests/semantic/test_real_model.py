@@ -18,8 +18,8 @@ from collections.abc import Awaitable, Callable
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
+from llmcache_embedder.app import create_app
 from llmcache_embedder.model import MINILM_MODEL_NAME
-from llmcache_embedder.server import create_app
 
 from tests.conftest import SidecarFactory, Upstream
 from tests.semantic.helpers import SEMANTIC_HIT, ask, stats

@@ -12,8 +12,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from llmcache_embedder.app import create_app
 from llmcache_embedder.model import HashEncoder
-from llmcache_embedder.server import create_app
 
 from llmcache_sidecar import config
 from llmcache_sidecar.semantic.embedder import EmbeddingClient, EmbeddingError
@@ -164,6 +164,41 @@ async def test_an_embeddings_call_that_cannot_even_be_sent_is_an_embedding_error
 
     with pytest.raises(EmbeddingError, match="RuntimeError"):
         await client.embed(session, QUESTION)
+
+
+def raising_on_send(exc: Exception) -> aiohttp.TraceConfig:
+    """A real session's request hook that raises `exc`: a bug on the sidecar's side of a call."""
+
+    async def on_request_start(*_: object) -> None:
+        raise exc
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_start.append(on_request_start)
+    return trace
+
+
+async def test_a_bug_while_calling_the_embedder_is_a_miss_and_logged_with_its_traceback(
+    embedder: Embedder, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = config.parse(config.EmbeddingSettings, {"url": embedder.url, "model": EMBED_MODEL})
+    client = EmbeddingClient(settings)
+    async with aiohttp.ClientSession(trace_configs=[raising_on_send(KeyError("oops"))]) as session:
+        with pytest.raises(EmbeddingError, match="embeddings call failed: KeyError"):
+            await client.embed(session, QUESTION)
+
+    (record,) = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert "embeddings call raised KeyError" in record.getMessage()
+    assert record.exc_info is not None and record.exc_info[0] is KeyError
+
+
+async def test_a_failed_embeddings_call_is_not_logged_as_a_bug(
+    embedder: Embedder, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = config.parse(config.EmbeddingSettings, {"url": f"http://127.0.0.1:{free_port()}/v1"})
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(EmbeddingError, match="ClientConnectorError"):
+            await EmbeddingClient(settings).embed(session, QUESTION)
+    assert [r for r in caplog.records if r.levelname == "ERROR"] == []
 
 
 def reshaping(reshape: Callable[[web.Response], None]) -> Callable[..., Awaitable[web.StreamResponse]]:

@@ -84,6 +84,7 @@ async def stats(request: web.Request) -> web.Response:
             "bypasses": counters.bypasses,
             "stored": counters.stored,
             "upstreamErrors": counters.upstream_errors,
+            "stale": counters.stale,
             "hitRate": round((counters.hits + counters.coalesced) / lookups, 4) if lookups else None,
             "inFlight": len(state.coalescer),
             "backend": {

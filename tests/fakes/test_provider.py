@@ -446,6 +446,18 @@ async def test_cut_stream_raises_in_each_sdk(
             pass
 
 
+async def test_a_hang_up_closes_the_connection_without_an_answer(
+    oai: openai.AsyncOpenAI, claude: anthropic.AsyncAnthropic, fake: FakeProvider
+) -> None:
+    fake.plan(Behaviour(hang_up=1), Behaviour(hang_up=1))
+    with pytest.raises(openai.APIConnectionError):
+        await oai.chat.completions.create(model="m", messages=USER)
+    with pytest.raises(anthropic.APIConnectionError):
+        await claude.messages.create(model="c", max_tokens=5, messages=USER)
+    assert fake.count() == 2
+    assert (await oai.chat.completions.create(model="m", messages=USER)).choices[0].message.content
+
+
 async def test_cut_after_more_events_than_exist_still_withholds_the_end(
     http: TestClient[Any, Any],
 ) -> None:

@@ -18,6 +18,8 @@ from llmcache_sidecar.wire import sse
 from llmcache_sidecar.wire.render.frames import Json, NotRenderable, dumps, event, events, load
 
 _EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
+_TAIL_BYTES = 16384
+_TAIL_EVENTS = 3
 _DONE = b"data: [DONE]\n\n"
 # Message fields with a delta of their own below; any other string field (say a
 # compatible server's `reasoning_content`) is streamed as one delta of the same name.
@@ -137,6 +139,7 @@ def to_json(body: bytes) -> bytes:
             usage = chunk["usage"]
     if finish_reason is None or usage is None:
         raise NotRenderable("no finish_reason or no usage")
+    message = joined(message)
     message.setdefault("role", "assistant")
     message.setdefault("content", None)
     message.setdefault("refusal", None)
@@ -149,7 +152,10 @@ def to_json(body: bytes) -> bytes:
 
 
 def accumulate(acc: Json, delta: Json) -> Json:
-    """Merge one delta into `acc`: strings appended, objects merged, lists merged by their `index`."""
+    """Merge one delta into `acc`: strings appended, objects merged, lists merged by their `index`.
+
+    Appended strings are kept as pieces until `joined`.
+    """
     for name, value in delta.items():
         old = acc.get(name)
         if old is None or name in ("index", "type"):
@@ -158,8 +164,10 @@ def accumulate(acc: Json, delta: Json) -> Json:
                 _merge_indexed(acc[name], value)
             else:
                 acc[name] = value
+        elif isinstance(old, _Text) and isinstance(value, str):
+            old.append(value)
         elif isinstance(old, str) and isinstance(value, str):
-            acc[name] = old + value
+            acc[name] = _Text((old, value))
         elif isinstance(old, dict) and isinstance(value, dict):
             accumulate(old, value)
         elif isinstance(old, list) and isinstance(value, list):
@@ -170,6 +178,21 @@ def accumulate(acc: Json, delta: Json) -> Json:
         elif value is not None:
             acc[name] = value
     return acc
+
+
+class _Text(list[str]):
+    """A string being appended to, as its pieces: joined once (`joined`), not copied per delta."""
+
+
+def joined(value: Any) -> Any:
+    """`value` with every `_Text` of `accumulate` made a string."""
+    if isinstance(value, _Text):
+        return "".join(value)
+    if isinstance(value, dict):
+        return {k: joined(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [joined(v) for v in value]
+    return value
 
 
 def _merge_indexed(acc: list[Any], entries: list[Any]) -> None:
@@ -186,16 +209,20 @@ def _merge_indexed(acc: list[Any], entries: list[Any]) -> None:
 
 
 def drop_usage(body: bytes) -> bytes:
-    """A stored stream without its usage chunk, every other event byte for byte."""
-    kept: list[bytes] = []
-    start = 0
-    for m in _EVENT_END.finditer(body):
-        block = body[start : m.end()]
-        start = m.end()
-        parsed = sse.parse(block)
+    """A stored stream without its usage chunk, every other event byte for byte.
+
+    The usage chunk is one of the last events (before `[DONE]`): only the stream's tail
+    is read, so the cost does not grow with the answer (this runs on every such hit).
+    """
+    offset = max(0, len(body) - _TAIL_BYTES)
+    ends = [m.end() for m in _EVENT_END.finditer(body, offset)]
+    # Where the tail starts mid-stream, its first boundary may be a partial match: a block
+    # is read only if it starts after a whole boundary (or at the stream's start).
+    first = 0 if offset == 0 else 1
+    for i in range(len(ends) - 1, max(first, len(ends) - _TAIL_EVENTS) - 1, -1):
+        start = ends[i - 1] if i > 0 else 0
+        parsed = sse.parse(body[start : ends[i]])
         chunk = parsed[0].json if len(parsed) == 1 else None
         if chunk is not None and chunk.get("choices") == [] and isinstance(chunk.get("usage"), dict):
-            continue
-        kept.append(block)
-    kept.append(body[start:])
-    return b"".join(kept)
+            return body[:start] + body[ends[i] :]
+    return body

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from llmcache_sidecar.wire.render.frames import Json, NotRenderable, dumps, event, events, load
 
+_EVENT_ENDS = (b"\n\n", b"\r\n\r\n", b"\r\r")
 _FINAL = {"completed": "response.completed", "incomplete": "response.incomplete"}
 
 
@@ -41,11 +42,15 @@ def _is_function(tool: Any) -> bool:
 
 
 def to_json(body: bytes) -> bytes:
-    """The response a stored stream ends with."""
-    for ev in reversed(events(body)):
-        final = ev.json
-        if final is not None and final.get("type") in _FINAL.values() and isinstance(final.get("response"), dict):
-            return dumps(final["response"])
+    """The response a stored stream ends with (its last event, read without parsing the others)."""
+    at = max(body.rfind(b"response.completed"), body.rfind(b"response.incomplete"))
+    found = [(body.rfind(end, 0, at), len(end)) for end in _EVENT_ENDS] if at > 0 else []
+    start = max((i + n for i, n in found if i >= 0), default=0)
+    for tail in (body[start:], body):
+        for ev in reversed(events(tail)):
+            final = ev.json
+            if final is not None and final.get("type") in _FINAL.values() and isinstance(final.get("response"), dict):
+                return dumps(final["response"])
     raise NotRenderable("no response.completed event")
 
 

@@ -11,8 +11,8 @@
 - only-if-cached (RFC 9111 5.2.1.7): nothing stored fits, and the caller forbade going
   upstream: `504`, shaped like a provider error so that SDKs show the message.
 
-Each stale answer is counted (`llmcache.stale.served`, by reason) and logged once,
-with the key's short hash and the provider, never a body.
+Each stale answer is counted (`llmcache.stale.served`, by reason) and logged in one
+INFO line with the key's short hash and the provider, never a body.
 """
 
 from __future__ import annotations

@@ -59,12 +59,12 @@ async def answer(call: Call, stale: CachedResponse | None = None) -> web.StreamR
         if stale is not None and head.ok and not head.is_stream:
             await flight.body()  # a plain answer that breaks off can still be replaced by the stale one
     except (FlightFailed, aiohttp.ClientError, TimeoutError, OSError) as exc:
+        state.counters.upstream_errors += 1
         if stale is not None:
             cause = exc.__cause__ if isinstance(exc, FlightFailed) and exc.__cause__ is not None else exc
             answered = await fallback.stale_on_error(call, stale, status=None, error=cause)
             if answered is not None:  # (a response is a mapping: never tested for truth)
                 return answered
-        state.counters.upstream_errors += 1
         name = call.route.name
         logger.warning("upstream %s unreachable for %s: %s", name, keys.short(key), exc)
         return respond.error(502, "upstream_unreachable", f"llmcache: the {name} upstream could not be reached: {exc}")
@@ -107,15 +107,15 @@ async def _follow(call: Call, flight: Flight, stale: CachedResponse | None) -> w
             return await respond.from_flight(call, flight, head, status)
         try:
             body = await flight.body()
-        except FlightFailed:
-            return None  # nothing was sent yet: this caller makes its own call
+        except FlightFailed as exc:  # nothing was sent yet: a stale entry, or this caller's own call
+            return await _stale_or_none(call, stale, exc)
         state.counters.coalesced += 1
         return respond.buffered(head, body, call.key, status)
     # The other delivery: the whole answer, rendered as this caller asked.
     try:
         await flight.body()
-    except FlightFailed:
-        return None
+    except FlightFailed as exc:
+        return await _stale_or_none(call, stale, exc)
     whole = streaming.to_entry(head, flight.chunks, flight.times, kind=call.route.kind, model=None)
     fitted = render.fit(whole, call.shape) if whole is not None else None
     if fitted is None:
@@ -123,6 +123,13 @@ async def _follow(call: Call, flight: Flight, stale: CachedResponse | None) -> w
     call.tel.status = "coalesced"
     state.counters.coalesced += 1
     return await respond.hit(call, fitted, call.key, status=status)
+
+
+async def _stale_or_none(call: Call, stale: CachedResponse | None, exc: FlightFailed) -> web.StreamResponse | None:
+    """After the leader's answer broke off: the stale entry if there is one (else None: an own call)."""
+    if stale is None:
+        return None
+    return await fallback.stale_on_error(call, stale, status=None, error=exc.__cause__ or exc)
 
 
 async def _fly(call: Call, flight: Flight, *, registered: bool) -> None:

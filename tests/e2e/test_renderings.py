@@ -198,11 +198,13 @@ async def test_chat_requests_whose_deliveries_differ_keep_separate_entries(
 
 
 async def responses_helper(sidecar: Sidecar, **params: Any) -> tuple[dict[str, Any], str, str]:
-    """The SDK's `responses.stream` helper: final response, the text its deltas add up to, Cache-Status."""
+    """The SDK's `responses.stream` helper: final response, the text (or arguments) its deltas add up to,
+    Cache-Status."""
     seen: list[str] = []
     async with oai(sidecar, seen) as c:
         async with c.responses.stream(model="gpt-4o-mini", input="Render a response", **params) as stream:
-            text = "".join([e.delta async for e in stream if e.type == "response.output_text.delta"])
+            deltas = ("response.output_text.delta", "response.function_call_arguments.delta")
+            text = "".join([e.delta async for e in stream if e.type in deltas])
             final = await stream.get_final_response()
     return final.model_dump(exclude_none=True), text, seen[0]
 
@@ -213,30 +215,38 @@ async def responses_plain(sidecar: Sidecar, **params: Any) -> tuple[dict[str, An
         return raw.parse().model_dump(exclude_none=True), raw.headers["cache-status"]
 
 
+@pytest.mark.parametrize("tools", [None, RESPONSES_TOOLS], ids=["text", "function-call"])
 async def test_the_responses_stream_helper_on_a_stored_json_response_sees_what_a_real_stream_gives(
-    sidecar: Sidecar, real: Sidecar, upstream: Upstream
+    sidecar: Sidecar, real: Sidecar, upstream: Upstream, tools: Any
 ) -> None:
-    stored, _ = await responses_plain(sidecar)
+    extra: dict[str, Any] = {"tools": tools} if tools else {}
+    stored, _ = await responses_plain(sidecar, **extra)
     await sidecar.state.drain(5)
 
-    final, text, status = await responses_helper(sidecar)
-    real_final, real_text, _ = await responses_helper(real)
+    final, text, status = await responses_helper(sidecar, **extra)
+    real_final, real_text, _ = await responses_helper(real, **extra)
 
     assert status == "llmcache; hit"
     assert same(final) == same(real_final)
     assert same(text) == same(real_text)
-    assert text == stored["output"][0]["content"][0]["text"]
+    assert final["output"] == stored["output"]
     assert final["usage"] == stored["usage"]
+    if tools:
+        assert final["output"][0]["type"] == "function_call" and final["output"][0]["arguments"]
+    else:
+        assert text == stored["output"][0]["content"][0]["text"]
 
 
+@pytest.mark.parametrize("tools", [None, RESPONSES_TOOLS], ids=["text", "function-call"])
 async def test_a_plain_responses_call_on_a_stored_stream_gets_what_a_real_json_response_gives(
-    sidecar: Sidecar, real: Sidecar, upstream: Upstream
+    sidecar: Sidecar, real: Sidecar, upstream: Upstream, tools: Any
 ) -> None:
-    streamed, _, _ = await responses_helper(sidecar)
+    extra: dict[str, Any] = {"tools": tools} if tools else {}
+    streamed, _, _ = await responses_helper(sidecar, **extra)
     await sidecar.state.drain(5)
 
-    answer, status = await responses_plain(sidecar)
-    real_answer, _ = await responses_plain(real)
+    answer, status = await responses_plain(sidecar, **extra)
+    real_answer, _ = await responses_plain(real, **extra)
 
     assert status == "llmcache; hit"
     assert same(answer) == same(real_answer)
@@ -315,10 +325,10 @@ async def test_a_plain_anthropic_call_on_a_stored_stream_gets_what_a_real_json_m
 async def test_a_streamed_and_a_plain_caller_in_flight_at_once_share_one_upstream_call(
     sidecar: Sidecar, upstream: Upstream
 ) -> None:
-    upstream.fake.default_delay_ms = 300
+    upstream.fake.default_delay_ms = 1000
     (stream_final, _, stream_status), (plain, plain_status) = await asyncio.gather(
         chat_helper(sidecar, stream_options={"include_usage": True}),
-        _later(chat_plain(sidecar)),
+        _behind_a_leader(sidecar, chat_plain(sidecar)),
     )
     assert upstream.fake.count() == 1
     assert stream_status == "llmcache; fwd=miss; stored"
@@ -331,9 +341,9 @@ async def test_a_streamed_and_a_plain_caller_in_flight_at_once_share_one_upstrea
 async def test_a_plain_leader_in_flight_answers_a_streamed_follower_rendered(
     sidecar: Sidecar, upstream: Upstream
 ) -> None:
-    upstream.fake.default_delay_ms = 300
+    upstream.fake.default_delay_ms = 1000
     (plain, _), (final, _, status) = await asyncio.gather(
-        chat_plain(sidecar), _later(chat_helper(sidecar, stream_options={"include_usage": True}))
+        chat_plain(sidecar), _behind_a_leader(sidecar, chat_helper(sidecar, stream_options={"include_usage": True}))
     )
     assert upstream.fake.count() == 1
     assert status == "llmcache; hit; detail=coalesced"
@@ -344,17 +354,19 @@ async def test_a_plain_leader_in_flight_answers_a_streamed_follower_rendered(
 async def test_a_follower_that_asks_for_usage_a_leaders_stream_lacks_makes_its_own_call(
     sidecar: Sidecar, upstream: Upstream
 ) -> None:
-    upstream.fake.default_delay_ms = 300
+    upstream.fake.default_delay_ms = 1000
     _, (final, _, status) = await asyncio.gather(
-        chat_helper(sidecar), _later(chat_helper(sidecar, stream_options={"include_usage": True}))
+        chat_helper(sidecar), _behind_a_leader(sidecar, chat_helper(sidecar, stream_options={"include_usage": True}))
     )
     assert upstream.fake.count() == 2
     assert status.startswith("llmcache; fwd=miss")
     assert final["usage"]["total_tokens"] > 0
 
 
-async def _later(aw: Any) -> Any:
-    await asyncio.sleep(0.1)  # the other caller leads
+async def _behind_a_leader(sidecar: Sidecar, aw: Any) -> Any:
+    """Run `aw` once the other caller leads a flight (no sleep: the flight is there or not)."""
+    while not len(sidecar.state.coalescer):
+        await asyncio.sleep(0.005)
     return await aw
 
 

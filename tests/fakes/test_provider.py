@@ -227,6 +227,20 @@ async def test_responses_stream(oai: openai.AsyncOpenAI, http: TestClient[Any, A
     assert (await raw.text()).startswith("event: response.created\ndata: {")
 
 
+async def test_responses_function_call_json_and_streamed(oai: openai.AsyncOpenAI) -> None:
+    tools: Any = [{"type": "function", "name": "get_weather", "parameters": {"type": "object"}}]
+    reply = await oai.responses.create(model="m", input="weather?", tools=tools)
+    (item,) = reply.output
+    assert item.type == "function_call" and item.name == "get_weather"
+    assert json.loads(item.arguments)["echo"] == "weather?"
+    async with oai.responses.stream(model="m", input="weather?", tools=tools) as stream:
+        deltas = "".join([e.delta async for e in stream if e.type == "response.function_call_arguments.delta"])
+        final = await stream.get_final_response()
+    (streamed,) = final.output
+    assert streamed.type == "function_call" and deltas == streamed.arguments
+    assert json.loads(streamed.arguments)["echo"] == "weather?"
+
+
 async def test_responses_stream_helper(oai: openai.AsyncOpenAI) -> None:
     async with oai.responses.stream(model="m", input="hello there") as stream:
         final = await stream.get_final_response()

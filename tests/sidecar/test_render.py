@@ -171,8 +171,9 @@ def test_a_chat_answer_that_has_no_exact_stream_form_is_not_rendered(answer: dic
 # --------------------------------------------------------------------------- Responses
 
 
-def test_a_responses_stream_ends_with_its_json_answer() -> None:
-    body = {"model": "m", "input": "two renderings"}
+@pytest.mark.parametrize("tools", [None, [{"type": "function", "name": "f"}]], ids=["text", "function-call"])
+def test_a_responses_stream_ends_with_its_json_answer(tools: Any) -> None:
+    body = {"model": "m", "input": "two renderings", **({"tools": tools} if tools else {})}
     answer = orjson.loads(built(provider_responses.responses, body))
     stream = built(provider_responses.responses, {**body, "stream": True})
     assert without_times(orjson.loads(responses.to_json(stream))) == without_times(answer)

@@ -160,6 +160,7 @@ demo: $(UV) $(LOCKED)
 bench: $(STAMP) system-deps
 	$(BIN)/python -m bench.sidecar
 	$(BIN)/python -m bench.backends
+	$(BIN)/python -m bench.render
 
 # How long make test's Python install takes from the lock: pip vs uv, cold and warm caches.
 bench-install: $(UV)

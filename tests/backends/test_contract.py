@@ -67,6 +67,17 @@ async def test_a_value_set_with_a_ttl_is_gone_after_it(backend: CacheBackend) ->
     assert await backend.get(lasting) is not None
 
 
+async def test_an_entry_past_its_freshness_is_kept_for_its_stale_window(backend: CacheBackend) -> None:
+    """The ttl a backend is given (the entry's ttl + staleIfError) outlives the entry's own freshness;
+    when that one runs out the entry goes (`test_a_value_set_with_a_ttl_is_gone_after_it`)."""
+    key = new_key()
+    stale = answer(ttl=1.0)  # created long ago: past its freshness from the start
+    await backend.set(key, stale, 60)
+    got = await backend.get(key)
+    assert got == stale
+    assert got is not None and got.staleness(time.time()) > 0
+
+
 async def test_a_zero_ttl_stores_nothing(backend: CacheBackend) -> None:
     key = new_key()
     await backend.set(key, answer(), 0)

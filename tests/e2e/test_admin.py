@@ -95,6 +95,7 @@ async def test_one_key_can_be_inspected_and_deleted(sidecar: Sidecar, upstream: 
     assert entry["model"] == "gpt-4o-mini"
     assert entry["body"]["choices"]
     assert entry["usage"]["inputTokens"] > 0
+    assert (entry["ttl"], entry["stale"]) == (sidecar.settings.ttl, False)
 
     assert await admin(sidecar, "DELETE", f"/cache/keys/{key}") == (200, {"key": key, "deleted": True})
     assert (await admin(sidecar, "GET", f"/cache/keys/{key}"))[0] == 404

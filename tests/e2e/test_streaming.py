@@ -73,9 +73,10 @@ async def test_streamed_tool_calls_are_replayed_whole(sidecar: Sidecar, upstream
     assert upstream.fake.count() == 1
 
 
-async def test_the_same_prompt_streamed_and_not_streamed_are_separate_entries(
-    sidecar: Sidecar, upstream: Upstream
+async def test_with_shared_entries_off_the_same_prompt_streamed_and_not_streamed_are_separate_entries(
+    make_sidecar: SidecarFactory, upstream: Upstream
 ) -> None:
+    sidecar = await make_sidecar(shareStreamEntries=False)
     await stream_chat(sidecar)
     await sidecar.state.drain(5)
     async with oai(sidecar) as c:
@@ -83,7 +84,10 @@ async def test_the_same_prompt_streamed_and_not_streamed_are_separate_entries(
     assert raw.headers["cache-status"].startswith("llmcache; fwd=miss")
 
 
-async def test_stream_options_are_part_of_the_key(sidecar: Sidecar, upstream: Upstream) -> None:
+async def test_with_shared_entries_off_stream_options_are_part_of_the_key(
+    make_sidecar: SidecarFactory, upstream: Upstream
+) -> None:
+    sidecar = await make_sidecar(shareStreamEntries=False)
     await stream_chat(sidecar)
     await sidecar.state.drain(5)
     async with oai(sidecar) as c:

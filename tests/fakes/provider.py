@@ -12,6 +12,11 @@ Knobs, per request by header or queued on the state with ``fake.plan(Behaviour(.
 - ``x-fake-chunk-delay-ms: 20`` wait between SSE events
 - ``x-fake-cut-after: N``       stream: send N events, then drop the connection
 - ``x-fake-error-event: N``     stream: send N events, then the provider's error event
+- ``x-fake-hang-up: 1``         close the connection without answering
+
+A provider that fails on demand, for the stale-if-error tests: ``fake.plan(Behaviour(status=500))``
+(or 429, 529, 400...), ``Behaviour(delay_ms=...)`` beyond the sidecar's provider timeout, or
+``Behaviour(hang_up=1)``; a refused connection is a fake that is no longer listening.
 
 A test can also choose what the chat endpoints answer: ``fake.reply_rule`` maps a
 request body to the answer's text (or None for the echo), which is how

@@ -49,6 +49,7 @@ class Behaviour:
     cut_after:      stream only: send this many events, then drop the connection
                     (never sending the end marker).
     error_after:    stream only: send this many events, then the provider's error event.
+    hang_up:        close the connection without answering at all (a provider that crashed, a reset).
     """
 
     status: int | None = None
@@ -56,6 +57,7 @@ class Behaviour:
     chunk_delay_ms: int | None = None
     cut_after: int | None = None
     error_after: int | None = None
+    hang_up: int | None = None
 
     def over(self, base: Behaviour) -> Behaviour:
         """This behaviour's set fields, the rest taken from ``base``."""
@@ -83,6 +85,7 @@ KNOB_HEADERS: dict[str, str] = {
     "x-fake-chunk-delay-ms": "chunk_delay_ms",
     "x-fake-cut-after": "cut_after",
     "x-fake-error-event": "error_after",
+    "x-fake-hang-up": "hang_up",
 }
 
 
@@ -271,6 +274,10 @@ def endpoint(dialect: Dialect, build: Builder) -> Handler:
         serial = fake.next_serial()
         headers = {SERIAL_HEADER: str(serial)}
         await sleep_ms(behaviour.delay_ms)
+        if behaviour.hang_up:
+            if request.transport is not None:
+                request.transport.close()
+            return web.Response(status=204)  # never sent: the connection is gone
         if behaviour.status is not None:
             return dialect.error_response(behaviour.status, headers)
         body = await _json_body(request)

@@ -1,4 +1,8 @@
-"""OpenAI's Responses API: JSON, and typed SSE events (``event:`` and ``data:`` lines)."""
+"""OpenAI's Responses API: JSON, and typed SSE events (``event:`` and ``data:`` lines).
+
+With a function tool declared (and ``tool_choice`` not ``none``), the answer is a
+``function_call`` item instead of a message, streamed as the API streams one.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .provider_answers import Answer, Json, conversation, pieces
+from .provider_answers import Answer, Json, conversation, first_tool, pieces, slices
 from .provider_core import Call, Reply, SseEvent, Stream, endpoint, sse_json
 from .provider_openai import SERVER_ERROR, OpenAIDialect
 
@@ -29,7 +33,7 @@ def responses(call: Call) -> Reply:
     raw = body.get("input", "")
     turns = [{"role": "user", "content": raw}] if isinstance(raw, str) else raw
     prompt, question = conversation(turns, system=body.get("instructions"))
-    answer = Answer(call.serial, prompt, question)
+    answer = Answer(call.serial, prompt, question, first_tool(body.get("tools"), body.get("tool_choice")))
     if body.get("stream"):
         return Stream(_response_events(answer, call))
     return _response(answer, call, done=True)
@@ -48,7 +52,7 @@ def _response(answer: Answer, call: Call, *, done: bool) -> Json:
         "instructions": call.body.get("instructions"),
         "max_output_tokens": call.body.get("max_output_tokens"),
         "model": str(call.body.get("model") or "gpt-fake"),
-        "output": [_message(answer, done=True)] if done else [],
+        "output": [_item(answer, done=True)] if done else [],
         "parallel_tool_calls": True,
         "previous_response_id": call.body.get("previous_response_id"),
         "temperature": 1.0,
@@ -59,6 +63,21 @@ def _response(answer: Answer, call: Call, *, done: bool) -> Json:
         "truncation": "disabled",
         "metadata": {},
         "usage": _response_usage(answer) if done else None,
+    }
+
+
+def _item(answer: Answer, *, done: bool) -> Json:
+    return _function_call(answer, done=done) if answer.tool else _message(answer, done=done)
+
+
+def _function_call(answer: Answer, *, done: bool) -> Json:
+    return {
+        "id": f"fc_fake_{answer.serial}",
+        "type": "function_call",
+        "status": "completed" if done else "in_progress",
+        "arguments": answer.arguments_json if done else "",
+        "call_id": f"call_fake_{answer.serial}",
+        "name": answer.tool,
     }
 
 
@@ -94,19 +113,27 @@ def _response_events(answer: Answer, call: Call) -> list[SseEvent]:
     def event(type_: str, **fields: Any) -> SseEvent:
         return sse_json({"type": type_, **fields, "sequence_number": next(sequence)}, type_)
 
+    created = [
+        event("response.created", response=_response(answer, call, done=False)),
+        event("response.in_progress", response=_response(answer, call, done=False)),
+        event("response.output_item.added", output_index=0, item=_item(answer, done=False)),
+    ]
+    if answer.tool:
+        at = {"item_id": f"fc_fake_{answer.serial}", "output_index": 0}
+        return [
+            *created,
+            *(event("response.function_call_arguments.delta", **at, delta=p) for p in slices(answer.arguments_json)),
+            event("response.function_call_arguments.done", **at, arguments=answer.arguments_json),
+            event("response.output_item.done", output_index=0, item=_item(answer, done=True)),
+            event("response.completed", response=_response(answer, call, done=True)),
+        ]
     where = {
         "item_id": f"msg_fake_{answer.serial}",
         "output_index": 0,
         "content_index": 0,
     }
     return [
-        event("response.created", response=_response(answer, call, done=False)),
-        event("response.in_progress", response=_response(answer, call, done=False)),
-        event(
-            "response.output_item.added",
-            output_index=0,
-            item=_message(answer, done=False),
-        ),
+        *created,
         event("response.content_part.added", **where, part=_output_text("")),
         *(event("response.output_text.delta", **where, delta=p, logprobs=[]) for p in pieces(answer.text)),
         event("response.output_text.done", **where, text=answer.text, logprobs=[]),

@@ -227,6 +227,20 @@ async def test_responses_stream(oai: openai.AsyncOpenAI, http: TestClient[Any, A
     assert (await raw.text()).startswith("event: response.created\ndata: {")
 
 
+async def test_responses_function_call_json_and_streamed(oai: openai.AsyncOpenAI) -> None:
+    tools: Any = [{"type": "function", "name": "get_weather", "parameters": {"type": "object"}}]
+    reply = await oai.responses.create(model="m", input="weather?", tools=tools)
+    (item,) = reply.output
+    assert item.type == "function_call" and item.name == "get_weather"
+    assert json.loads(item.arguments)["echo"] == "weather?"
+    async with oai.responses.stream(model="m", input="weather?", tools=tools) as stream:
+        deltas = "".join([e.delta async for e in stream if e.type == "response.function_call_arguments.delta"])
+        final = await stream.get_final_response()
+    (streamed,) = final.output
+    assert streamed.type == "function_call" and deltas == streamed.arguments
+    assert json.loads(streamed.arguments)["echo"] == "weather?"
+
+
 async def test_responses_stream_helper(oai: openai.AsyncOpenAI) -> None:
     async with oai.responses.stream(model="m", input="hello there") as stream:
         final = await stream.get_final_response()
@@ -444,6 +458,18 @@ async def test_cut_stream_raises_in_each_sdk(
     with pytest.raises((aiohttp.ClientPayloadError, httpx2.RemoteProtocolError)):  # per google-genai transport
         async for _ in await gemini.models.generate_content_stream(model="g", contents="hello there"):
             pass
+
+
+async def test_a_hang_up_closes_the_connection_without_an_answer(
+    oai: openai.AsyncOpenAI, claude: anthropic.AsyncAnthropic, fake: FakeProvider
+) -> None:
+    fake.plan(Behaviour(hang_up=1), Behaviour(hang_up=1))
+    with pytest.raises(openai.APIConnectionError):
+        await oai.chat.completions.create(model="m", messages=USER)
+    with pytest.raises(anthropic.APIConnectionError):
+        await claude.messages.create(model="c", max_tokens=5, messages=USER)
+    assert fake.count() == 2
+    assert (await oai.chat.completions.create(model="m", messages=USER)).choices[0].message.content
 
 
 async def test_cut_after_more_events_than_exist_still_withholds_the_end(

@@ -66,8 +66,8 @@ from tests.operator.caches import MODELS, SHARED
         (
             {"listen": "0.0.0.0:80"},
             "spec.listen: unknown key; known keys: backend, coalesce, customProviders, flush, interception,"
-            " isolation, keyParams, maxBodyBytes, mode, namespace, podSelector, providers, replay, semantic, sidecar,"
-            " telemetry, transparent, ttl",
+            " isolation, keyParams, maxBodyBytes, mode, namespace, podSelector, providers, replay, semantic,"
+            " shareStreamEntries, sidecar, staleIfError, telemetry, transparent, ttl",
         ),
         ({"podSelektor": {}}, "spec.podSelektor: unknown key; did you mean podSelector?"),
         ({"interception": "iptables"}, "spec.interception: iptables needs mode: transparent"),
@@ -164,6 +164,15 @@ def test_the_cache_namespace_can_be_shared_across_kubernetes_namespaces() -> Non
     assert (
         spec.parse({"namespace": "shared-prompts"}, name="c", namespace="team-a").settings.namespace == "shared-prompts"
     )
+
+
+def test_stale_if_error_and_shared_stream_entries_reach_the_sidecars_config() -> None:
+    cache = spec.parse({"staleIfError": "1h", "shareStreamEntries": False}, name="c", namespace="n")
+    assert (cache.settings.stale_if_error, cache.settings.share_stream_entries) == (3600.0, False)
+    mapping = config.to_mapping(cache.settings, omit_defaults=True)
+    assert (mapping["staleIfError"], mapping["shareStreamEntries"]) == (3600.0, False)
+    defaults = spec.parse(None, name="c", namespace="n").settings
+    assert (defaults.stale_if_error, defaults.share_stream_entries) == (0.0, True)
 
 
 def test_settings_written_back_to_a_mapping_parse_to_the_same_settings() -> None:

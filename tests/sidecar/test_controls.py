@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
@@ -27,6 +28,16 @@ from llmcache_sidecar.wire.controls import ControlError, RequestControls
         ({}, {"s-maxage": 30}, RequestControls(max_age=30)),
         ({}, {"namespace": "from-body"}, RequestControls(namespace="from-body")),
         ({"x-llmcache-ttl": "10"}, {"ttl": 20}, RequestControls(ttl=20)),
+        ({"cache-control": "stale-if-error=600"}, None, RequestControls(stale_if_error=600)),
+        ({"cache-control": "max-stale=30"}, None, RequestControls(max_stale=30)),
+        ({"cache-control": "max-stale"}, None, RequestControls(max_stale=math.inf)),
+        (
+            {"cache-control": "only-if-cached, max-stale"},
+            None,
+            RequestControls(only_if_cached=True, max_stale=math.inf),
+        ),
+        ({}, {"stale-if-error": "10m", "max-stale": True}, RequestControls(stale_if_error=600, max_stale=math.inf)),
+        ({}, {"only-if-cached": True, "max-stale": False}, RequestControls(only_if_cached=True)),
     ],
 )
 def test_controls_are_read_from_headers_and_body(headers: dict[str, str], body: Any, expected: RequestControls) -> None:
@@ -43,6 +54,9 @@ def test_controls_are_read_from_headers_and_body(headers: dict[str, str], body: 
         ({}, "not-a-dict", "invalid-body-cache"),
         ({}, {"ttl": -5}, "invalid-body-cache-ttl"),
         ({}, {"namespace": 7}, "invalid-namespace"),
+        ({"cache-control": "stale-if-error"}, None, "invalid-cache-control"),
+        ({"cache-control": "max-stale=-1"}, None, "invalid-cache-control"),
+        ({}, {"stale-if-error": "soon"}, "invalid-body-cache-stale-if-error"),
     ],
 )
 def test_unreadable_controls_name_their_reason(headers: dict[str, str], body: Any, reason: str) -> None:

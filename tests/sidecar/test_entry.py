@@ -56,3 +56,23 @@ def test_small_bodies_are_stored_as_they_are() -> None:
 def test_foreign_or_damaged_bytes_are_refused(data: bytes, message: str) -> None:
     with pytest.raises(EntryFormatError, match=message):
         entry.decode(data)
+
+
+def test_an_entry_knows_when_it_went_stale() -> None:
+    value = sample(ttl=60.0)
+    assert entry.decode(entry.encode(value)) == value
+    assert value.staleness(value.created_at + 59) < 0
+    assert value.staleness(value.created_at + 90) == pytest.approx(30)
+
+
+def test_a_format_1_entry_is_still_read_and_fresh_for_as_long_as_it_is_kept() -> None:
+    meta = b'{"s":200,"h":[["content-type","application/json"]],"t":1.0,"st":false,"m":null,"u":[1,2],"ct":[]}'
+    old = entry.MAGIC + bytes([1, 0]) + len(meta).to_bytes(4, "big") + meta + b'{"ok": true}'
+    value = entry.decode(old)
+    assert value.ttl is None and value.body == b'{"ok": true}'
+    assert value.staleness(1e12) < 0
+
+
+def test_entries_are_written_as_format_2_which_a_format_1_reader_refuses() -> None:
+    # A release that reads only format 1 checks this byte: it never serves a stale entry as fresh.
+    assert entry.encode(sample(ttl=5.0))[4] == 2

@@ -7,6 +7,12 @@ written by another release is rejected cleanly (`EntryFormatError`, counted as a
 instead of being served as garbage. Bodies are compressed when that makes them
 noticeably smaller.
 
+Format 2 adds the entry's freshness lifetime (`ttl`): a backend may keep an entry
+longer than it is fresh (`staleIfError`), and only the entry knows where fresh ends.
+Format 1 entries are still read (fresh for as long as they are kept, which was their
+TTL); a release that reads only format 1 refuses format 2, so it can never serve a
+stale entry as a fresh one during a rolling upgrade.
+
 The codec byte says how the body is compressed: zstd when the optional `zstandard`
 package is installed (`llmcache-sidecar[zstd]`, part of every remote backend's extra),
 zlib otherwise. Every release reads every codec it knows; a sidecar without
@@ -29,7 +35,8 @@ except ImportError:  # the optional extra is not installed: zlib it is
     HAVE_ZSTD = False
 
 MAGIC = b"LLMC"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = frozenset({1, 2})
 _HEAD = struct.Struct("!4sBBI")  # magic, version, codec, length of the JSON metadata
 _CODEC_PLAIN = 0
 _CODEC_ZLIB = 1
@@ -75,6 +82,17 @@ class CachedResponse:
     chunk_times: tuple[tuple[int, float], ...] = ()
     elapsed: float = 0.0
     """Seconds the provider took to give the whole answer: what a hit saves in time."""
+    ttl: float | None = None
+    """Seconds after `created_at` during which the entry is fresh. Past it the entry is
+    stale: a backend still holds it for `staleIfError`, and it is served only when the
+    provider fails or the caller accepts it (`max-stale`). None (format 1): fresh for as
+    long as a backend keeps it."""
+
+    def staleness(self, now: float) -> float:
+        """Seconds past the end of freshness at `now` (zero or less while fresh)."""
+        if self.ttl is None:
+            return float("-inf")
+        return now - self.created_at - self.ttl
 
     @property
     def size(self) -> int:
@@ -94,6 +112,7 @@ def encode(entry: CachedResponse) -> bytes:
             "u": (entry.usage.input_tokens, entry.usage.output_tokens),
             "ct": entry.chunk_times,
             "el": entry.elapsed,
+            "ttl": entry.ttl,
         }
     )
     codec, body = _CODEC_PLAIN, entry.body
@@ -111,8 +130,8 @@ def decode(data: bytes) -> CachedResponse:
     magic, version, codec, meta_len = _HEAD.unpack_from(data)
     if magic != MAGIC:
         raise EntryFormatError("not an llmcache entry")
-    if version != FORMAT_VERSION:
-        raise EntryFormatError(f"entry format {version}, this release reads {FORMAT_VERSION}")
+    if version not in READABLE_VERSIONS:
+        raise EntryFormatError(f"entry format {version}, this release reads {sorted(READABLE_VERSIONS)}")
     start = _HEAD.size + meta_len
     try:
         meta = orjson.loads(data[_HEAD.size : start])
@@ -127,6 +146,7 @@ def decode(data: bytes) -> CachedResponse:
             usage=Usage(*meta["u"]),
             chunk_times=tuple((o, t) for o, t in meta["ct"]),
             elapsed=meta.get("el", 0.0),
+            ttl=meta.get("ttl") if version >= 2 else None,
         )
     except EntryFormatError:
         raise

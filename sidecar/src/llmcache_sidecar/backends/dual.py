@@ -4,11 +4,16 @@ A hit below fills the front, with the entry's remaining TTL unknown to the front
 the front keeps it for at most `front_ttl` seconds: a flush or delete elsewhere is
 seen there within that bound. Epochs and leases always come from the back, the tier
 that every pod shares.
+
+A stale entry in the front (past its freshness, kept for `staleIfError`) does not
+hide a fresh one that another pod has written to the back since: the back is asked,
+and the stale front entry is the answer only when the back has nothing better.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 
 from llmcache_sidecar.backends.base import BackendStats, CacheBackend
 from llmcache_sidecar.entry import CachedResponse
@@ -26,13 +31,16 @@ class DualCache:
         self._front_ttl = front_ttl
 
     async def get(self, key: str) -> CachedResponse | None:
-        value = await self.front.get(key)
-        if value is not None:
-            return value
+        front = await self.front.get(key)
+        if front is not None and front.staleness(time.time()) <= 0:
+            return front
         value = await self.back.get(key)
-        if value is not None:
+        if value is None:
+            return front
+        if value is not front and (front is None or value.created_at > front.created_at):
             await self.front.set(key, value, self._front_ttl)
-        return value
+            return value
+        return front
 
     async def set(self, key: str, value: CachedResponse, ttl: float) -> None:
         await self.front.set(key, value, min(ttl, self._front_ttl))

@@ -120,6 +120,19 @@ class CacheSettings:
     replay: ReplayMode = setting(
         "replay", "How a cached stream is replayed: fast, or paced with the original gaps.", default="fast"
     )
+    stale_if_error: float = setting(
+        "staleIfError",
+        "How long past its ttl an entry is kept, to be served (stale) only when the provider fails:"
+        " a 5xx or 429, a timeout, no connection (RFC 5861). 0 keeps nothing past the ttl.",
+        default=0.0,
+        duration=True,
+    )
+    share_stream_entries: bool = setting(
+        "shareStreamEntries",
+        "A streamed request and its non-streamed twin share one entry, rendered as each caller asks"
+        " (OpenAI chat completions and Responses, Anthropic messages). false keeps them apart.",
+        default=True,
+    )
     backend: BackendSettings = setting("backend", "Cache storage.", factory=BackendSettings, schema={"default": {}})
     key_params: KeyParams = setting("keyParams", "Which body fields make the key.", factory=KeyParams)
     coalesce: CoalesceSettings = setting("coalesce", "Single-flight of identical requests.", factory=CoalesceSettings)

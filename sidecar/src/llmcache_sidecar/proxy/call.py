@@ -6,7 +6,7 @@ passing ten values from function to function.
 
 A `NamedTuple` rather than a frozen dataclass: as immutable (at run time, and to mypy),
 but built in about a third of the time (a frozen dataclass sets each field through
-`object.__setattr__`, about 1 µs for these nine, on a hit path of about 60 µs).
+`object.__setattr__`, about 1 µs for these ten, on a hit path of about 60 µs).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from aiohttp import web
 from llmcache_sidecar.proxy.runtime import Route, Runtime, State
 from llmcache_sidecar.telemetry import RequestTrace
 from llmcache_sidecar.wire.controls import RequestControls
+from llmcache_sidecar.wire.render import Shape
 
 
 class Call(NamedTuple):
@@ -34,3 +35,5 @@ class Call(NamedTuple):
     ctl: RequestControls
     key: str
     tel: RequestTrace
+    shape: Shape
+    """How the caller wants the answer delivered (streamed or not), and whether its entry is shared."""

@@ -19,6 +19,8 @@ import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from llmcache_sidecar.wire.render import AS_STORED, Shape
+
 
 @dataclass(frozen=True, slots=True)
 class Head:
@@ -40,9 +42,9 @@ class FlightFailed(Exception):
 class Flight:
     """One upstream answer, readable by any number of requests while it arrives."""
 
-    __slots__ = ("_head", "_loop", "_wake", "chunks", "done", "error", "followers", "times")
+    __slots__ = ("_head", "_loop", "_wake", "chunks", "done", "error", "followers", "shape", "times")
 
-    def __init__(self) -> None:
+    def __init__(self, shape: Shape = AS_STORED) -> None:
         self._loop = asyncio.get_running_loop()
         self._head: asyncio.Future[Head] = self._loop.create_future()
         self._wake = asyncio.Event()
@@ -52,6 +54,8 @@ class Flight:
         self.done = False
         self.error: BaseException | None = None
         self.followers = 0
+        self.shape = shape
+        """The delivery the leader asked for, which is what the provider sends (`render.same_delivery`)."""
 
     # -- writer side (the upstream task) --------------------------------------------
     def set_head(self, head: Head) -> None:
@@ -118,9 +122,9 @@ class Coalescer:
             flight.followers += 1
         return flight
 
-    def lead(self, key: str) -> Flight:
+    def lead(self, key: str, shape: Shape = AS_STORED) -> Flight:
         """Register a new flight for `key`; call `land` when it is stored or dropped."""
-        flight = Flight()
+        flight = Flight(shape)
         self._flights[key] = flight
         return flight
 

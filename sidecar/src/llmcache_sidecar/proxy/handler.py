@@ -17,12 +17,14 @@ from aiohttp import web
 from opentelemetry import context as otel_context
 
 from llmcache_sidecar import semantic, telemetry
-from llmcache_sidecar.proxy import miss, relay, respond
+from llmcache_sidecar.entry import CachedResponse
+from llmcache_sidecar.proxy import fallback, miss, relay, respond
 from llmcache_sidecar.proxy.call import Call
 from llmcache_sidecar.proxy.runtime import STATE, Route, Runtime, State
 from llmcache_sidecar.telemetry import RequestTrace
-from llmcache_sidecar.wire import cache_status, controls, keys
+from llmcache_sidecar.wire import cache_status, controls, freshness, keys, render
 from llmcache_sidecar.wire.controls import ControlError, RequestControls
+from llmcache_sidecar.wire.freshness import Use
 
 EPOCH_REFRESH_SECONDS = 1.0
 """How stale this pod's view of a flush made by another pod may be."""
@@ -81,6 +83,7 @@ async def _serve_cacheable(
     if known is not None:  # seen before: no parsing, no canonical encoding
         digest: str | None = known[0]
         tel.set_model(known[1])
+        shape = known[2]
         body_cache = None  # a body with a `cache` field is never remembered
     else:
         try:
@@ -91,6 +94,7 @@ async def _serve_cacheable(
             return await _bypass(request, route, tail, body, "not-json", tel)
         parsed, digest = loaded, None
         tel.set_model(route.kind.model(tail, parsed))
+        shape = render.shape_of(route.kind.name, tel.endpoint, parsed, share=rt.settings.share_stream_entries)
         body_cache = parsed.pop("cache", None)
         if body_cache is not None:
             body = orjson.dumps(parsed)  # the control field never goes upstream
@@ -104,12 +108,13 @@ async def _serve_cacheable(
         digest = keys.caller_digest(provider=route.name, path=tail, caller_key=ctl.key)
     elif digest is None:
         assert parsed is not None
-        digest = _request_digest(request, rt, route, tail, parsed)
+        digest = _request_digest(request, rt, route, tail, parsed, shape)
         if body_cache is None:
-            rt.digests.put(memo_key, digest, tel.model or None)
+            rt.digests.put(memo_key, digest, tel.model or None, shape)
 
     key = tel.key = await _key(request, state, rt, route, ctl, digest)
-    call = Call(request, state, rt, route, tail, body, ctl, key, tel)
+    call = Call(request, state, rt, route, tail, body, ctl, key, tel, shape)
+    stale: CachedResponse | None = None  # past its ttl: stands in if the provider fails
     if ctl.lookup:
         backend = rt.backend
         started = time.perf_counter()
@@ -119,17 +124,25 @@ async def _serve_cacheable(
         tel.child(
             "llmcache.lookup", started, ended, {"llmcache.backend": backend.name, "llmcache.hit": entry is not None}
         )
-        if entry is not None and (ctl.max_age is None or time.time() - entry.created_at <= ctl.max_age):
-            state.counters.hits += 1
-            tel.status, tel.saved_usage, tel.saved_seconds = "hit", entry.usage, entry.elapsed
-            return await respond.hit(call, entry, key)
+        if entry is not None:
+            use = freshness.judge(entry, ctl, time.time(), rt.settings.stale_if_error)
+            if use is Use.FRESH and (fitted := render.fit(entry, shape)) is not None:
+                state.counters.hits += 1
+                tel.status, tel.saved_usage, tel.saved_seconds = "hit", entry.usage, entry.elapsed
+                return await respond.hit(call, fitted, key)
+            if use is Use.STALE and (fitted := render.fit(entry, shape)) is not None:
+                return await fallback.stale_hit(call, entry, fitted)
+            if use is Use.FALLBACK:
+                stale = entry
         if rt.semantic is not None:
             found = await semantic.lookup(call, orjson.loads(body) if parsed is None else parsed)
-            if found is not None:
+            if found is not None and (fitted := render.fit(found.entry, shape)) is not None:
                 tel.status, tel.saved_usage, tel.saved_seconds = "semantic", found.entry.usage, found.entry.elapsed
                 telemetry.SEMANTIC_SIMILARITY.record(found.similarity, {"llmcache.provider": route.name})
-                return await respond.hit(call, found.entry, found.key, similarity=found.similarity)
-    return await miss.answer(call)
+                return await respond.hit(call, fitted, found.key, similarity=found.similarity)
+    if ctl.only_if_cached:
+        return fallback.only_if_cached(call)
+    return await miss.answer(call, stale)
 
 
 async def _bypass(
@@ -141,20 +154,23 @@ async def _bypass(
     return await relay.relay(request, route, tail, data, cache_status.forward("bypass", detail=reason))
 
 
-def _request_digest(request: web.Request, rt: Runtime, route: Route, tail: str, parsed: dict[str, Any]) -> str:
+def _request_digest(
+    request: web.Request, rt: Runtime, route: Route, tail: str, parsed: dict[str, Any], shape: render.Shape
+) -> str:
     query = (
         sorted((k, v) for k, v in request.query.items() if k not in route.kind.credential_query)
         if request.query_string
         else []
     )
     headers = [(h, request.headers[h]) for h in route.kind.key_headers if h in request.headers]
+    fields = keys.key_fields(parsed, rt.settings.key_params)
     return keys.request_digest(
         provider=route.name,
         upstream=route.upstream,
         path=tail,
         query=query,
         headers=headers,
-        fields=keys.key_fields(parsed, rt.settings.key_params),
+        fields=render.key_fields(fields) if shape.format is not None else fields,
     )
 
 

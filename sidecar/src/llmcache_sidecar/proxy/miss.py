@@ -7,6 +7,12 @@ lease: when another pod holds it, that pod is fetching the same answer, so this 
 waits (bounded) for the answer to be stored instead of calling upstream too. The
 flight's task belongs to the app's `State`, so a caller that hangs up cuts neither the
 answer of the followers nor the write.
+
+With a stale entry at hand (`freshness.Use.FALLBACK`), a provider failure is answered
+from it instead (`fallback.stale_on_error`), for the leader and for every follower that
+sees the failure. A follower that wants the other delivery than the leader's (a plain
+caller behind a streamed leader, or the reverse) waits for the whole answer and gets it
+rendered (`render.fit`); one whose delivery cannot be rendered exactly makes its own call.
 """
 
 from __future__ import annotations
@@ -21,61 +27,109 @@ from aiohttp import web
 from llmcache_sidecar import semantic, telemetry
 from llmcache_sidecar.backends import accepting_writes
 from llmcache_sidecar.entry import CachedResponse
-from llmcache_sidecar.proxy import respond, streaming, upstream
+from llmcache_sidecar.proxy import fallback, respond, streaming, upstream
 from llmcache_sidecar.proxy.call import Call
 from llmcache_sidecar.proxy.coalesce import Flight, FlightFailed, Head
 from llmcache_sidecar.proxy.runtime import Runtime
-from llmcache_sidecar.wire import cache_status, keys
+from llmcache_sidecar.wire import cache_status, freshness, keys, render
 
 logger = logging.getLogger(__name__)
 _LEASE_POLL = (0.02, 0.25)  # first and longest gap between polls for another pod's answer
 
 
-async def answer(call: Call) -> web.StreamResponse:
-    """Answer a request the cache did not: from a flight in progress, or from a new one."""
+async def answer(call: Call, stale: CachedResponse | None = None) -> web.StreamResponse:
+    """Answer a request the cache did not: from a flight in progress, or from a new one.
+
+    `stale`: an entry past its ttl that may stand in if the provider fails.
+    """
     state, settings, ctl, key = call.state, call.rt.settings, call.ctl, call.key
     coalescing = settings.coalesce.enabled and ctl.lookup
     if coalescing and (flight := state.coalescer.join(key)) is not None:
-        try:
-            head = await asyncio.wait_for(flight.head(), settings.coalesce.max_wait)
-        except (TimeoutError, FlightFailed, aiohttp.ClientError, OSError):
-            head = None
-        if head is not None and head.ok:
-            status = cache_status.hit(detail="coalesced-peer" if head.from_cache else "coalesced")
-            call.tel.status = "coalesced"
-            if head.is_stream:  # live from the first event; a cut reaches every reader alike
-                state.counters.coalesced += 1
-                return await respond.from_flight(call, flight, head, status)
-            try:
-                body = await flight.body()
-            except FlightFailed:
-                pass  # nothing was sent yet: this caller makes its own call below
-            else:
-                state.counters.coalesced += 1
-                return respond.buffered(head, body, key, status)
-        # The leader failed: this caller makes its own call, uncoalesced.
-        coalescing = False
+        answered = await _follow(call, flight, stale)
+        if answered is not None:
+            return answered
+        coalescing = False  # the leader's answer is not this caller's: its own call, uncoalesced
 
     state.counters.misses += 1
     call.tel.status = "miss"
-    flight = state.coalescer.lead(key) if coalescing else Flight()
+    flight = state.coalescer.lead(key, call.shape) if coalescing else Flight(call.shape)
     state.spawn(_fly(call, flight, registered=coalescing))
     try:
         head = await flight.head()
+        if stale is not None and head.ok and not head.is_stream:
+            await flight.body()  # a plain answer that breaks off can still be replaced by the stale one
     except (FlightFailed, aiohttp.ClientError, TimeoutError, OSError) as exc:
         state.counters.upstream_errors += 1
+        if stale is not None:
+            cause = exc.__cause__ if isinstance(exc, FlightFailed) and exc.__cause__ is not None else exc
+            answered = await fallback.stale_on_error(call, stale, status=None, error=cause)
+            if answered is not None:  # (a response is a mapping: never tested for truth)
+                return answered
         name = call.route.name
         logger.warning("upstream %s unreachable for %s: %s", name, keys.short(key), exc)
         return respond.error(502, "upstream_unreachable", f"llmcache: the {name} upstream could not be reached: {exc}")
+    if stale is not None and not head.ok and freshness.fallback_on(head.status):
+        answered = await fallback.stale_on_error(call, stale, status=head.status)
+        if answered is not None:
+            return answered
+    # RFC 9211's fwd=stale: an entry was found, past its ttl (not one max-age refused).
+    fwd = "stale" if stale is not None and stale.staleness(time.time()) > 0 else "miss"
     if head.from_cache:
         call.tel.status = "coalesced"
         status = cache_status.hit(detail="coalesced-peer")
     elif head.ok:
         stored = ctl.store and accepting_writes(call.rt.backend)
-        status = cache_status.forward("miss" if ctl.lookup else "request", stored=stored)
+        status = cache_status.forward(fwd if ctl.lookup else "request", stored=stored)
     else:
-        status = cache_status.forward("miss" if ctl.lookup else "request")
+        status = cache_status.forward(fwd if ctl.lookup else "request")
     return await respond.from_flight(call, flight, head, status)
+
+
+async def _follow(call: Call, flight: Flight, stale: CachedResponse | None) -> web.StreamResponse | None:
+    """A follower's answer from the leader's flight; None when it must make its own call."""
+    state = call.state
+    try:
+        head = await asyncio.wait_for(flight.head(), call.rt.settings.coalesce.max_wait)
+    except (TimeoutError, FlightFailed, aiohttp.ClientError, OSError) as exc:
+        if stale is not None and flight.done and flight.error is not None:  # the leader's call failed
+            return await fallback.stale_on_error(call, stale, status=None, error=flight.error)
+        logger.debug("follower of %s makes its own call: %s", keys.short(call.key), exc)
+        return None  # waited too long: this caller makes its own call
+    if not head.ok:
+        if stale is not None and freshness.fallback_on(head.status):
+            return await fallback.stale_on_error(call, stale, status=head.status)
+        return None
+    status = cache_status.hit(detail="coalesced-peer" if head.from_cache else "coalesced")
+    if render.same_delivery(flight.shape, call.shape):
+        call.tel.status = "coalesced"
+        if head.is_stream:  # live from the first event; a cut reaches every reader alike
+            state.counters.coalesced += 1
+            return await respond.from_flight(call, flight, head, status)
+        try:
+            body = await flight.body()
+        except FlightFailed as exc:  # nothing was sent yet: a stale entry, or this caller's own call
+            return await _stale_or_none(call, stale, exc)
+        state.counters.coalesced += 1
+        return respond.buffered(head, body, call.key, status)
+    # The other delivery: the whole answer, rendered as this caller asked.
+    try:
+        await flight.body()
+    except FlightFailed as exc:
+        return await _stale_or_none(call, stale, exc)
+    whole = streaming.to_entry(head, flight.chunks, flight.times, kind=call.route.kind, model=None)
+    fitted = render.fit(whole, call.shape) if whole is not None else None
+    if fitted is None:
+        return None
+    call.tel.status = "coalesced"
+    state.counters.coalesced += 1
+    return await respond.hit(call, fitted, call.key, status=status)
+
+
+async def _stale_or_none(call: Call, stale: CachedResponse | None, exc: FlightFailed) -> web.StreamResponse | None:
+    """After the leader's answer broke off: the stale entry if there is one (else None: an own call)."""
+    if stale is None:
+        return None
+    return await fallback.stale_on_error(call, stale, status=None, error=exc.__cause__ or exc)
 
 
 async def _fly(call: Call, flight: Flight, *, registered: bool) -> None:
@@ -87,8 +141,9 @@ async def _fly(call: Call, flight: Flight, *, registered: bool) -> None:
             leased = await rt.backend.acquire_lease(key, rt.settings.coalesce.max_wait)
             if not leased:
                 entry = await _wait_for_peer(rt, key)
-                if entry is not None:
-                    _publish_entry(flight, entry)
+                fitted = render.fit(entry, call.shape) if entry is not None else None
+                if fitted is not None:
+                    _publish_entry(flight, fitted)
                     return
         session = call.state.session
         assert session is not None
@@ -118,13 +173,15 @@ async def _store(call: Call, flight: Flight, *, elapsed: float) -> None:
     head = await flight.head()
     model = call.tel.model or None  # what the route's kind read from this body (or its memo)
     kind = call.route.kind
-    entry = streaming.to_entry(head, flight.chunks, flight.times, kind=kind, model=model, elapsed=elapsed)
+    settings, ctl = call.rt.settings, call.ctl
+    ttl = settings.ttl if ctl.ttl is None else ctl.ttl
+    entry = streaming.to_entry(head, flight.chunks, flight.times, kind=kind, model=model, elapsed=elapsed, ttl=ttl)
     if entry is None:
         return
     backend = call.rt.backend
-    ttl = call.rt.settings.ttl if call.ctl.ttl is None else call.ctl.ttl
     started = time.perf_counter()
-    await backend.set(call.key, entry, ttl)
+    # Kept past its ttl for the stale window; fresh (answering every caller) for the ttl only.
+    await backend.set(call.key, entry, freshness.keep_for(ttl, ctl, settings.stale_if_error))
     ended = time.perf_counter()
     telemetry.backend_timing(backend.name, "set", ended - started)
     call.tel.child(
@@ -138,7 +195,8 @@ async def _wait_for_peer(rt: Runtime, key: str) -> CachedResponse | None:
     """Another pod is fetching `key`: wait (bounded) for its answer to be stored.
 
     Returns None when the wait ends without it, or when the other pod gave up its
-    lease (its call failed), so that this pod makes its own call.
+    lease (its call failed), so that this pod makes its own call. An entry past its
+    ttl (kept for stale-if-error) is not that answer: the wait goes on.
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + rt.settings.coalesce.max_wait
@@ -147,7 +205,7 @@ async def _wait_for_peer(rt: Runtime, key: str) -> CachedResponse | None:
         await asyncio.sleep(gap)
         gap = min(gap * 1.5, longest)
         entry = await rt.backend.get(key)
-        if entry is not None:
+        if entry is not None and entry.staleness(time.time()) <= 0:
             return entry
         if await rt.backend.acquire_lease(key, rt.settings.coalesce.max_wait):
             return None

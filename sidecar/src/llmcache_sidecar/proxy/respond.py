@@ -24,10 +24,17 @@ from llmcache_sidecar.wire import cache_status, keys
 logger = logging.getLogger(__name__)
 
 
-async def hit(call: Call, entry: CachedResponse, key: str, *, similarity: float | None = None) -> web.StreamResponse:
-    """Answer from `entry`, stored under `key` (the request's own, or a semantic match's)."""
+async def hit(
+    call: Call, entry: CachedResponse, key: str, *, similarity: float | None = None, status: str | None = None
+) -> web.StreamResponse:
+    """Answer from `entry`, stored under `key` (the request's own, or a semantic match's).
+
+    `status` replaces the plain hit's `Cache-Status` (a stale answer, a coalesced rendering).
+    """
     headers = CIMultiDict(entry.headers)
-    headers["Cache-Status"] = cache_status.hit(detail="semantic" if similarity is not None else None)
+    if status is None:
+        status = cache_status.hit(detail="semantic" if similarity is not None else None)
+    headers["Cache-Status"] = status
     if similarity is not None:
         headers["x-llmcache-similarity"] = f"{similarity:.4f}"
     headers["Age"] = str(max(0, int(time.time() - entry.created_at)))

@@ -134,6 +134,8 @@ class RequestCounters:
     coalesced: int = 0
     stored: int = 0
     upstream_errors: int = 0
+    stale: int = 0
+    """Answers from entries past their ttl (stale-if-error, max-stale)."""
 
 
 @dataclass(slots=True)

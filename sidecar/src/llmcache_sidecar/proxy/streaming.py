@@ -29,6 +29,7 @@ def to_entry(
     kind: WireFormat,
     model: str | None,
     elapsed: float = 0.0,
+    ttl: float | None = None,
 ) -> CachedResponse | None:
     """The entry to store for a finished answer, or None when it must not be stored."""
     if not head.ok:
@@ -64,6 +65,7 @@ def to_entry(
         usage=usage,
         chunk_times=chunk_times,
         elapsed=round(elapsed, 6),
+        ttl=ttl,
     )
 
 

@@ -155,7 +155,9 @@ class SemanticCache:
                 counters.rejected[verdict.reason or "unknown"] += 1
                 continue
             entry = await backend.get(candidate.stored.key)
-            if entry is None or (max_age is not None and time.time() - entry.created_at > max_age):
+            now = time.time()
+            # An entry past its ttl (kept for stale-if-error) is never a near-duplicate's answer.
+            if entry is None or entry.staleness(now) > 0 or (max_age is not None and now - entry.created_at > max_age):
                 counters.stale += 1
                 continue
             if self.judge is not None:

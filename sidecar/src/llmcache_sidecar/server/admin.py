@@ -84,6 +84,7 @@ async def stats(request: web.Request) -> web.Response:
             "bypasses": counters.bypasses,
             "stored": counters.stored,
             "upstreamErrors": counters.upstream_errors,
+            "stale": counters.stale,
             "hitRate": round((counters.hits + counters.coalesced) / lookups, 4) if lookups else None,
             "inFlight": len(state.coalescer),
             "backend": {
@@ -179,12 +180,15 @@ async def get_key(request: web.Request) -> web.Response:
         encoding = "json" if not entry.is_stream else "text"
     except (orjson.JSONDecodeError, UnicodeDecodeError):
         body, encoding = base64.b64encode(entry.body).decode(), "base64"
+    now = time.time()
     return _json(
         {
             "key": key,
             "status": entry.status,
             "createdAt": entry.created_at,
-            "age": round(time.time() - entry.created_at, 3),
+            "age": round(now - entry.created_at, 3),
+            "ttl": entry.ttl,
+            "stale": entry.staleness(now) > 0,
             "stream": entry.is_stream,
             "model": entry.model,
             "usage": {"inputTokens": entry.usage.input_tokens, "outputTokens": entry.usage.output_tokens},

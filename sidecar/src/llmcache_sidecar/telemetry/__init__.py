@@ -15,6 +15,7 @@ from llmcache_sidecar.telemetry.metrics import (
     backend_error,
     backend_timing,
     register,
+    stale_served,
     unregister,
 )
 from llmcache_sidecar.telemetry.pricing import PriceBook, price_of
@@ -35,5 +36,6 @@ __all__ = [
     "price_of",
     "refresh_tracing_flag",
     "register",
+    "stale_served",
     "unregister",
 ]

@@ -173,6 +173,11 @@ BACKEND_ERRORS = meter.create_counter(
     unit="{error}",
     description="Backend operations that failed or timed out (served as misses).",
 )
+STALE_SERVED = meter.create_counter(
+    "llmcache.stale.served",
+    unit="{response}",
+    description="Answers given from an entry past its ttl: the provider failed (stale-if-error), or max-stale.",
+)
 SEMANTIC_SIMILARITY = meter.create_histogram(
     "llmcache.semantic.similarity",
     unit="1",
@@ -250,3 +255,8 @@ def backend_timing(backend: str, operation: str, seconds: float) -> None:
 
 def backend_error(backend: str, operation: str, error: str) -> None:
     BACKEND_ERRORS.add(1, {"llmcache.backend": backend, "llmcache.operation": operation, "error.type": error})
+
+
+def stale_served(provider: str, reason: str) -> None:
+    """A stale entry answered: `reason` is 5xx, 429, timeout, unreachable (stale-if-error) or max-stale."""
+    STALE_SERVED.add(1, {"llmcache.provider": provider, "llmcache.reason": reason})

@@ -66,7 +66,8 @@ class RequestTrace:
         self.system = GEN_AI_SYSTEM.get(kind, kind)
         self.model = ""
         self.status = "pass"
-        """hit, miss, coalesced, bypass (cacheable but not cached), pass (not cacheable), semantic, error."""
+        """hit, miss, coalesced, bypass (cacheable but not cached), pass (not cacheable), semantic,
+        stale (an entry past its ttl: the provider failed, or max-stale), error."""
         self.key: str | None = None
         self.saved_usage: Usage | None = None
         """On an answer from the cache: the stored usage, i.e. the tokens not bought again."""

@@ -1,15 +1,18 @@
 """What the caller asks of the cache, parsed once per request.
 
-From standard `Cache-Control` request directives (no-cache, no-store, max-age=N),
+From standard `Cache-Control` request directives (no-cache, no-store, max-age=N,
+max-stale[=N] and only-if-cached from RFC 9111, stale-if-error=N from RFC 5861),
 the `x-llmcache-*` headers (ttl, namespace, key), and the LiteLLM-style body field
 `"cache": {"no-cache": true, "no-store": true, "ttl": 60, "s-maxage": 30,
-"namespace": "x"}`, which is removed before the request goes upstream. A body field
-wins over a header. A value that cannot be read makes the request bypass the cache
+"namespace": "x", "stale-if-error": 600, "max-stale": 60, "only-if-cached": true}`,
+which is removed before the request goes upstream. A body field wins over a header.
+A value that cannot be read makes the request bypass the cache
 (it still goes upstream) with the reason in `Cache-Status`; it never fails the call.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -41,6 +44,15 @@ class RequestControls:
     """A sub-namespace below the configured one; it can never reach another namespace."""
     key: str | None = None
     """A caller-chosen key, instead of the one computed from the request."""
+    stale_if_error: float | None = None
+    """stale-if-error=N: how long past its ttl an entry may answer when the provider fails;
+    also how long past its ttl an entry this request stores is kept. None: the configured
+    `staleIfError`."""
+    max_stale: float | None = None
+    """max-stale[=N]: a stale entry is accepted, without going upstream, up to N seconds
+    past its ttl (`math.inf` without a value, as RFC 9111 5.2.1.2 says)."""
+    only_if_cached: bool = False
+    """only-if-cached: answer from the cache or with 504, never go upstream (RFC 9111 5.2.1.7)."""
 
 
 DEFAULT = RequestControls()
@@ -52,6 +64,9 @@ def parse(headers: Mapping[str, str], body_cache: Any) -> RequestControls:
     if body_cache is None and not any(name in headers for name in _HEADER_NAMES):
         return DEFAULT
     lookup, store, max_age, ttl, namespace, key = True, True, None, None, None, None
+    stale_if_error: float | None = None
+    max_stale: float | None = None
+    only_if_cached = False
     for directive in headers.get("cache-control", "").split(","):
         name, _, value = directive.strip().lower().partition("=")
         if name == "no-cache":
@@ -60,6 +75,12 @@ def parse(headers: Mapping[str, str], body_cache: Any) -> RequestControls:
             store = False
         elif name == "max-age":
             max_age = _seconds(value.strip('"'), "cache-control")
+        elif name == "stale-if-error":
+            stale_if_error = _seconds(value.strip('"'), "cache-control")
+        elif name == "max-stale":
+            max_stale = _seconds(value.strip('"'), "cache-control") if value else math.inf
+        elif name == "only-if-cached":
+            only_if_cached = True
     if "x-llmcache-ttl" in headers:
         ttl = _seconds(headers["x-llmcache-ttl"], "x-llmcache-ttl")
     namespace = headers.get("x-llmcache-namespace")
@@ -77,9 +98,19 @@ def parse(headers: Mapping[str, str], body_cache: Any) -> RequestControls:
             max_age = _seconds(body_cache["s-maxage"], "body-cache-s-maxage")
         if "namespace" in body_cache:
             namespace = body_cache["namespace"]
+        if "stale-if-error" in body_cache:
+            stale_if_error = _seconds(body_cache["stale-if-error"], "body-cache-stale-if-error")
+        if "max-stale" in body_cache:
+            raw = body_cache["max-stale"]
+            if raw is True:
+                max_stale = math.inf
+            elif raw is not False:
+                max_stale = _seconds(raw, "body-cache-max-stale")
+        if body_cache.get("only-if-cached"):
+            only_if_cached = True
     if namespace is not None and not (isinstance(namespace, str) and _SUBNAMESPACE.match(namespace)):
         raise ControlError("invalid-namespace")
-    return RequestControls(lookup, store, max_age, ttl, namespace, key)
+    return RequestControls(lookup, store, max_age, ttl, namespace, key, stale_if_error, max_stale, only_if_cached)
 
 
 def _seconds(raw: Any, where: str) -> float:

@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 
 from llmcache_sidecar.config import KeyParams
+from llmcache_sidecar.wire.render import Shape
 
 KEY_FORMAT = 1
 SHARED_TENANT = "shared"
@@ -83,7 +84,7 @@ MemoKey = tuple[str, str, str, tuple[str | None, ...], bytes]
 
 
 class DigestMemo:
-    """The digest (and model) already computed for a raw request body.
+    """The digest (and model, and delivery shape) already computed for a raw request body.
 
     A repeated request, the common case for a cache, then skips parsing and canonical
     encoding: the body's SHA-256 replaces them. The memo is exact, not a heuristic: its
@@ -96,17 +97,17 @@ class DigestMemo:
     __slots__ = ("_items", "_size")
 
     def __init__(self, size: int = 4096) -> None:
-        self._items: dict[MemoKey, tuple[str, str | None]] = {}
+        self._items: dict[MemoKey, tuple[str, str | None, Shape]] = {}
         self._size = size
 
     @staticmethod
     def key(provider: str, path: str, query: str, headers: tuple[str | None, ...], body: bytes) -> MemoKey:
         return (provider, path, query, headers, hashlib.sha256(body).digest())
 
-    def get(self, key: MemoKey) -> tuple[str, str | None] | None:
+    def get(self, key: MemoKey) -> tuple[str, str | None, Shape] | None:
         return self._items.get(key)
 
-    def put(self, key: MemoKey, digest: str, model: str | None) -> None:
+    def put(self, key: MemoKey, digest: str, model: str | None, shape: Shape) -> None:
         if len(self._items) >= self._size:
             del self._items[next(iter(self._items))]
-        self._items[key] = (digest, model)
+        self._items[key] = (digest, model, shape)

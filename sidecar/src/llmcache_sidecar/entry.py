@@ -75,6 +75,9 @@ class CachedResponse:
     chunk_times: tuple[tuple[int, float], ...] = ()
     elapsed: float = 0.0
     """Seconds the provider took to give the whole answer: what a hit saves in time."""
+    request: tuple[tuple[str, str], ...] = ()
+    """Recorded entries only (`recording: record`): each part of the request that makes the key,
+    as a short hash, so that a replay miss can say what differs from the nearest recorded request."""
 
     @property
     def size(self) -> int:
@@ -94,6 +97,7 @@ def encode(entry: CachedResponse) -> bytes:
             "u": (entry.usage.input_tokens, entry.usage.output_tokens),
             "ct": entry.chunk_times,
             "el": entry.elapsed,
+            **({"rq": entry.request} if entry.request else {}),
         }
     )
     codec, body = _CODEC_PLAIN, entry.body
@@ -127,6 +131,7 @@ def decode(data: bytes) -> CachedResponse:
             usage=Usage(*meta["u"]),
             chunk_times=tuple((o, t) for o, t in meta["ct"]),
             elapsed=meta.get("el", 0.0),
+            request=tuple((n, h) for n, h in meta.get("rq", ())),
         )
     except EntryFormatError:
         raise

@@ -21,7 +21,7 @@ from aiohttp import web
 from llmcache_sidecar import semantic, telemetry
 from llmcache_sidecar.backends import accepting_writes
 from llmcache_sidecar.entry import CachedResponse
-from llmcache_sidecar.proxy import respond, streaming, upstream
+from llmcache_sidecar.proxy import recording, respond, streaming, upstream
 from llmcache_sidecar.proxy.call import Call
 from llmcache_sidecar.proxy.coalesce import Flight, FlightFailed, Head
 from llmcache_sidecar.proxy.runtime import Runtime
@@ -121,6 +121,8 @@ async def _store(call: Call, flight: Flight, *, elapsed: float) -> None:
     entry = streaming.to_entry(head, flight.chunks, flight.times, kind=kind, model=model, elapsed=elapsed)
     if entry is None:
         return
+    if call.rt.settings.recording == "record":
+        entry = recording.stamp(call, entry)
     backend = call.rt.backend
     ttl = call.rt.settings.ttl if call.ctl.ttl is None else call.ctl.ttl
     started = time.perf_counter()
@@ -131,7 +133,8 @@ async def _store(call: Call, flight: Flight, *, elapsed: float) -> None:
         "llmcache.store", started, ended, {"llmcache.backend": backend.name, "llmcache.entry.bytes": len(entry.body)}
     )
     call.state.counters.stored += 1
-    await semantic.remember(call, ttl)
+    if call.ctl.semantic:
+        await semantic.remember(call, ttl)
 
 
 async def _wait_for_peer(rt: Runtime, key: str) -> CachedResponse | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from llmcache_sidecar.config import ConfigError, parse_duration
@@ -41,6 +41,22 @@ class RequestControls:
     """A sub-namespace below the configured one; it can never reach another namespace."""
     key: str | None = None
     """A caller-chosen key, instead of the one computed from the request."""
+    semantic: bool = True
+    """False when a policy rule turned the semantic cache off for this request."""
+
+    def under_policy(self, ttl: float | None, semantic: bool) -> RequestControls:
+        """These controls as a policy rule limits them: its ttl caps the caller's, its semantic: false stays."""
+        if ttl is not None and self.ttl is not None:
+            ttl = min(ttl, self.ttl)
+        elif ttl is None:
+            ttl = self.ttl
+        return replace(self, ttl=ttl, semantic=self.semantic and semantic)
+
+    def recording(self, mode: str, ttl: float) -> RequestControls:
+        """These controls in record mode (every answer stored, for `ttl`) or replay mode (answer from the cache)."""
+        if mode == "record":
+            return replace(self, store=True, ttl=ttl)
+        return replace(self, lookup=True, store=False, max_age=None)
 
 
 DEFAULT = RequestControls()

@@ -233,9 +233,9 @@ async def export_entries(request: web.Request) -> web.StreamResponse:
 async def import_entries(request: web.Request) -> web.Response:
     """Store exported JSON lines in this sidecar's namespace, each for `recordingTtl` (or `?ttl=`)."""
     state = request.app[STATE]
-    raw = request.query.get("ttl")
+    raw: str | float = request.query.get("ttl") or state.runtime.settings.recording_ttl
     try:
-        ttl = parse_duration(float(raw) if raw and raw.isdigit() else raw or state.runtime.settings.recording_ttl, "ttl")
+        ttl = parse_duration(float(raw) if isinstance(raw, str) and raw.isdigit() else raw, "ttl")
     except ConfigError as exc:
         return _json({"error": str(exc)}, 400)
     try:

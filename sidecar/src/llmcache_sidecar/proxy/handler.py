@@ -110,7 +110,7 @@ async def _serve_cacheable(
     if decision.bypass is not None:
         return await _bypass(request, route, tail, body, decision.bypass, tel)
     if decision is not CACHE:
-        ctl = ctl.under_policy(decision.ttl, decision.semantic)
+        ctl = decision.applied(ctl)
     if rt.settings.recording != "live":
         ctl = ctl.recording(rt.settings.recording, rt.settings.recording_ttl)
     if rt.backend_error is not None:  # no backend could be built (a secret file is unreadable)

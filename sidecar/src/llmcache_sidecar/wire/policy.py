@@ -29,11 +29,13 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from llmcache_sidecar import config
 from llmcache_sidecar.config import Rule
+from llmcache_sidecar.wire import controls
+from llmcache_sidecar.wire.controls import RequestControls
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +56,15 @@ class Decision:
     """The matching rule's ttl, when it set one."""
     semantic: bool = True
     """False: no semantic lookup or indexing."""
+    defaults: RequestControls = field(init=False, repr=False, compare=False)
+    """The controls of a request that sent none, under this decision: made once, not per hit."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "defaults", controls.DEFAULT.under_policy(self.ttl, self.semantic))
+
+    def applied(self, ctl: RequestControls) -> RequestControls:
+        """`ctl` (what the caller asked) under this decision."""
+        return self.defaults if ctl is controls.DEFAULT else ctl.under_policy(self.ttl, self.semantic)
 
 
 CACHE = Decision()

@@ -53,10 +53,14 @@ class RequestControls:
         return replace(self, ttl=ttl, semantic=self.semantic and semantic)
 
     def recording(self, mode: str, ttl: float) -> RequestControls:
-        """These controls in record mode (every answer stored, for `ttl`) or replay mode (answer from the cache)."""
+        """These controls in record mode (every answer stored, for `ttl`) or replay mode (answer from the cache).
+
+        A replay looks up exact entries only: a semantic lookup asks the embedder, which may
+        be a provider's embeddings API, and a replay sends nothing out of the pod.
+        """
         if mode == "record":
             return replace(self, store=True, ttl=ttl)
-        return replace(self, lookup=True, store=False, max_age=None)
+        return replace(self, lookup=True, store=False, max_age=None, semantic=False)
 
 
 DEFAULT = RequestControls()

@@ -6,6 +6,9 @@ Real: the sidecar, the openai SDK, llmcache-embedder with its deterministic enco
 
 from __future__ import annotations
 
+import openai
+import pytest
+
 from tests.conftest import Upstream
 from tests.semantic.conftest import Embedder, SemanticSidecarFactory
 from tests.semantic.helpers import SEMANTIC_HIT, ask
@@ -32,3 +35,17 @@ async def test_a_semantic_false_rule_means_no_near_duplicate_answers_and_nothing
     assert embedded_for_gpt_4o == []  # neither indexed nor looked up
     assert other_model.status == SEMANTIC_HIT  # the rule matched gpt-4o only
     assert upstream.fake.count("/chat/completions") == 3
+
+
+async def test_a_replay_asks_no_embedder_for_a_miss(
+    semantic_sidecar: SemanticSidecarFactory, upstream: Upstream, embedder: Embedder
+) -> None:
+    """The embedder may be a provider's embeddings API, and a replay sends nothing out of the pod."""
+    sidecar = await semantic_sidecar(sidecar={"recording": "replay"})
+
+    with pytest.raises(openai.APIStatusError) as raised:
+        await ask(sidecar, PARAPHRASE)
+
+    assert raised.value.status_code == 504
+    assert embedder.texts == []
+    assert upstream.fake.count() == 0

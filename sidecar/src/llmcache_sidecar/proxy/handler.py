@@ -1,4 +1,4 @@
-"""The data path's entry: classify -> controls -> key -> lookup, then a hit or the miss path.
+"""The data path's entry: classify -> policy -> controls -> key -> lookup, then a hit or the miss path.
 
 `handle` is the one handler of the data port. A request that is not a cacheable POST
 passes through untouched (`relay`). A cacheable one is answered from the cache when it

@@ -180,3 +180,24 @@ async def test_export_from_a_backend_that_cannot_list_says_so(make_sidecar: Side
     async with aiohttp.ClientSession() as http, http.get(f"{sidecar.admin_url}/cache/export") as resp:
         assert resp.status == 501
         assert "cannot list" in (await resp.json())["error"]
+
+
+async def test_an_imported_line_cannot_bring_headers_a_stored_entry_would_not_keep(
+    make_sidecar: SidecarFactory, upstream: Upstream
+) -> None:
+    recorder = await make_sidecar(recording="record", isolation="namespace")
+    async with client(recorder, "sk-a") as c:
+        recorded = await c.chat.completions.create(model="gpt-4o-mini", messages=QUESTION)
+    await recorder.state.drain(5)
+    _, exported = await admin_export(recorder)
+    line = json.loads(exported)
+    line["headers"] += [["Content-Length", "2"], ["Set-Cookie", "session=stolen"], ["Transfer-Encoding", "chunked"]]
+
+    replayer = await make_sidecar(recording="replay", isolation="namespace")
+    await admin_import(replayer, json.dumps(line).encode())
+    async with client(replayer, "sk-b") as c:
+        raw = await c.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=QUESTION)
+
+    assert raw.parse().choices[0].message.content == recorded.choices[0].message.content
+    assert "set-cookie" not in raw.headers
+    assert raw.headers["cache-status"] == "llmcache; hit"

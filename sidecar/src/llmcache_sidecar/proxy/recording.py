@@ -31,6 +31,7 @@ from aiohttp import web
 
 from llmcache_sidecar.backends import BackendError
 from llmcache_sidecar.entry import CachedResponse, Usage
+from llmcache_sidecar.proxy import upstream
 from llmcache_sidecar.proxy.call import Call
 from llmcache_sidecar.proxy.runtime import State
 from llmcache_sidecar.wire import cache_status, keys
@@ -233,7 +234,8 @@ def _parse_line(raw: bytes) -> tuple[str | None, str, str, CachedResponse]:
     usage = line.get("usage") or [0, 0]
     entry = CachedResponse(
         status=status,
-        headers=tuple((str(k), str(v)) for k, v in line.get("headers", ())),
+        # What a stored entry would keep: no hop-by-hop or length headers that could contradict the body.
+        headers=upstream.stored_headers((str(k), str(v)) for k, v in line.get("headers", ())),
         body=body,
         created_at=float(line.get("createdAt") or time.time()),
         is_stream=bool(line.get("stream", False)),

@@ -23,7 +23,7 @@ QUESTION = [{"role": "user", "content": "What is the capital of Portugal?"}]
 
 def client(sidecar: Sidecar, api_key: str) -> openai.AsyncOpenAI:
     # The SDK's default retries stay on: a replay miss must stop them (x-should-retry: false).
-    return openai.AsyncOpenAI(base_url=f"{sidecar.url}/openai/v1", api_key=api_key)
+    return openai.AsyncOpenAI(base_url=f"{sidecar.url}/openai/v1", api_key=api_key, timeout=20)
 
 
 async def suite(sidecar: Sidecar, api_key: str) -> dict[str, Any]:

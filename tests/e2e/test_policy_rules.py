@@ -109,7 +109,7 @@ async def test_embeddings_are_kept_for_30_days_and_chat_for_an_hour(
         rules=rules,
         ttl="5m",
         namespace=f"policy-ttl-{request.node.name[-20:]}".replace("_", "-"),
-        backend={"type": "redis", "redis": {"url": redis_server.url}},
+        backend={"type": "redis", "redis": {"url": redis_server.url, "timeoutMs": 5000}},  # no write dropped under load
     )
     async with openai_client(sidecar) as client:
         embedded = await client.embeddings.with_raw_response.create(model="text-embedding-3-small", input="hello")
@@ -131,7 +131,7 @@ async def test_a_caller_can_shorten_a_rule_ttl_but_not_lengthen_it(
     sidecar = await make_sidecar(
         rules=[{"when": "true", "action": "cache", "ttl": "1h"}],
         namespace=f"policy-cap-{request.node.name[-20:]}".replace("_", "-"),
-        backend={"type": "redis", "redis": {"url": redis_server.url}},
+        backend={"type": "redis", "redis": {"url": redis_server.url, "timeoutMs": 5000}},  # no write dropped under load
     )
     keys = []
     async with openai_client(sidecar) as client:

@@ -138,7 +138,7 @@ async def test_record_mode_stores_what_the_caller_asked_not_to_store(
 async def test_export_lists_a_redis_namespace_and_nothing_of_another(
     make_sidecar: SidecarFactory, upstream: Upstream, redis_server: RedisServer
 ) -> None:
-    backend = {"type": "redis", "redis": {"url": redis_server.url}}
+    backend = {"type": "redis", "redis": {"url": redis_server.url, "timeoutMs": 5000}}  # no write dropped under load
     ours = await make_sidecar(backend=backend, namespace="export-ours", recording="record")
     theirs = await make_sidecar(backend=backend, namespace="export-ours-too")
     for sidecar, text in ((ours, "one"), (ours, "two"), (theirs, "three")):

@@ -17,6 +17,9 @@ Plus the sidecar's resident memory when idle and after the runs, and:
   Azure Blob through their local emulators (which bound those figures)
 - streaming: time to first byte of a streamed miss and of a streamed hit
 - coalescing: a burst of 50 identical requests with coalescing on and off
+- policy: memory hits with no rules against the same with five CEL rules (interleaved), the
+  RSS each sidecar then has, and what deciding costs a request whose body this sidecar has
+  not seen yet (a hit on an entry another pod stored): the only case that evaluates rules
 
 This is a benchmark, not a test: it prints figures and asserts nothing. The machine
 it runs on matters (docs/benchmarks.md says which one gave the recorded figures).
@@ -491,13 +494,64 @@ def streaming_and_coalescing(provider: str, work: Path) -> list[str]:
     return lines
 
 
+FIVE_RULES: list[dict[str, object]] = [
+    {"when": '"send_email" in tools', "action": "bypass", "reason": "sends-email"},
+    {
+        "when": "!(has(body.temperature) && body.temperature == 0.0) && !has(body.seed)",
+        "action": "bypass",
+        "reason": "not-deterministic",
+    },
+    {"when": 'endpoint == "embeddings"', "action": "cache", "ttl": "720h"},
+    {"when": 'provider == "anthropic" && has(body.max_tokens) && body.max_tokens > 4096', "action": "bypass"},
+    {"when": 'endpoint == "chat/completions"', "action": "cache", "ttl": "1h"},
+]
+"""The policy scenario's rules: the bench's chat request (temperature 0) reads all five."""
+
+
+def policy_runs(provider: str, work: Path, seconds: int, path: str, rounds: int) -> tuple[list[Compared], list[str]]:
+    """Memory hits without rules and with FIVE_RULES, up at once and loaded in turn; then RSS and decide()."""
+    notes = []
+    with contextlib.ExitStack() as stack:
+        targets = []
+        for name, extra in (("hit (memory), no rules", {}), ("hit (memory), 5 rules", {"rules": FIVE_RULES})):
+            running = stack.enter_context(sidecar(provider, {"type": "memory"}, work, extra=extra))
+            targets.append(Target(name, running.url + path, running.pid, running))
+        compared = interleaved(targets, SAME_BODY_LUA, 32, seconds, rounds)
+        rss = ", ".join(f"{t.name}: {rss_mib(t.pid):.1f} MiB" for t in targets)
+        notes.append(f"sidecar RSS after the policy runs: {rss}")
+    notes += decide_cost()
+    return compared, notes
+
+
+def decide_cost() -> list[str]:
+    """CPU per decision with FIVE_RULES, for a body the sidecar has not seen (no memo), in this process."""
+    from llmcache_sidecar import config
+    from llmcache_sidecar.wire.policy import Policy
+
+    policy = Policy(config.parse(config.Settings, {"rules": FIVE_RULES}).rules)
+    lines = []
+    for label, turns in (("1 KiB system prompt", 1), ("40 KiB of messages", 40)):
+        body = {
+            "model": "gpt-4o-mini",
+            "temperature": 0,
+            "messages": [{"role": "user", "content": SYSTEM}] * turns,
+        }
+        n = 20_000
+        started = time.process_time()
+        for _ in range(n):
+            policy.decide(provider="openai", kind="openai", endpoint="chat/completions", model="gpt-4o-mini", body=body)
+        micros = (time.process_time() - started) / n * 1e6
+        lines.append(f"policy.decide with 5 rules, a body not seen before ({label}): {micros:.1f} µs CPU")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--seconds", type=int, default=5, help="length of each wrk run")
-    parser.add_argument("--only", choices=["core", "telemetry", "backends", "streaming"], action="append")
+    parser.add_argument("--only", choices=["core", "telemetry", "backends", "streaming", "policy"], action="append")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds of the target comparisons")
     args = parser.parse_args()
-    only = set(args.only or ["core", "telemetry", "backends", "streaming"])
+    only = set(args.only or ["core", "telemetry", "backends", "streaming", "policy"])
     if shutil.which("wrk") is None:
         sys.exit("make bench needs wrk: apt-get install wrk")
     results: list[Result] = []
@@ -534,6 +588,11 @@ def main() -> None:
             tel = telemetry_runs(provider, work, args.seconds, path, args.rounds)
             results += [c.median_run for c in tel]
             comparisons.append(comparison_table("Telemetry cost on memory hits", tel, 32))
+        if "policy" in only:
+            pol, pol_notes = policy_runs(provider, work, args.seconds, path, args.rounds)
+            results += [c.median_run for c in pol]
+            notes += pol_notes
+            comparisons.append(comparison_table("Policy rules on memory hits", pol, 32))
         if "backends" in only:
             results += backend_runs(provider, work, args.seconds, path)
         if "streaming" in only:

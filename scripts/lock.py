@@ -30,7 +30,7 @@ UV = os.environ.get("UV", str(ROOT / ".tools" / "uv" / "bin" / "uv"))
 # image file -> `uv export` selection. torch stays out of the embedder's file: its Dockerfile
 # installs the CPU build from PyTorch's index first (PyPI's build of the same version is CUDA).
 IMAGE_EXPORTS: dict[str, list[str]] = {
-    "sidecar.txt": ["--package", "llmcache-sidecar", "--extra", "zstd", "--extra", "transparent"],
+    "sidecar.txt": ["--package", "llmcache-sidecar", "--extra", "zstd", "--extra", "transparent", "--extra", "policy"],
     "sidecar-all.txt": ["--package", "llmcache-sidecar", "--extra", "all"],
     "sidecar-semantic.txt": [
         "--package",

@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 
-from llmcache_sidecar.backends import CacheBackend
+from llmcache_sidecar.backends import CacheBackend, ListingUnsupported
 from llmcache_sidecar.entry import CachedResponse, Usage
 from tests.backends.conftest import Case, put_raw
 
@@ -233,3 +233,22 @@ async def test_a_backend_that_goes_away_turns_into_misses_not_errors(backend: Ca
             break
         assert time.monotonic() < deadline, "the backend did not come back"
         await asyncio.sleep(0.2)
+
+
+async def test_keys_lists_the_live_keys_of_a_prefix_or_says_it_cannot(backend: CacheBackend, case: Case) -> None:
+    """What the admin port's export reads: every live key of one namespace, and nothing of another."""
+    namespace = f"test-{uuid.uuid4().hex[:8]}"
+    ours = [f"llmc:1:{namespace}:e0:tenant:{uuid.uuid4().hex}" for _ in range(3)]
+    theirs = f"llmc:1:{namespace}x:e0:tenant:{uuid.uuid4().hex}"
+    expiring = f"llmc:1:{namespace}:e0:tenant:{uuid.uuid4().hex}"
+    for key in [*ours, theirs]:
+        await backend.set(key, answer(), 60)
+    await backend.set(expiring, answer(), 0.2)
+    await asyncio.sleep(0.4)
+    try:
+        listed = await backend.keys(f"llmc:1:{namespace}:", 1000)
+    except ListingUnsupported:
+        assert case.name.removeprefix("dual-").startswith(("disk", "s3", "gcs", "azure")), case.name
+        return
+    assert sorted(listed) == sorted(ours)
+    assert len(await backend.keys(f"llmc:1:{namespace}:", 2)) == 2

@@ -261,6 +261,8 @@ def ready(cluster: Cluster, name: str, ns: str) -> dict[str, Any]:
             'spec.sidecar.resources.requests.cpu: Invalid value: "lots"',
         ),
         ({"maxBodyBytes": 0}, "spec.maxBodyBytes: Invalid value: 0"),
+        ({"rules": [{"action": "cache"}]}, "spec.rules.when: Required value"),  # 1.20 names no index
+        ({"recording": "sometimes"}, 'spec.recording: Unsupported value: "sometimes"'),
     ],
 )
 def test_the_server_rejects_an_invalid_llmcache(cluster: Cluster, spec: dict[str, Any], error: str) -> None:
@@ -359,6 +361,25 @@ def test_an_unreachable_backend_and_an_invalid_spec_are_reported_in_conditions(c
     assert (status, reason) == ("False", "InvalidSpec")
     assert message.startswith("spec.providers[1]: 'vllm' is not built in")
     assert events[0]["type"] == "Warning" and events[0]["message"] == message
+
+
+def test_a_rule_that_does_not_compile_is_refused_in_the_status_and_good_rules_reach_the_config_map(
+    cluster: Cluster,
+) -> None:
+    """The schema cannot check CEL: the operator compiles every rule and says which one is wrong."""
+    embeddings = {"when": 'endpoint == "embeddings"', "action": "cache", "ttl": "720h"}
+    cluster.apply(
+        llmcache("bad-rule", "ml", {"rules": [embeddings, {"when": "body.temperature = 0", "action": "bypass"}]})
+    )
+    cluster.apply(llmcache("good-rules", "ml", {"rules": [embeddings], "recording": "replay"}))
+    bad, good = ready(cluster, "bad-rule", "ml"), ready(cluster, "good-rules", "ml")
+    rendered = cluster.get("configmap", "llmcache-good-rules", "ml")["data"]["config.yaml"]
+
+    status, reason, message = condition(bad, "Ready")
+    assert (status, reason) == ("False", "InvalidSpec")
+    assert message.startswith("spec.rules[1].when: at 1:18: Syntax error: token recognition error at: '= '")
+    assert condition(good, "Ready")[:2] == ("True", "Reconciled"), cluster.log_tail()
+    assert 'when: endpoint == "embeddings"' in rendered and "recording: replay" in rendered
 
 
 def injected_pod(cluster: Cluster, prefix: str, ns: str, labels: dict[str, str]) -> dict[str, Any]:

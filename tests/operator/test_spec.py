@@ -66,8 +66,9 @@ from tests.operator.caches import MODELS, SHARED
         (
             {"listen": "0.0.0.0:80"},
             "spec.listen: unknown key; known keys: backend, coalesce, customProviders, flush, interception,"
-            " isolation, keyParams, maxBodyBytes, mode, namespace, podSelector, providers, replay, semantic,"
-            " shareStreamEntries, sidecar, staleIfError, telemetry, transparent, ttl",
+            "spec.listen: unknown key; known keys: backend, coalesce, customProviders, flush, interception,"
+            " isolation, keyParams, maxBodyBytes, mode, namespace, podSelector, providers, recording, recordingTtl,"
+            " replay, rules, semantic, shareStreamEntries, sidecar, staleIfError, telemetry, transparent, ttl",
         ),
         ({"podSelektor": {}}, "spec.podSelektor: unknown key; did you mean podSelector?"),
         ({"interception": "iptables"}, "spec.interception: iptables needs mode: transparent"),
@@ -194,3 +195,33 @@ def test_transparent_mode_points_the_sidecar_at_the_mounted_ca_and_at_the_redire
     assert transparent.iptables_port == spec.IPTABLES_PORT
     plain = spec.parse({}, name="edge", namespace="apps")
     assert not plain.transparent and not plain.settings.transparent.enabled
+
+
+POLICY = {
+    "rules": [
+        {"when": '"send_email" in tools', "action": "bypass", "reason": "sends-email"},
+        {"when": 'endpoint == "embeddings"', "action": "cache", "ttl": "720h"},
+        {"when": 'provider == "anthropic"', "semantic": False},
+    ],
+    "recording": "replay",
+    "recordingTtl": "24h",
+}
+
+
+def test_rules_and_recording_reach_the_sidecar_as_written() -> None:
+    settings = spec.parse(POLICY, name="policy", namespace="apps").settings
+    assert [(r.action, r.ttl, r.reason, r.semantic) for r in settings.rules] == [
+        ("bypass", None, "sends-email", None),
+        ("cache", 30 * 86400.0, None, None),
+        (None, None, None, False),
+    ]
+    assert (settings.recording, settings.recording_ttl) == ("replay", 86400.0)
+    assert config.parse(Settings, config.to_mapping(settings)) == settings  # what the ConfigMap holds
+
+
+def test_a_rule_that_does_not_compile_is_refused_with_its_index_in_the_spec() -> None:
+    raw = {"rules": [POLICY["rules"][0], {"when": "body.temperature = 0", "action": "bypass"}]}
+    with pytest.raises(ConfigError) as refused:
+        spec.parse(raw, name="policy", namespace="apps")
+    assert refused.value.path == "spec.rules[1].when"
+    assert refused.value.message.startswith("at 1:18: Syntax error: token recognition error at: '= '")

@@ -7,6 +7,7 @@ import pytest
 from llmcache_sidecar.config import KeyParams
 from llmcache_sidecar.wire import keys
 from llmcache_sidecar.wire.render import AS_STORED
+from llmcache_sidecar.wire.policy import CACHE
 
 
 def digest(fields: dict[str, object], **over: object) -> str:
@@ -88,9 +89,9 @@ def test_a_caller_chosen_key_is_still_scoped_to_provider_and_endpoint() -> None:
 def test_the_digest_memo_tells_apart_every_input_and_forgets_the_oldest() -> None:
     memo = keys.DigestMemo(size=2)
     base = keys.DigestMemo.key("openai", "v1/chat/completions", "", (None,), b'{"model":"m"}')
-    memo.put(base, "d1", "m", AS_STORED)
+    memo.put(base, "d1", "m", AS_STORED, CACHE)
     again = keys.DigestMemo.key("openai", "v1/chat/completions", "", (None,), b'{"model":"m"}')
-    assert memo.get(again) == ("d1", "m", AS_STORED)
+    assert memo.get(again) == ("d1", "m", AS_STORED, CACHE)
     for other in (
         keys.DigestMemo.key("vllm", "v1/chat/completions", "", (None,), b'{"model":"m"}'),
         keys.DigestMemo.key("openai", "v1/completions", "", (None,), b'{"model":"m"}'),
@@ -99,6 +100,6 @@ def test_the_digest_memo_tells_apart_every_input_and_forgets_the_oldest() -> Non
         keys.DigestMemo.key("openai", "v1/chat/completions", "", (None,), b'{"model": "m"}'),
     ):
         assert memo.get(other) is None
-    memo.put(keys.DigestMemo.key("a", "", "", (), b"1"), "d2", None, AS_STORED)
-    memo.put(keys.DigestMemo.key("a", "", "", (), b"2"), "d3", None, AS_STORED)
+    memo.put(keys.DigestMemo.key("a", "", "", (), b"1"), "d2", None, AS_STORED, CACHE)
+    memo.put(keys.DigestMemo.key("a", "", "", (), b"2"), "d3", None, AS_STORED, CACHE)
     assert memo.get(base) is None  # the oldest went first

@@ -88,3 +88,30 @@ async def test_the_watcher_notices_a_rewritten_file(upstream: Upstream, tmp_path
 
         await asyncio.sleep(0.05)
     assert app[STATE].runtime.settings.ttl == 20
+
+
+async def test_new_rules_apply_on_reload_and_a_bad_one_keeps_the_running_rules(
+    make_sidecar: SidecarFactory, upstream: Upstream, tmp_path: Path, caplog
+) -> None:
+    sidecar = await make_sidecar()
+    body = {"model": "m", "messages": [{"role": "user", "content": "x"}]}
+    path = tmp_path / "config.yaml"
+    providers = f"providers: {{openai: {{upstream: '{upstream.url}'}}}}\n"
+
+    async def status() -> str:
+        async with aiohttp.ClientSession() as http:
+            async with http.post(
+                f"{sidecar.url}/openai/v1/chat/completions", json=body, headers={"Authorization": "Bearer k"}
+            ) as r:
+                return r.headers["Cache-Status"]
+
+    await status()
+    await sidecar.state.drain(5)
+    assert await status() == "llmcache; hit"  # the body's decision is remembered: the reload must forget it
+    path.write_text(providers + "rules: [{when: 'model == \"m\"', action: bypass, reason: no-m}]\n")
+    await reload.apply_file(sidecar.state, path)
+    assert await status() == "llmcache; fwd=bypass; detail=no-m"
+    path.write_text(providers + "rules: [{when: 'model = \"m\"', action: cache}]\n")
+    await reload.apply_file(sidecar.state, path)
+    assert await status() == "llmcache; fwd=bypass; detail=no-m"
+    assert "rules[0].when: at 1:7: Syntax error" in caplog.text

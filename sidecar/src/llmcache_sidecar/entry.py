@@ -82,6 +82,9 @@ class CachedResponse:
     chunk_times: tuple[tuple[int, float], ...] = ()
     elapsed: float = 0.0
     """Seconds the provider took to give the whole answer: what a hit saves in time."""
+    request: tuple[tuple[str, str], ...] = ()
+    """Recorded entries only (`recording: record`): each part of the request that makes the key,
+    as a short hash, so that a replay miss can say what differs from the nearest recorded request."""
     ttl: float | None = None
     """Seconds after `created_at` during which the entry is fresh. Past it the entry is
     stale: a backend still holds it for `staleIfError`, and it is served only when the
@@ -113,6 +116,7 @@ def encode(entry: CachedResponse) -> bytes:
             "ct": entry.chunk_times,
             "el": entry.elapsed,
             "ttl": entry.ttl,
+            **({"rq": entry.request} if entry.request else {}),
         }
     )
     codec, body = _CODEC_PLAIN, entry.body
@@ -147,6 +151,7 @@ def decode(data: bytes) -> CachedResponse:
             chunk_times=tuple((o, t) for o, t in meta["ct"]),
             elapsed=meta.get("el", 0.0),
             ttl=meta.get("ttl") if version >= 2 else None,
+            request=tuple((n, h) for n, h in meta.get("rq", ())),
         )
     except EntryFormatError:
         raise

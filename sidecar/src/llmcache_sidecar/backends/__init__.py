@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from llmcache_sidecar.backends.base import BackendError, BackendStats, CacheBackend
+from llmcache_sidecar.backends.base import BackendError, BackendStats, CacheBackend, ListingUnsupported
 from llmcache_sidecar.backends.dual import DualCache
 from llmcache_sidecar.backends.failopen import FailOpen
 from llmcache_sidecar.backends.memory import MemoryCache
@@ -31,6 +31,7 @@ __all__ = [
     "BackendStats",
     "CacheBackend",
     "FailOpen",
+    "ListingUnsupported",
     "Unavailable",
     "accepting_writes",
     "build_backend",

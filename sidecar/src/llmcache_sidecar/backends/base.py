@@ -22,6 +22,10 @@ class BackendError(Exception):
     """A backend could not answer. `FailOpen` turns it into a miss or a dropped write."""
 
 
+class ListingUnsupported(BackendError):
+    """This kind of store cannot list its keys (`keys`): the admin export says so."""
+
+
 @dataclass(frozen=True, slots=True)
 class BackendStats:
     """Size of what a backend holds; None where it cannot be counted cheaply."""
@@ -63,6 +67,14 @@ class CacheBackend(Protocol):
         ...
 
     async def release_lease(self, key: str) -> None: ...
+
+    async def keys(self, prefix: str, limit: int) -> list[str]:
+        """Up to `limit` live keys that start with `prefix`, in no order (the admin port's export).
+
+        Raises `ListingUnsupported` where the store cannot list cheaply, `BackendError`
+        when it does not answer; never used on the data path.
+        """
+        ...
 
     async def stats(self) -> BackendStats: ...
 

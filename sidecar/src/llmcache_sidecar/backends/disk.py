@@ -37,7 +37,7 @@ from collections import OrderedDict
 from pathlib import Path
 
 from llmcache_sidecar.backends import envelope
-from llmcache_sidecar.backends.base import BackendError, BackendStats
+from llmcache_sidecar.backends.base import BackendError, BackendStats, ListingUnsupported
 from llmcache_sidecar.entry import CachedResponse, EntryFormatError
 
 logger = logging.getLogger(__name__)
@@ -121,6 +121,9 @@ class DiskCache:
 
     async def release_lease(self, key: str) -> None:
         return None
+
+    async def keys(self, prefix: str, limit: int) -> list[str]:
+        raise ListingUnsupported("the disk backend stores entries under hashed names: it cannot list keys")
 
     async def stats(self) -> BackendStats:
         await self._ready()

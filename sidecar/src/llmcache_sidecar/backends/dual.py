@@ -62,6 +62,9 @@ class DualCache:
     async def release_lease(self, key: str) -> None:
         await self.back.release_lease(key)
 
+    async def keys(self, prefix: str, limit: int) -> list[str]:
+        return await self.back.keys(prefix, limit)  # the front holds a subset of the back
+
     async def stats(self) -> BackendStats:
         return await self.back.stats()
 

@@ -80,6 +80,10 @@ class FailOpen:
     async def release_lease(self, key: str) -> None:
         await self._call("lease", self.inner.release_lease(key), None)
 
+    async def keys(self, prefix: str, limit: int) -> list[str]:
+        # An export must not silently come out empty: this one raises for the admin API.
+        return await self.inner.keys(prefix, limit)
+
     async def stats(self) -> BackendStats:
         return await self._call("stats", self.inner.stats(), BackendStats(None, None))
 

@@ -67,6 +67,11 @@ class MemoryCache:
     async def release_lease(self, key: str) -> None:
         return None
 
+    async def keys(self, prefix: str, limit: int) -> list[str]:
+        now = time.monotonic()
+        found = [k for k, (_, expires_at) in self._items.items() if k.startswith(prefix) and expires_at > now]
+        return found[:limit]
+
     async def stats(self) -> BackendStats:
         return BackendStats(entries=len(self._items), bytes=self._bytes)
 

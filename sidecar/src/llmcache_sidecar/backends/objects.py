@@ -24,7 +24,7 @@ import time
 from typing import Protocol
 
 from llmcache_sidecar.backends import envelope
-from llmcache_sidecar.backends.base import BackendError, BackendStats
+from llmcache_sidecar.backends.base import BackendError, BackendStats, ListingUnsupported
 from llmcache_sidecar.entry import CachedResponse, EntryFormatError
 
 logger = logging.getLogger(__name__)
@@ -106,6 +106,9 @@ class ObjectCache:
 
     async def release_lease(self, key: str) -> None:
         return None
+
+    async def keys(self, prefix: str, limit: int) -> list[str]:
+        raise ListingUnsupported(f"listing the {self.name} bucket is not implemented: export from memory or Redis")
 
     async def stats(self) -> BackendStats:
         return BackendStats(entries=None, bytes=None)  # counting means listing the bucket

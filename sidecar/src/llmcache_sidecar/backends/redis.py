@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -41,6 +42,7 @@ from llmcache_sidecar.entry import CachedResponse
 
 logger = logging.getLogger(__name__)
 Client = aioredis.Redis | RedisCluster
+_GLOB_SPECIAL = re.compile(r"[\\*?\[\]]")
 
 
 class RedisCache:
@@ -204,6 +206,21 @@ class RedisCache:
 
     async def release_lease(self, key: str) -> None:
         await self._call(lambda: self._client.delete(self._lease_prefix + key))
+
+    async def keys(self, prefix: str, limit: int) -> list[str]:
+        """SCAN (every primary of a cluster), a batch at a time: never KEYS, which blocks Redis."""
+        pattern = _GLOB_SPECIAL.sub(r"\\\g<0>", prefix) + "*"
+
+        async def scan() -> list[str]:
+            found: list[str] = []
+            async for key in self._client.scan_iter(match=pattern, count=1000):
+                found.append(key.decode() if isinstance(key, bytes) else str(key))
+                if len(found) >= limit:
+                    break
+            return found
+
+        result: list[str] = await self._call(scan)
+        return result
 
     async def stats(self) -> BackendStats:
         """Counts the whole Redis database (every shard of a cluster): give llmcache its own."""

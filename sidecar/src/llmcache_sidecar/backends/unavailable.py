@@ -43,6 +43,9 @@ class Unavailable:
     async def release_lease(self, key: str) -> None:
         return None
 
+    async def keys(self, prefix: str, limit: int) -> list[str]:
+        raise BackendError(self.reason)
+
     async def stats(self) -> BackendStats:
         return BackendStats(None, None)
 

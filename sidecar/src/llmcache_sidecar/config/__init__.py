@@ -1,7 +1,8 @@
 """The sidecar's configuration: one model (frozen dataclasses) for the file, the environment,
 the operator's ConfigMap and the CRD.
 
-The settings live by area (`root`, `backends`, `semantic`, `transparent`, `telemetry`),
+The settings live by area (`root`, `backends`, `semantic`, `transparent`, `telemetry`,
+`policy`),
 each field declared once with `setting(...)` (`fields`). The walkers read those fields
 through `settings_of`: `parsing` (`parse`: a mapping into settings, errors with the key
 path), `env` (`LLMCACHE_*` overrides), `loading` (`load`: the file), `dump` (`to_mapping`:
@@ -46,6 +47,14 @@ from llmcache_sidecar.config.fields import (
 )
 from llmcache_sidecar.config.loading import load, loads
 from llmcache_sidecar.config.parsing import parse
+from llmcache_sidecar.config.policy import (
+    CONDITION_VARIABLES,
+    Recording,
+    Rule,
+    RuleAction,
+    activation,
+    compile_condition,
+)
 from llmcache_sidecar.config.root import (
     BUILTIN_PROVIDERS,
     CacheSettings,
@@ -74,6 +83,7 @@ from llmcache_sidecar.config.transparent import DEFAULT_INTERCEPTED_HOSTS, Trans
 
 __all__ = [
     "BUILTIN_PROVIDERS",
+    "CONDITION_VARIABLES",
     "DEFAULT_INTERCEPTED_HOSTS",
     "DEFAULT_PRICES",
     "ENV_PREFIX",
@@ -96,9 +106,12 @@ __all__ = [
     "ProviderKind",
     "ProviderSettings",
     "QdrantSettings",
+    "Recording",
     "RedisSettings",
     "RemoteBackendType",
     "ReplayMode",
+    "Rule",
+    "RuleAction",
     "S3AddressingStyle",
     "S3Settings",
     "SecretFileError",
@@ -112,8 +125,10 @@ __all__ = [
     "TelemetrySettings",
     "TransparentSettings",
     "View",
+    "activation",
     "apply_env",
     "check_address",
+    "compile_condition",
     "duration_text",
     "is_settings_class",
     "load",

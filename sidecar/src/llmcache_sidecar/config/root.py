@@ -17,6 +17,7 @@ from typing import Literal, get_args
 
 from llmcache_sidecar.config.backends import BackendSettings
 from llmcache_sidecar.config.fields import NAME_RE, ConfigError, check_address, setting
+from llmcache_sidecar.config.policy import Recording, Rule
 from llmcache_sidecar.config.semantic import SemanticSettings
 from llmcache_sidecar.config.telemetry import TelemetrySettings
 from llmcache_sidecar.config.transparent import TransparentSettings
@@ -136,6 +137,23 @@ class CacheSettings:
     backend: BackendSettings = setting("backend", "Cache storage.", factory=BackendSettings, schema={"default": {}})
     key_params: KeyParams = setting("keyParams", "Which body fields make the key.", factory=KeyParams)
     coalesce: CoalesceSettings = setting("coalesce", "Single-flight of identical requests.", factory=CoalesceSettings)
+    rules: tuple[Rule, ...] = setting(
+        "rules",
+        "Policy rules, read in order: a CEL condition and what a match decides (docs/policy.md).",
+        default=(),
+    )
+    recording: Recording = setting(
+        "recording",
+        "live: the usual cache. record: every answer forwarded is stored for recordingTtl, whatever the rules"
+        " say. replay: answers only from the cache; a miss is a 504 and never goes upstream (docs/policy.md).",
+        default="live",
+    )
+    recording_ttl: float = setting(
+        "recordingTtl",
+        "How long entries stored in record mode, or imported through the admin port, are kept.",
+        default=30 * 86400.0,
+        duration=True,
+    )
     semantic: SemanticSettings = setting(
         "semantic",
         "Semantic caching: near-duplicate prompts answered from the cache, verified.",

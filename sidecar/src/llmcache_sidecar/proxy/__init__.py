@@ -1,5 +1,6 @@
-"""The data path: a request classified, its controls read, its key made, the cache asked,
-and on a miss one shared upstream flight whose answer is stored.
+"""The data path: a request classified, the policy's decision and its controls read, its key
+made, the cache asked, and on a miss one shared upstream flight whose answer is stored (or,
+replaying, a 504: `recording`).
 
 Both modes end in `serve`: reverse proxy (`handle`, `/<provider>/...`) and transparent
 interception (`intercept`). `runtime` holds what a request reads (`State`, `Runtime`,

@@ -1,4 +1,4 @@
-"""The data path's entry: classify -> controls -> key -> lookup, then a hit or the miss path.
+"""The data path's entry: classify -> policy -> controls -> key -> lookup, then a hit or the miss path.
 
 `handle` is the one handler of the data port. A request that is not a cacheable POST
 passes through untouched (`relay`). A cacheable one is answered from the cache when it
@@ -18,13 +18,14 @@ from opentelemetry import context as otel_context
 
 from llmcache_sidecar import semantic, telemetry
 from llmcache_sidecar.entry import CachedResponse
-from llmcache_sidecar.proxy import fallback, miss, relay, respond
+from llmcache_sidecar.proxy import fallback, miss, recording, relay, respond
 from llmcache_sidecar.proxy.call import Call
 from llmcache_sidecar.proxy.runtime import STATE, Route, Runtime, State
 from llmcache_sidecar.telemetry import RequestTrace
 from llmcache_sidecar.wire import cache_status, controls, freshness, keys, render
 from llmcache_sidecar.wire.controls import ControlError, RequestControls
 from llmcache_sidecar.wire.freshness import Use
+from llmcache_sidecar.wire.policy import CACHE, Decision
 
 EPOCH_REFRESH_SECONDS = 1.0
 """How stale this pod's view of a flush made by another pod may be."""
@@ -55,6 +56,9 @@ async def serve(request: web.Request, route: Route, tail: str) -> web.StreamResp
     token = otel_context.attach(tel.context) if tel.context is not None else None  # log lines carry the trace id
     try:
         if match is None:
+            if rt.settings.recording == "replay":  # nothing goes upstream in replay mode
+                response = recording.not_replayable(f"{request.method} /{route.name}/{tail} is not cacheable")
+                return response
             response = await relay.relay(request, route, tail, request.content, status_header=None)
         else:
             response = await _serve_cacheable(request, state, rt, route, tail, tel)
@@ -80,10 +84,12 @@ async def _serve_cacheable(
     memo_key = rt.digests.key(route.name, tail, request.query_string, key_headers, body)
     parsed: dict[str, Any] | None = None
     known = rt.digests.get(memo_key)
-    if known is not None:  # seen before: no parsing, no canonical encoding
+    decision: Decision
+    if known is not None:  # seen before: no parsing, no canonical encoding, no rule evaluated
         digest: str | None = known[0]
         tel.set_model(known[1])
         shape = known[2]
+        decision = known[3]
         body_cache = None  # a body with a `cache` field is never remembered
     else:
         try:
@@ -98,10 +104,19 @@ async def _serve_cacheable(
         body_cache = parsed.pop("cache", None)
         if body_cache is not None:
             body = orjson.dumps(parsed)  # the control field never goes upstream
+        decision = rt.policy.decide(
+            provider=route.name, kind=route.kind.name, endpoint=tel.endpoint, model=tel.model or None, body=parsed
+        )
     try:
         ctl = controls.parse(request.headers, body_cache)
     except ControlError as exc:
         return await _bypass(request, route, tail, body, exc.reason, tel)
+    if decision.bypass is not None:
+        return await _bypass(request, route, tail, body, decision.bypass, tel)
+    if decision is not CACHE:
+        ctl = decision.applied(ctl)
+    if rt.settings.recording != "live":
+        ctl = ctl.recording(rt.settings.recording, rt.settings.recording_ttl)
     if rt.backend_error is not None:  # no backend could be built (a secret file is unreadable)
         return await _bypass(request, route, tail, body, BACKEND_UNAVAILABLE, tel)
     if ctl.key is not None:
@@ -110,7 +125,7 @@ async def _serve_cacheable(
         assert parsed is not None
         digest = _request_digest(request, rt, route, tail, parsed, shape)
         if body_cache is None:
-            rt.digests.put(memo_key, digest, tel.model or None, shape)
+            rt.digests.put(memo_key, digest, tel.model or None, shape, decision)
 
     key = tel.key = await _key(request, state, rt, route, ctl, digest)
     call = Call(request, state, rt, route, tail, body, ctl, key, tel, shape)
@@ -134,12 +149,14 @@ async def _serve_cacheable(
                 return await fallback.stale_hit(call, entry, fitted)
             if use is Use.FALLBACK:
                 stale = entry
-        if rt.semantic is not None:
+        if rt.semantic is not None and ctl.semantic:
             found = await semantic.lookup(call, orjson.loads(body) if parsed is None else parsed)
             if found is not None and (fitted := render.fit(found.entry, shape)) is not None:
                 tel.status, tel.saved_usage, tel.saved_seconds = "semantic", found.entry.usage, found.entry.elapsed
                 telemetry.SEMANTIC_SIMILARITY.record(found.similarity, {"llmcache.provider": route.name})
                 return await respond.hit(call, fitted, found.key, similarity=found.similarity)
+    if rt.settings.recording == "replay":
+        return recording.replay_miss(call, parsed)
     if ctl.only_if_cached:
         return fallback.only_if_cached(call)
     return await miss.answer(call, stale)
@@ -149,6 +166,8 @@ async def _bypass(
     request: web.Request, route: Route, tail: str, data: bytes | AsyncIterator[bytes], reason: str, tel: RequestTrace
 ) -> web.StreamResponse:
     """A cacheable endpoint, but this request cannot be cached: forward it, say why."""
+    if request.app[STATE].runtime.settings.recording == "replay":  # nothing goes upstream in replay mode
+        return recording.not_replayable(f"this request cannot be cached ({reason})")
     request.app[STATE].counters.bypasses += 1
     tel.status = "bypass"
     return await relay.relay(request, route, tail, data, cache_status.forward("bypass", detail=reason))
@@ -194,7 +213,7 @@ async def _epoch(state: State, rt: Runtime) -> str:
         value = await rt.backend.get_epoch(rt.settings.namespace)
         if value >= 0:
             known = state.epoch = (value, now)
-    return f"e{known[0]}{rt.flush_suffix}"
+    return keys.epoch_tag(known[0], rt.flush_suffix)
 
 
 async def _read_capped(request: web.Request, cap: int) -> tuple[bytes, bool]:

@@ -27,7 +27,7 @@ from aiohttp import web
 from llmcache_sidecar import semantic, telemetry
 from llmcache_sidecar.backends import accepting_writes
 from llmcache_sidecar.entry import CachedResponse
-from llmcache_sidecar.proxy import fallback, respond, streaming, upstream
+from llmcache_sidecar.proxy import fallback, recording, respond, streaming, upstream
 from llmcache_sidecar.proxy.call import Call
 from llmcache_sidecar.proxy.coalesce import Flight, FlightFailed, Head
 from llmcache_sidecar.proxy.runtime import Runtime
@@ -178,6 +178,8 @@ async def _store(call: Call, flight: Flight, *, elapsed: float) -> None:
     entry = streaming.to_entry(head, flight.chunks, flight.times, kind=kind, model=model, elapsed=elapsed, ttl=ttl)
     if entry is None:
         return
+    if call.rt.settings.recording == "record":
+        entry = recording.stamp(call, entry)
     backend = call.rt.backend
     started = time.perf_counter()
     # Kept past its ttl for the stale window; fresh (answering every caller) for the ttl only.
@@ -188,7 +190,8 @@ async def _store(call: Call, flight: Flight, *, elapsed: float) -> None:
         "llmcache.store", started, ended, {"llmcache.backend": backend.name, "llmcache.entry.bytes": len(entry.body)}
     )
     call.state.counters.stored += 1
-    await semantic.remember(call, ttl)
+    if call.ctl.semantic:
+        await semantic.remember(call, ttl)
 
 
 async def _wait_for_peer(rt: Runtime, key: str) -> CachedResponse | None:

@@ -24,7 +24,9 @@ from llmcache_sidecar.proxy.coalesce import Coalescer
 from llmcache_sidecar.semantic import SemanticCache, SemanticCounters, build_semantic
 from llmcache_sidecar.telemetry import Aggregates
 from llmcache_sidecar.wire import keys
+from llmcache_sidecar.wire.policy import Policy
 from llmcache_sidecar.wire.providers import KINDS, WireFormat
+from llmcache_sidecar.wire.recording import RecordIndex
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +57,8 @@ class Runtime:
     digests: keys.DigestMemo = field(default_factory=keys.DigestMemo)
     """Raw body -> digest, so a repeated request is not parsed again (see keys.DigestMemo)."""
     prices: telemetry.PriceBook = field(default_factory=lambda: telemetry.PriceBook({}))
+    policy: Policy = field(default_factory=lambda: Policy(()))
+    """The rules, compiled; in record and replay modes none apply (not even the built-in one)."""
 
     @property
     def flush_suffix(self) -> str:
@@ -84,6 +88,7 @@ def build_runtime(settings: Settings, *, previous: Runtime | None = None) -> Run
         backend_error=backend_error,
         semantic=semantic,
         semantic_error=semantic_error,
+        policy=Policy(settings.rules) if settings.recording == "live" else Policy((), builtin=False),
     )
 
 
@@ -148,6 +153,8 @@ class State:
     coalescer: Coalescer = field(default_factory=Coalescer)
     epoch: tuple[int, float] | None = None
     """The namespace's flush epoch as last read from the backend, and when."""
+    recorded: RecordIndex = field(default_factory=RecordIndex)
+    """Fingerprints of the entries recorded or imported here, for what a replay miss reports."""
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:

@@ -1,4 +1,4 @@
-"""The admin port: health, readiness, stats, flush, and one key at a time.
+"""The admin port: health, readiness, stats, flush, one key at a time, export and import.
 
 It listens on 127.0.0.1 by default: it can flush the cache and read stored answers,
 so it must not be reachable from outside the pod.
@@ -14,8 +14,9 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from llmcache_sidecar import __version__
-from llmcache_sidecar.backends import BackendError
-from llmcache_sidecar.proxy import STATE, State
+from llmcache_sidecar.backends import BackendError, ListingUnsupported
+from llmcache_sidecar.config import ConfigError, parse_duration
+from llmcache_sidecar.proxy import STATE, State, recording
 
 METRICS = web.AppKey("metrics_registry", CollectorRegistry)
 
@@ -28,6 +29,8 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/cache/flush", flush)
     app.router.add_get("/cache/keys/{key:.+}", get_key)
     app.router.add_delete("/cache/keys/{key:.+}", delete_key)
+    app.router.add_get("/cache/export", export_entries)
+    app.router.add_post("/cache/import", import_entries)
 
 
 def _json(data: object, status: int = 200) -> web.Response:
@@ -204,3 +207,54 @@ async def delete_key(request: web.Request) -> web.Response:
     key = _key_or_400(request)
     deleted = await request.app[STATE].runtime.backend.delete(key)
     return _json({"key": key, "deleted": deleted}, 200 if deleted else 404)
+
+
+EXPORT_LIMIT = 1_000_000
+"""The most entries one export lists (`?limit=` lowers it)."""
+
+
+async def export_entries(request: web.Request) -> web.StreamResponse:
+    """This sidecar's namespace (and its sub-namespaces) as JSON lines, one entry a line (docs/policy.md)."""
+    state = request.app[STATE]
+    try:
+        limit = min(int(request.query.get("limit", EXPORT_LIMIT)), EXPORT_LIMIT)
+    except ValueError:
+        return _json({"error": "limit: a number of entries"}, 400)
+    try:
+        lines = await recording.export(state, limit)
+    except ListingUnsupported as exc:
+        return _json({"error": f"export: {exc}"}, 501)
+    except (BackendError, TimeoutError, OSError) as exc:
+        return _json({"error": f"export failed: the backend did not answer ({exc or type(exc).__name__})"}, 503)
+    response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+    await response.prepare(request)
+    async for line in lines:
+        await response.write(line)
+    await response.write_eof()
+    return response
+
+
+async def import_entries(request: web.Request) -> web.Response:
+    """Store exported JSON lines in this sidecar's namespace, each for `recordingTtl` (or `?ttl=`)."""
+    state = request.app[STATE]
+    raw: str | float = request.query.get("ttl") or state.runtime.settings.recording_ttl
+    try:
+        ttl = parse_duration(float(raw) if isinstance(raw, str) and raw.isdigit() else raw, "ttl")
+    except ConfigError as exc:
+        return _json({"error": str(exc)}, 400)
+    try:
+        loaded = await recording.load(state, recording.split_lines(request.content.iter_chunked(2**16)), ttl)
+    except ValueError as exc:  # a line over the size limit
+        return _json({"error": f"import stopped: {exc}"}, 400)
+    except (BackendError, TimeoutError, OSError) as exc:
+        return _json({"error": f"import failed: the backend did not answer ({exc or type(exc).__name__})"}, 503)
+    return _json(
+        {
+            "namespace": state.runtime.settings.namespace,
+            "imported": loaded.imported,
+            "failed": loaded.failed,
+            "errors": loaded.errors,
+            "ttl": ttl,
+        },
+        200 if not loaded.failed else 422,
+    )

@@ -7,6 +7,8 @@ Cache-Status: llmcache; fwd=bypass; detail=not-json
 Cache-Status: llmcache; hit; ttl=-40; detail=stale                     (max-stale accepted it)
 Cache-Status: llmcache; fwd=stale; fwd-status=503; ttl=-40; detail=stale-if-error
 Cache-Status: llmcache; detail=only-if-cached     (504: nothing stored, never forwarded)
+Cache-Status: llmcache; fwd=bypass; detail=conversation  (a policy rule, or the built-in one)
+Cache-Status: llmcache; detail=replay-miss               (replay mode: not forwarded, a 504)
 
 RFC 9211 2.1: `hit` means the request was *not* forwarded. A stale entry served
 because the provider failed was forwarded first, so it is `fwd=stale` (the cache
@@ -29,6 +31,11 @@ def hit(*, detail: str | None = None) -> str:
     if detail:
         value += f"; detail={detail}"
     return value
+
+
+def not_forwarded(*, detail: str) -> str:
+    """Neither a hit nor forwarded: the cache answered itself (a replay miss is a 504)."""
+    return f"{CACHE_NAME}; detail={detail}"
 
 
 def forward(fwd: str, *, stored: bool = False, detail: str | None = None) -> str:

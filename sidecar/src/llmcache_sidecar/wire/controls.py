@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from llmcache_sidecar.config import ConfigError, parse_duration
@@ -53,6 +53,26 @@ class RequestControls:
     past its ttl (`math.inf` without a value, as RFC 9111 5.2.1.2 says)."""
     only_if_cached: bool = False
     """only-if-cached: answer from the cache or with 504, never go upstream (RFC 9111 5.2.1.7)."""
+    semantic: bool = True
+    """False when a policy rule turned the semantic cache off for this request."""
+
+    def under_policy(self, ttl: float | None, semantic: bool) -> RequestControls:
+        """These controls as a policy rule limits them: its ttl caps the caller's, its semantic: false stays."""
+        if ttl is not None and self.ttl is not None:
+            ttl = min(ttl, self.ttl)
+        elif ttl is None:
+            ttl = self.ttl
+        return replace(self, ttl=ttl, semantic=self.semantic and semantic)
+
+    def recording(self, mode: str, ttl: float) -> RequestControls:
+        """These controls in record mode (every answer stored, for `ttl`) or replay mode (answer from the cache).
+
+        A replay looks up exact entries only: a semantic lookup asks the embedder, which may
+        be a provider's embeddings API, and a replay sends nothing out of the pod.
+        """
+        if mode == "record":
+            return replace(self, store=True, ttl=ttl)
+        return replace(self, lookup=True, store=False, max_age=None, semantic=False)
 
 
 DEFAULT = RequestControls()

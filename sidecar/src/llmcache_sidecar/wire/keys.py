@@ -19,12 +19,15 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from llmcache_sidecar.config import KeyParams
 from llmcache_sidecar.wire.render import Shape
+
+if TYPE_CHECKING:
+    from llmcache_sidecar.wire.policy import Decision
 
 KEY_FORMAT = 1
 SHARED_TENANT = "shared"
@@ -66,6 +69,11 @@ def tenant_of(credential: str | None) -> str:
     return hashlib.sha256(b"llmcache-tenant\0" + credential.encode()).hexdigest()[:32]
 
 
+def epoch_tag(epoch: int, flush_suffix: str) -> str:
+    """The epoch part of a key: the namespace's flush counter and the `flush` setting's hash."""
+    return f"e{epoch}{flush_suffix}"
+
+
 def compose(namespace: str, epoch: str, tenant: str, digest: str) -> str:
     return f"llmc:{KEY_FORMAT}:{namespace}:{epoch}:{tenant}:{digest}"
 
@@ -81,10 +89,12 @@ def short(key: str) -> str:
 
 
 MemoKey = tuple[str, str, str, tuple[str | None, ...], bytes]
+Known = tuple[str, "str | None", Shape, "Decision"]
+"""What the memo keeps of a body: its digest, its model, its delivery shape, and what the policy decided for it."""
 
 
 class DigestMemo:
-    """The digest (and model, and delivery shape) already computed for a raw request body.
+    """The digest (model, delivery shape, policy decision) already computed for a raw request body.
 
     A repeated request, the common case for a cache, then skips parsing and canonical
     encoding: the body's SHA-256 replaces them. The memo is exact, not a heuristic: its
@@ -97,17 +107,17 @@ class DigestMemo:
     __slots__ = ("_items", "_size")
 
     def __init__(self, size: int = 4096) -> None:
-        self._items: dict[MemoKey, tuple[str, str | None, Shape]] = {}
+        self._items: dict[MemoKey, Known] = {}
         self._size = size
 
     @staticmethod
     def key(provider: str, path: str, query: str, headers: tuple[str | None, ...], body: bytes) -> MemoKey:
         return (provider, path, query, headers, hashlib.sha256(body).digest())
 
-    def get(self, key: MemoKey) -> tuple[str, str | None, Shape] | None:
+    def get(self, key: MemoKey) -> Known | None:
         return self._items.get(key)
 
-    def put(self, key: MemoKey, digest: str, model: str | None, shape: Shape) -> None:
+    def put(self, key: MemoKey, digest: str, model: str | None, shape: Shape, decision: Decision) -> None:
         if len(self._items) >= self._size:
             del self._items[next(iter(self._items))]
-        self._items[key] = (digest, model, shape)
+        self._items[key] = (digest, model, shape, decision)

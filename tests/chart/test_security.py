@@ -25,6 +25,7 @@ Permission = tuple[str, str, str]  # (apiGroup, resource, verb)
 # Each Kubernetes client method llmcache_operator.k8s calls, and the permission it needs.
 CLIENT_CALLS: dict[str, Permission | None] = {
     "create_namespaced_config_map": ("", "configmaps", "create"),
+    "read_namespaced_config_map": ("", "configmaps", "get"),
     "patch_namespaced_config_map": ("", "configmaps", "patch"),
     "read_namespaced_secret": ("", "secrets", "get"),
     "create_namespaced_secret": ("", "secrets", "create"),
@@ -34,15 +35,22 @@ CLIENT_CALLS: dict[str, Permission | None] = {
     "patch_mutating_webhook_configuration": ("admissionregistration.k8s.io", "mutatingwebhookconfigurations", "patch"),
     "read_namespace": ("", "namespaces", "get"),
     "list_cluster_custom_object": ("llmcache.dev", "llmcaches", "list"),
+    "list_namespaced_custom_object": ("llmcache.dev", "llmcaches", "list"),
+    "get_namespaced_custom_object": ("llmcache.dev", "llmcaches", "get"),
     "list_namespaced_pod": ("", "pods", "list"),
     "create_namespaced_event": ("", "events", "create"),  # PodNotInjected, posted from the webhook
     "get_code": None,  # GET /version: readable by every authenticated user (system:public-info-viewer)
+    "close": None,  # the client's own, no request
+    "sanitize_for_serialization": None,
+    "call_api": None,  # a raw request: its permission comes from its path and method (raw_call_permission)
 }
+# The resources of the raw paths k8s.Api requests itself (a Secret's metadata only).
+RAW_VERBS = {"GET": "get", "LIST": "list", "POST": "create", "PUT": "update", "PATCH": "patch"}
 # Granted although no code calls them, each for a reason the chart's template states.
 NOT_CALLS: set[Permission] = {
     ("llmcache.dev", "llmcaches/finalizers", "update"),  # blockOwnerDeletion on the ConfigMap's ownerReference
 }
-API_ATTRIBUTES = {"_core", "_custom", "_admission", "_version"}
+API_ATTRIBUTES = {"_core", "_custom", "_admission", "_version", "_client"}
 DANGEROUS_VERBS = {"*", "delete", "deletecollection", "escalate", "bind", "impersonate"}
 
 
@@ -64,9 +72,23 @@ def k8s_calls_by_method() -> dict[str, set[Permission]]:
                 assert call in CLIENT_CALLS, (
                     f"k8s.Api.{method.name} calls {call}: map it here and grant it in the chart"
                 )
-                if CLIENT_CALLS[call] is not None:
-                    result.setdefault(method.name, set()).add(CLIENT_CALLS[call])  # type: ignore[arg-type]
+                permission = raw_call_permission(node) if call == "call_api" else CLIENT_CALLS[call]
+                if permission is not None:
+                    result.setdefault(method.name, set()).add(permission)
     return result
+
+
+def raw_call_permission(node: ast.Call) -> Permission:
+    """`call_api(PATH, "GET", ...)`: the resource from the path (a constant of k8s), the verb from the method."""
+    from llmcache_operator import k8s
+
+    path_arg, method_arg = node.args[0], node.args[1]
+    path = getattr(k8s, path_arg.id) if isinstance(path_arg, ast.Name) else ast.literal_eval(path_arg)
+    method = ast.literal_eval(method_arg)
+    parts = path.strip("/").split("/")
+    group = "" if parts[0] == "api" else parts[1]
+    resource = parts[parts.index("namespaces") + 2] if "namespaces" in parts else parts[-2]
+    return group, resource, RAW_VERBS[method]
 
 
 def kopf_needs() -> set[Permission]:

@@ -107,7 +107,11 @@ def conditions(result: dict[str, Any]) -> dict[str, tuple[str, str, str]]:
 
 def test_a_reachable_backend_makes_the_cache_ready() -> None:
     result = status(None, None, T0)
-    assert conditions(result) == {"Ready": ("True", "Reconciled", T0), "BackendReachable": ("True", "Answered", T0)}
+    assert conditions(result) == {
+        "Ready": ("True", "Reconciled", T0),
+        "Allowed": ("True", "WithinPolicy", T0),
+        "BackendReachable": ("True", "Answered", T0),
+    }
     assert result["observedGeneration"] == 3
     assert result["configMap"] == "llmcache-shared"
     assert result["injectedPods"] == 2
@@ -119,6 +123,7 @@ def test_an_unreachable_backend_makes_the_cache_not_ready_and_says_why() -> None
     result = status(None, "Error 111 connecting to redis:6379. Connection refused.", T0)
     assert conditions(result) == {
         "Ready": ("False", "BackendUnreachable", T0),
+        "Allowed": ("True", "WithinPolicy", T0),
         "BackendReachable": ("False", "Unreachable", T0),
     }
     ready = next(c for c in result["conditions"] if c["type"] == "Ready")
@@ -135,6 +140,7 @@ def test_a_backend_the_operator_cannot_check_leaves_the_cache_ready_and_says_so(
     )  # fmt: skip
     assert conditions(result) == {
         "Ready": ("True", "Reconciled", T0),
+        "Allowed": ("True", "WithinPolicy", T0),
         "BackendReachable": ("Unknown", "NotChecked", T0),
     }
 

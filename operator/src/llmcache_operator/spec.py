@@ -427,7 +427,7 @@ LLMCacheSpec = derive(
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Condition:
-    type: str = setting("type", "Ready, BackendReachable, InterceptionCA or InterceptionAllowed.", default="")
+    type: str = setting("type", "Ready, Allowed, BackendReachable, InterceptionCA or InterceptionAllowed.", default="")
     status: Literal["True", "False", "Unknown"] = setting("status", "True, False or Unknown.", default="Unknown")
     reason: str = setting("reason", "One CamelCase word for machines.", default="")
     message: str = setting("message", "What happened, for people.", default="")
@@ -449,7 +449,7 @@ class LastFlush:
 class Status:
     conditions: tuple[Condition, ...] = setting(
         "conditions",
-        "Ready and BackendReachable; InterceptionCA (and InterceptionAllowed) in transparent mode.",
+        "Ready, Allowed and BackendReachable; InterceptionCA (and InterceptionAllowed) in transparent mode.",
         default=(),
     )
     observed_generation: int | None = setting(
@@ -472,6 +472,8 @@ class SecretMount:
     volume: str
     directory: str
     file: str
+    field: str = ""
+    """Where the spec references it, e.g. `spec.backend.redis.passwordSecretRef`."""
 
     @property
     def path(self) -> str:
@@ -495,6 +497,9 @@ class Cache:
     """Its status has a configHash: the operator has written its ConfigMap. Pods are injected only then."""
     uid: str = ""
     """metadata.uid of the LLMCache (known to the operator's index; events name it)."""
+    refused: str | None = None
+    """Why pods must not get this cache although it parses: its status says it is not allowed, or
+    the operator has not yet checked the Secrets this generation references (`secret_refs`)."""
 
     @property
     def config_map(self) -> str:
@@ -536,8 +541,8 @@ def parse(raw: Mapping[str, Any] | None, *, name: str, namespace: str, secret_ro
         provider: config.to_mapping(spec.custom_providers.get(provider, ProviderSettings()))
         for provider in spec.providers
     }
-    secrets = _mount_secret_refs(data["backend"], [], secret_root)
-    secrets += _mount_secret_refs(data["semantic"], ["semantic"], secret_root)
+    secrets = _mount_secret_refs(data["backend"], [], secret_root, "spec.backend")
+    secrets += _mount_secret_refs(data["semantic"], ["semantic"], secret_root, "spec")
     try:
         settings = config.parse(Settings, data, "spec")
     except ConfigError as exc:
@@ -556,8 +561,11 @@ def parse(raw: Mapping[str, Any] | None, *, name: str, namespace: str, secret_ro
     )
 
 
-def _mount_secret_refs(node: dict[str, Any], path: list[str], root: str) -> list[SecretMount]:
-    """Replace each `xSecretRef` under `node` by the `xFile` path where its Secret is mounted."""
+def _mount_secret_refs(node: dict[str, Any], path: list[str], root: str, field_root: str) -> list[SecretMount]:
+    """Replace each `xSecretRef` under `node` by the `xFile` path where its Secret is mounted.
+
+    `path` names the volume; `field_root` + `path` is where `node` is in the spec.
+    """
     mounts: list[SecretMount] = []
     for key in list(node):
         value = node[key]
@@ -568,11 +576,12 @@ def _mount_secret_refs(node: dict[str, Any], path: list[str], root: str) -> list
             stem = key.removesuffix("SecretRef")
             slug = "-".join(_kebab(part) for part in [*path, stem])
             ref = SecretKeyRef(name=value["name"], key=value["key"])
-            mount = SecretMount(ref, f"llmcache-{slug}", f"{root}/{slug}", _kebab(stem))
+            where = ".".join([field_root, *path, key])
+            mount = SecretMount(ref, f"llmcache-{slug}", f"{root}/{slug}", _kebab(stem), where)
             mounts.append(mount)
             node[f"{stem}File"] = mount.path
         elif isinstance(value, dict):
-            mounts += _mount_secret_refs(value, [*path, key], root)
+            mounts += _mount_secret_refs(value, [*path, key], root, field_root)
     return mounts
 
 

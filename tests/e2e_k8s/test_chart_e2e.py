@@ -235,7 +235,8 @@ def test_on_the_charts_rbac_the_operator_reconciles_and_the_server_calls_its_web
     installed, _, log = running
     plane = installed.plane
     ok(plane, "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "Secret", "metadata": {
-        "name": "redis", "namespace": APP_NS}, "stringData": {"password": REDIS_PASSWORD}}))  # fmt: skip
+        "name": "redis", "namespace": APP_NS, "labels": {"llmcache.dev/usable": "true"}},
+        "stringData": {"password": REDIS_PASSWORD}}))  # fmt: skip
     ok(plane, "apply", "-f", "-", input=json.dumps({"apiVersion": "llmcache.dev/v1alpha1", "kind": "LLMCache",
         "metadata": {"name": "shared", "namespace": APP_NS}, "spec": llmcache_spec(installed.redis)}))  # fmt: skip
 

@@ -148,15 +148,16 @@ def inject_required(pod: Mapping[str, Any], namespace: str, caches: Iterable[Cac
         if chosen is None:
             return Decision(None, "no podSelector matches")
         reason = f"labels match the podSelector of {chosen.name}"
+    refused = allowlist.refusal(chosen, policy.allowlist, policy.image)
+    if refused is not None:
+        why = f"LLMCache {chosen.name} is not allowed: {refused.message}"
+        return Decision(None, why, notable=True, wanted=chosen)
+    if chosen.refused is not None:
+        return Decision(None, f"LLMCache {chosen.name}: {chosen.refused}", notable=True, wanted=chosen)
     if not chosen.reconciled:
         # Its ConfigMap may not exist yet: such a pod starts uncached, by construction.
         why = f"LLMCache {chosen.name} is not reconciled yet (no status.configHash), so its config may not exist"
         return Decision(None, why, notable=True, wanted=chosen)
-    refused = allowlist.refusal(chosen, policy.allowlist, policy.image)
-    if refused is not None:
-        return Decision(None, f"LLMCache {chosen.name} is not allowed: {refused.message}", notable=True, wanted=chosen)
-    if chosen.refused is not None:
-        return Decision(None, f"LLMCache {chosen.name}: {chosen.refused}", notable=True, wanted=chosen)
     clash = _port_clash(pod_spec, chosen)
     if clash:
         return Decision(None, clash, notable=True, wanted=chosen)

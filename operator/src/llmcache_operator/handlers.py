@@ -44,6 +44,11 @@ async def startup_fn(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: k
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=ANNOTATION_PREFIX)
     settings.persistence.finalizer = f"{ANNOTATION_PREFIX}/finalizer"
     settings.posting.level = logging.WARNING
+    if options.watch_namespaces:
+        # Serving named namespaces, kopf would still list and watch every namespace and CRD
+        # of the cluster (to notice them come and go), which the chart's namespaced Roles do
+        # not grant: it discovers the resources once instead, and takes the names as given.
+        settings.scanning.disabled = True
     tls = webhook_tls.TLSOptions.from_env(os.environ)
     if tls is not None and options.webhook is not None:  # no cert-manager: the operator keeps its own CA
         await webhook_tls.ensure(api, tls, options.webhook.certfile, options.webhook.keyfile)

@@ -7,6 +7,7 @@ our handlers, and redis-server.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import kmock as kmock_lib
 import yaml
 
+from llmcache_operator.allowlist import Allowlist
 from llmcache_operator.options import Options
 from llmcache_sidecar import config
 from llmcache_sidecar.backends import build_backend
@@ -255,3 +257,19 @@ async def test_its_own_config_map_is_updated_in_place_keeping_its_owner(kmock: k
         owners = kmock.objects["v1/configmaps", NS, "llmcache-c"]["metadata"]["ownerReferences"]
 
     assert [o["uid"] for o in owners] == ["uid-c"]
+
+
+async def test_a_refused_llmcache_is_applied_once_the_admin_allows_it_without_an_edit(
+    kmock: kmock_lib.KubernetesEmulator,
+) -> None:
+    """The allowlists are the operator's settings: changing them restarts it, and it resumes every LLMCache."""
+    spec = {"sidecar": {"image": "registry.corp/llmcache-sidecar:2"}}
+    async with running_operator(kmock, OPTIONS):
+        await create(kmock, path_of(NS), llmcache("c", NS, spec))
+        refused = await eventually(lambda: condition(kmock, "c", "Allowed"), what="an Allowed condition")
+    allowing = dataclasses.replace(OPTIONS, allowlist=Allowlist(images=("registry.corp/llmcache-sidecar:*",)))
+    async with running_operator(kmock, allowing):
+        await eventually(lambda: condition(kmock, "c", "Allowed")[0] == "True", what="allowed after the restart")
+        await eventually(lambda: resource(kmock, "c")["status"].get("configHash"), what="applied")
+
+    assert refused[:2] == ("False", "ImageNotAllowed")

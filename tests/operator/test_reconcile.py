@@ -188,3 +188,35 @@ def test_the_injected_pod_count_is_written_only_when_it_moves() -> None:
 
 def test_an_unreadable_stored_status_counts_as_never_written() -> None:
     assert reconcile.read_status({"conditions": "garbage", "kopf": {"x": 1}}) == spec.Status()
+
+
+def allowed(state: str, generation: int) -> dict[str, Any]:
+    return {"type": "Allowed", "status": state, "reason": "R", "message": "why", "observedGeneration": generation}
+
+
+@pytest.mark.parametrize(
+    ("status", "uses_secrets", "refused"),
+    [
+        (None, False, None),  # never reconciled and nothing to check: configHash decides
+        (None, True, None),  # never reconciled: "not reconciled yet" says it
+        ({"configHash": "h", "conditions": [allowed("True", 2)]}, True, None),
+        ({"configHash": "h", "conditions": [allowed("True", 1)]}, False, None),  # an edit without Secrets
+        (
+            {"configHash": "h", "conditions": [allowed("True", 1)]},
+            True,
+            "the operator has not checked the Secrets that generation 2 references yet",
+        ),
+        (
+            {"configHash": "h", "conditions": []},
+            True,
+            "the operator has not checked the Secrets that generation 2 references yet",
+        ),  # from before the label rule
+        ({"configHash": "h", "conditions": [allowed("False", 2)]}, False, "it is not allowed: why"),
+        ({"conditions": [allowed("False", 2)]}, True, "it is not allowed: why"),
+        ({"configHash": "h", "conditions": [allowed("False", 1)]}, False, None),  # an older generation's refusal
+    ],
+)
+def test_the_webhook_follows_the_allowed_condition_of_the_current_generation(
+    status: dict[str, Any] | None, uses_secrets: bool, refused: str | None
+) -> None:
+    assert reconcile.refused_by_status(status, 2, uses_secrets=uses_secrets) == refused

@@ -248,12 +248,14 @@ def refused_by_status(raw_status: Mapping[str, Any] | None, generation: int, *, 
 
     A generation the operator refused is not injected; one that references Secrets is
     injected only once the operator has checked their labels for that very generation.
+    A cache never reconciled is not injected anyway (no configHash): for it, only an
+    explicit refusal is worth saying.
     """
-    allowed = next((c for c in read_status(raw_status).conditions if c.type == ALLOWED), None)
-    current = allowed is not None and allowed.observed_generation == generation
-    if current and allowed is not None and allowed.status == "False":
+    status = read_status(raw_status)
+    allowed = next((c for c in status.conditions if c.type == ALLOWED and c.observed_generation == generation), None)
+    if allowed is not None and allowed.status == "False":
         return f"it is not allowed: {allowed.message}"
-    if uses_secrets and not (current and allowed is not None and allowed.status == "True"):
+    if uses_secrets and status.config_hash is not None and (allowed is None or allowed.status != "True"):
         return f"the operator has not checked the Secrets that generation {generation} references yet"
     return None
 

@@ -119,7 +119,7 @@ async def test_a_flush_moves_the_epoch_in_a_shared_backend_at_once(
     At least once: a reconcile that runs twice for one change (kopf retries) moves it twice, which
     empties the namespace all the same.
     """
-    cache_ns = f"flush-{uuid.uuid4().hex[:8]}"
+    cache_ns = f"{NS}.flush-{uuid.uuid4().hex[:8]}"  # a sub-namespace: allowed by default
     spec = {"namespace": cache_ns, "backend": {"type": "redis", "redis": {"url": redis_server.url}}}
     async with running_operator(kmock, OPTIONS):
         await create(kmock, path_of(NS), llmcache("f", NS, spec))
@@ -137,7 +137,7 @@ async def test_a_flush_already_rendered_is_not_applied_again(
     kmock: kmock_lib.KubernetesEmulator, redis_server: RedisServer
 ) -> None:
     """As after an operator restart: status.lastFlush already holds the spec's value."""
-    cache_ns = f"flush-{uuid.uuid4().hex[:8]}"
+    cache_ns = f"{NS}.flush-{uuid.uuid4().hex[:8]}"  # a sub-namespace: allowed by default
     spec = {"namespace": cache_ns, "flush": "one", "backend": {"type": "redis", "redis": {"url": redis_server.url}}}
     body = llmcache("g", NS, spec) | {"status": {"lastFlush": {"value": "one", "time": "2026-12-01T00:00:00Z"}}}
     async with running_operator(kmock, OPTIONS):

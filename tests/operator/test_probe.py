@@ -134,3 +134,15 @@ def test_a_failure_is_described_by_classes_and_errno_names_only() -> None:
     refused = BackendError("x")
     refused.__cause__ = ConnectionRefusedError(111, f"refused by {MARKER}")
     assert probe.failure(refused, 5) == "cannot connect (ECONNREFUSED: Connection refused)"
+
+
+async def test_a_failed_flush_does_not_echo_the_backends_reply_either() -> None:
+    """The FlushDelayed event carries this message, and events are readable in the namespace."""
+    async with listening() as listener:
+        with pytest.raises(probe.FlushError) as caught:
+            await probe.flush_shared(
+                {"backend": {"type": "redis", "redis": {"url": listener.redis_url}}},
+                name="c", namespace="team-a", read_secret=secrets({}), flush_timeout=5.0,
+            )  # fmt: skip
+    assert listener.connections >= 1
+    assert str(caught.value) == "the backend answered with an error (ResponseError)"

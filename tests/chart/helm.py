@@ -69,8 +69,9 @@ class Helm:
         namespace: str = NAMESPACE,
         kube_version: str | None = None,
         extra: Iterable[str] = (),
+        release: str = RELEASE,
     ) -> str:
-        args = ["template", RELEASE, str(CHART), "--namespace", namespace, *extra]
+        args = ["template", release, str(CHART), "--namespace", namespace, *extra]
         if kube_version:
             args += ["--kube-version", kube_version]
         if values:

@@ -47,6 +47,7 @@ def test_the_app_is_selected_by_the_llmcache_and_redis_is_wired_to_it(objects: l
     assert cache["backend"]["redis"]["url"] == f"redis://{service['metadata']['name']}.{NAMESPACE}.svc:6379/0"
     ref = cache["backend"]["redis"]["passwordSecretRef"]
     assert ref["name"] == secret["metadata"]["name"] and ref["key"] in secret["data"]
+    assert secret["metadata"]["labels"]["llmcache.dev/usable"] == "true"  # else the operator refuses the LLMCache
     password = base64.b64decode(secret["data"]["password"]).decode()
     conf = base64.b64decode(secret["data"]["redis.conf"]).decode()
     assert f"requirepass {password}\n" in conf

@@ -61,6 +61,33 @@ OPTION_SETS: dict[str, dict[str, Any]] = {
         }
     },
     "opt-in-namespaces": {"webhook": {"namespaceOptIn": True, "excludedNamespaces": ["monitoring"]}},
+    "watch-namespaces": {"operator": {"watchNamespaces": ["team-a", "team-b"]}},
+    "watch-namespaces-cert-manager": {
+        "operator": {"watchNamespaces": ["team-a"]},
+        "webhook": {"certManager": {"enabled": True}},
+    },
+    "network-policy": {
+        "operator": {
+            "healthPort": 8181,
+            "networkPolicy": {
+                "apiServerCIDRs": ["10.0.0.10/32", "10.0.0.11/32"],
+                "webhookFrom": [
+                    {
+                        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                        "podSelector": {"matchLabels": {"k8s-app": "konnectivity-agent"}},
+                    }
+                ],
+                "probeCIDRs": ["10.1.0.0/16"],
+            },
+        }
+    },
+    "network-policy-off": {"operator": {"networkPolicy": {"enabled": False}}},
+    "allowlists": {
+        "sidecar": {"allowedImages": ["registry.corp/llmcache-sidecar:*"], "runAsUser": 40001},
+        "transparent": {"allowedHosts": ["api.openai.com", "api.mistral.ai", "*.corp.example"]},
+        "operator": {"allowedCacheNamespaces": ["{namespace}", "shared"]},
+        "rbac": {"aggregateToDefaultRoles": False},
+    },
     "scheduling": {
         "imagePullSecrets": ["regcred"],
         "operator": {
@@ -141,9 +168,11 @@ def test_every_rendered_object_is_valid_for_kubernetes_1_28_to_1_35(helm: Helm, 
         for error in validation_errors(o, version)
     ]
     assert not errors, "\n".join(errors)
+    watched = set(OPTION_SETS[option_set].get("operator", {}).get("watchNamespaces", []))
     assert {o["metadata"].get("namespace", NAMESPACE) for o in objs if o["kind"] != "LLMCache"} <= {
         NAMESPACE,
         "default",  # the copy of the Redis password next to the default LLMCache
+        *watched,  # the operator's Roles there
     }
 
 
@@ -296,7 +325,7 @@ def test_every_operator_setting_the_chart_passes_is_one_the_operator_reads(helm:
     options.Options.from_env(env)
     webhook_tls.TLSOptions.from_env(env)
     read = env.asked | set(re.findall(r"LLMCACHE_OPERATOR_[A-Z_]+", Path(main_module.__file__).read_text()))
-    for option_set in ("defaults", "cert-manager", "webhook-off"):
+    for option_set in ("defaults", "cert-manager", "webhook-off", "allowlists", "watch-namespaces"):
         passed = {e["name"] for e in operator_container(rendered(helm, option_set))["env"]}
         assert passed - read == set(), option_set
 
@@ -555,3 +584,15 @@ def test_an_upgrade_keeps_redis_running_when_its_password_was_generated(helm: He
     assert first == second
     assert redis_checksum(helm, {"maxmemory": "300mb"}) != first
     assert redis_checksum(helm, {"password": "a"}) != redis_checksum(helm, {"password": "b"})
+
+
+def test_the_install_notes_say_when_the_webhook_port_is_open_to_every_source(tools: Path, tmp_path: Path) -> None:
+    """helm 4 only, as above."""
+    helm = Helm("helm4", tools / "helm4", tmp_path)
+    values = helm.home / "network-policy.json"
+    values.write_text(json.dumps(OPTION_SETS["network-policy"]))
+    open_notes = helm.run("install", RELEASE, str(CHART), "--dry-run=client").stdout.split("NOTES:", 1)[1]
+    closed = helm.run("install", RELEASE, str(CHART), "--dry-run=client", "--values", str(values))
+    assert closed.returncode == 0, closed.stderr
+    assert "The webhook's port admits every source" in open_notes
+    assert "admits every source" not in closed.stdout.split("NOTES:", 1)[1]

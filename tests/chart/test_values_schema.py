@@ -34,6 +34,15 @@ BAD_VALUES: list[tuple[dict[str, Any], str, str, str]] = [
     ({"embedder": {"service": {"port": 70000}}}, "embedder.service.port", "less than or equal to 65535", "maximum"),
     ({"embedder": {"model": "bge"}}, "embedder", "Additional property model", "additional properties 'model'"),
     ({"redis": {"defaultCache": {"semantic": "on"}}}, "redis.defaultCache.semantic", "boolean", "boolean"),
+    ({"operator": {"watchNamespaces": ["Team_A"]}}, "operator.watchNamespaces.0", "pattern", "pattern"),
+    ({"operator": {"allowedCacheNamespaces": ["team:a"]}}, "operator.allowedCacheNamespaces.0", "pattern", "pattern"),
+    ({"operator": {"allowedCacheNamespaces": []}}, "operator.allowedCacheNamespaces", "at least 1", "minItems"),
+    ({"sidecar": {"allowedImages": ["registry/*/x:1"]}}, "sidecar.allowedImages.0", "pattern", "pattern"),
+    ({"sidecar": {"runAsUser": 0}}, "sidecar.runAsUser", "greater than or equal to 1", "minimum"),
+    ({"transparent": {"allowedHosts": ["API.OPENAI.COM"]}}, "transparent.allowedHosts.0", "pattern", "pattern"),
+    ({"operator": {"networkPolicy": {"apiServerCIDRs": ["10.0.0.1"]}}}, "operator.networkPolicy.apiServerCIDRs.0",
+     "pattern", "pattern"),
+    ({"rbac": {"aggregateToDefaultRoles": "yes"}}, "rbac.aggregateToDefaultRoles", "boolean", "boolean"),
 ]  # fmt: skip
 
 

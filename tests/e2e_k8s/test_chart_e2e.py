@@ -25,7 +25,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,16 @@ DRY_RUN_SETS: dict[str, dict[str, Any]] = {
     "webhook-off": {"webhook": {"enabled": False}},
     "cert-manager": {"webhook": {"certManager": {"enabled": True}}},
     "embedder": {"embedder": {"enabled": True}, "redis": {"enabled": True, "defaultCache": {"semantic": True}}},
+    "watch-namespaces": {"operator": {"watchNamespaces": [RELEASE_NS]}},
+    "network-policy": {
+        "operator": {
+            "networkPolicy": {
+                "apiServerCIDRs": ["127.0.0.1/32"],
+                "probeCIDRs": ["10.0.0.0/8"],
+                "webhookFrom": [{"podSelector": {}}],
+            }
+        }
+    },
 }
 # An HTTP 403 in kopf's or the client's words; a bare "403" would also match a
 # log line's milliseconds ("14:50:31,403"), which failed CI once.
@@ -127,6 +137,8 @@ class Installed:
     redis: RedisServer
     webhook_port: int
     workdir: Path
+    release_ns: str = RELEASE_NS
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     def operator_env(self, kubeconfig: Path) -> dict[str, str]:
         """The environment the chart's Deployment gives the operator, moved to loopback and a scratch dir."""
@@ -134,20 +146,21 @@ class Installed:
         container = deployment["spec"]["template"]["spec"]["containers"][0]
         env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
         env.update({
-            "LLMCACHE_OPERATOR_NAMESPACE": RELEASE_NS,  # the chart's fieldRef
+            "LLMCACHE_OPERATOR_NAMESPACE": self.release_ns,  # the chart's fieldRef
             "LLMCACHE_OPERATOR_WEBHOOK_ADDR": "127.0.0.1",
             "LLMCACHE_OPERATOR_WEBHOOK_PORT": str(self.webhook_port),
             "LLMCACHE_OPERATOR_WEBHOOK_CERT": str(self.workdir / "tls" / "tls.crt"),
             "LLMCACHE_OPERATOR_WEBHOOK_KEY": str(self.workdir / "tls" / "tls.key"),
             "LLMCACHE_OPERATOR_LIVENESS": f"http://127.0.0.1:{free_port()}/healthz",
             "LLMCACHE_OPERATOR_RETRY_DELAY": "1",
+            **self.extra_env,
         })  # fmt: skip
         return {**os.environ, **env, "KUBECONFIG": str(kubeconfig)}
 
 
-def service_account_kubeconfig(plane: ControlPlane, name: str, path: Path) -> Path:
+def service_account_kubeconfig(plane: ControlPlane, name: str, path: Path, namespace: str = RELEASE_NS) -> Path:
     """A kubeconfig that authenticates as the chart's ServiceAccount (TokenRequest API)."""
-    token = ok(plane, "create", "token", name, "-n", RELEASE_NS, "--duration=1h").strip()
+    token = ok(plane, "create", "token", name, "-n", namespace, "--duration=1h").strip()
     config = {
         "apiVersion": "v1", "kind": "Config", "current-context": "sa",
         "clusters": [{"name": "e2e", "cluster": {"server": plane.server, "insecure-skip-tls-verify": True}}],
@@ -236,7 +249,8 @@ def test_on_the_charts_rbac_the_operator_reconciles_and_the_server_calls_its_web
     installed, _, log = running
     plane = installed.plane
     ok(plane, "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "Secret", "metadata": {
-        "name": "redis", "namespace": APP_NS}, "stringData": {"password": REDIS_PASSWORD}}))  # fmt: skip
+        "name": "redis", "namespace": APP_NS, "labels": {"llmcache.dev/usable": "true"}},
+        "stringData": {"password": REDIS_PASSWORD}}))  # fmt: skip
     ok(plane, "apply", "-f", "-", input=json.dumps({"apiVersion": "llmcache.dev/v1alpha1", "kind": "LLMCache",
         "metadata": {"name": "shared", "namespace": APP_NS}, "spec": llmcache_spec(installed.redis)}))  # fmt: skip
 

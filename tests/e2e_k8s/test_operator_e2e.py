@@ -289,14 +289,25 @@ def test_the_server_accepts_every_example_and_fills_in_defaults(cluster: Cluster
 
 
 def test_an_llmcache_gets_its_config_map_and_becomes_ready(cluster: Cluster) -> None:
+    """Its Secret is used once labelled llmcache.dev/usable=true: before, the LLMCache is refused and
+    nothing is written (the labels are read as PartialObjectMetadata, which this server answers)."""
     secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "redis", "namespace": "team-a"},
               "stringData": {"password": REDIS_PASSWORD}}  # fmt: skip
     cluster.apply(secret)
     cluster.apply(llmcache("shared", "team-a", shared_spec(cluster.redis)))
-    obj = ready(cluster, "shared", "team-a")
+    unusable = when(cluster, "shared", "team-a", lambda o: condition(o, "Allowed"), "has an Allowed condition")
+    no_config_map = cluster.kubectl("get", "configmap", "llmcache-shared", "-n", "team-a")
+    cluster.ok("label", "secret", "redis", "-n", "team-a", "llmcache.dev/usable=true")
+    obj = when(
+        cluster, "shared", "team-a", lambda o: (condition(o, "Ready") or ("",))[0] == "True", "Ready once labelled"
+    )
     config_map = cluster.get("configmap", "llmcache-shared", "team-a")
     table = cluster.ok("get", "llmc", "-n", "team-a")
 
+    assert condition(unusable, "Allowed")[:2] == ("False", "SecretNotUsable"), cluster.log_tail()
+    assert condition(unusable, "Ready")[:2] == ("False", "NotAllowed")
+    assert no_config_map.returncode != 0 and "NotFound" in no_config_map.stderr
+    assert condition(obj, "Allowed")[:2] == ("True", "WithinPolicy")
     assert condition(obj, "Ready")[:2] == ("True", "Reconciled"), cluster.log_tail()
     assert condition(obj, "BackendReachable")[:2] == ("True", "Answered")  # the password came from the Secret
     assert obj["status"]["observedGeneration"] == obj["metadata"]["generation"]
@@ -306,6 +317,25 @@ def test_an_llmcache_gets_its_config_map_and_becomes_ready(cluster: Cluster) -> 
     assert REDIS_PASSWORD not in json.dumps(config_map)
     assert table.split()[:6] == ["NAME", "BACKEND", "TTL", "READY", "INJECTED", "AGE"]
     assert table.splitlines()[1].split()[:5] == ["shared", "redis", "1h", "True", "0"]
+
+
+def test_an_llmcache_beyond_the_operators_allowlists_is_refused_and_its_pods_start_without_it(
+    cluster: Cluster,
+) -> None:
+    spec = {"podSelector": {"matchLabels": {"app": "billing"}}, "sidecar": {"image": "evil.example/x:1"},
+            "namespace": "team-a"}  # fmt: skip
+    cluster.apply(llmcache("evil", "team-b", spec))
+    obj = when(cluster, "evil", "team-b", lambda o: condition(o, "Allowed"), "has an Allowed condition")
+    created = cluster.kubectl("apply", "-f", "-", input=json.dumps(pod("billing", "team-b", {"app": "billing"})))
+    stored = cluster.get("pod", "billing", "team-b")
+    no_config_map = cluster.kubectl("get", "configmap", "llmcache-evil", "-n", "team-b")
+    cluster.ok("delete", "llmc", "evil", "-n", "team-b")
+
+    assert condition(obj, "Allowed")[:2] == ("False", "ImageNotAllowed"), cluster.log_tail()
+    assert condition(obj, "Ready")[:2] == ("False", "NotAllowed")
+    assert [c["name"] for c in stored["spec"]["containers"]] == ["app"]
+    assert created.returncode == 0 and "llmcache: sidecar not injected: LLMCache evil is not allowed" in created.stderr
+    assert no_config_map.returncode != 0
 
 
 def test_a_labelled_pod_is_stored_with_the_sidecar_and_an_unlabelled_one_untouched(cluster: Cluster) -> None:
@@ -409,8 +439,9 @@ def test_a_forced_native_sidecar_falls_back_to_a_regular_container_on_a_1_20_ser
 def test_a_pod_created_before_its_llmcache_was_reconciled_starts_without_the_sidecar_and_is_told_why(
     cluster: Cluster,
 ) -> None:
-    """An immutable ConfigMap of the same name makes the operator's write fail (422), so the
-    first reconcile never completes: the LLMCache exists but has no status.configHash."""
+    """A ConfigMap of the same name that the LLMCache does not own is never written (issue 15,
+    finding 6), so the first reconcile never completes: the LLMCache exists but has no
+    status.configHash, and Ready says why."""
     blocker = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "llmcache-early", "namespace": "team-b"},
                "data": {"config.yaml": "{}"}, "immutable": True}  # fmt: skip
     cluster.apply(blocker)
@@ -430,7 +461,7 @@ def test_a_pod_created_before_its_llmcache_was_reconciled_starts_without_the_sid
     try:
         name, _ = wait_until(created_with_the_warning, "the API server passes the webhook's warning on", cluster)
         stored = cluster.get("pod", name, "team-b")
-        status = cluster.get("llmc", "early", "team-b").get("status") or {}
+        status = when(cluster, "early", "team-b", lambda o: condition(o, "Ready"), "has a Ready condition")["status"]
     finally:
         cluster.ok("delete", "llmc", "early", "-n", "team-b", "--wait=false")
         cluster.ok("delete", "configmap", "llmcache-early", "-n", "team-b")
@@ -438,6 +469,7 @@ def test_a_pod_created_before_its_llmcache_was_reconciled_starts_without_the_sid
     assert [c["name"] for c in stored["spec"]["containers"]] == ["app"]  # started uncached, by construction
     assert "llmcache.dev/injected" not in (stored["metadata"].get("annotations") or {})
     assert "configHash" not in status
+    assert condition({"status": status}, "Ready")[:2] == ("False", "ConfigMapConflict")
 
 
 def test_deleting_the_llmcache_stops_new_injections(cluster: Cluster) -> None:

@@ -65,7 +65,12 @@ def cluster(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactor
         created = control_plane.kubectl("apply", "-f", "-", input=json.dumps(namespace(name, labels)))
         assert created.returncode == 0, created.stderr
     tls = make_tls(workdir / "tls")
-    extra = {"LLMCACHE_OPERATOR_CA_CHECK_INTERVAL": "1", "LLMCACHE_OPERATOR_CLUSTER_CIDRS": CIDR}
+    extra = {
+        "LLMCACHE_OPERATOR_CA_CHECK_INTERVAL": "1",
+        "LLMCACHE_OPERATOR_CLUSTER_CIDRS": CIDR,
+        # A host a cluster admin allowed besides the built-in providers' (issue 15, finding 1).
+        "LLMCACHE_OPERATOR_ALLOWED_HOSTS": "api.openai.com,api.anthropic.com,api.mistral.ai",
+    }
     with operator_process(control_plane, tls, workdir, **extra) as (proc, port, log):
         url = f"https://127.0.0.1:{port}/inject-sidecar"
         configuration = webhook_configuration(url, tls.ca_pem)
@@ -213,9 +218,9 @@ def test_the_iptables_variant_is_injected_only_where_pod_security_allows_it(
         assert redirect["securityContext"]["capabilities"]["add"] == ["NET_ADMIN", "NET_RAW"]
         assert redirect["image"].startswith("ghcr.io/llmcache/llmcache-redirect:")
         script = redirect["command"][-1]
-        assert "--uid-owner 1337 -j RETURN" in script and f"-d {CIDR} -j RETURN" in script
+        assert "--uid-owner 65531 -j RETURN" in script and f"-d {CIDR} -j RETURN" in script
         (sidecar,) = [c for c in stored["spec"]["containers"] if c["name"] == "llmcache-sidecar"]
-        assert sidecar["securityContext"]["runAsUser"] == 1337  # the UID the rule exempts
+        assert sidecar["securityContext"]["runAsUser"] == 65531  # the UID the rule exempts
 
 
 def test_a_secret_of_the_ca_name_that_the_llmcache_does_not_own_is_left_alone_and_reported(cluster: Cluster) -> None:

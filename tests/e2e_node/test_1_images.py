@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from llmcache_operator.injection import SIDECAR_UID
 from tests.node import docker
 from tests.node.images import PRODUCT_IMAGES, Built
 from tests.node.layout import Layout
@@ -17,8 +18,10 @@ def test_make_images_builds_the_four_images_and_each_runs_as_its_declared_user(b
         name = getattr(built, image)
         config = json.loads(docker.run(layout, "image", "inspect", name))[0]["Config"]
         uid = docker.run(layout, "run", "--rm", "--entrypoint", "id", name, "-u").strip()
-        expected = "0" if image == "redirect" else "65532"  # the redirect init container runs iptables as root
-        assert config["User"].split(":")[0] == ("" if image == "redirect" else "65532"), (image, config["User"])
+        # The redirect init container runs iptables as root; the sidecar runs as a UID no app image
+        # shares (65531, docs/security.md); the operator and the embedder as distroless's nonroot.
+        expected = {"redirect": "0", "sidecar": str(SIDECAR_UID)}.get(image, "65532")
+        assert config["User"].split(":")[0] == ("" if image == "redirect" else expected), (image, config["User"])
         assert uid == expected, (image, uid)
     print(f"make images: {built.seconds:.0f} s (log: {built.log})")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from llmcache_operator import spec
+from llmcache_operator.allowlist import Allowlist
 from llmcache_operator.spec import Cache
 
 SHARED: dict[str, Any] = {
@@ -43,6 +44,10 @@ EDGE: dict[str, Any] = {
 }
 
 REDIRECT: dict[str, Any] = {**EDGE, "interception": "iptables", "podSelector": {"matchLabels": {"egress": "redirect"}}}
+
+
+ALLOWLIST = Allowlist(images=("registry.example/llmcache-sidecar:*",))
+"""What a cluster admin allows for these caches: MODELS pins an image of its own."""
 
 
 def cache(raw: dict[str, Any], name: str, namespace: str) -> Cache:

@@ -7,6 +7,7 @@ admission or garbage collection (ownerReferences are stored, never acted upon).
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
@@ -33,7 +34,7 @@ RESOURCES: dict[str, dict[str, Any]] = {
     },
     "v1/pods": {"kind": "Pod", "namespaced": True, "verbs": ["list", "watch", "get", "patch", "create", "delete"]},
     "v1/configmaps": {"kind": "ConfigMap", "namespaced": True, "verbs": ["get", "create", "patch", "list"]},
-    "v1/secrets": {"kind": "Secret", "namespaced": True, "verbs": ["get", "create"]},
+    "v1/secrets": {"kind": "Secret", "namespaced": True, "verbs": ["get", "create", "patch"]},
     "v1/events": {"kind": "Event", "namespaced": True, "verbs": ["create"]},
     LLMCACHES: {
         "kind": KIND,
@@ -97,6 +98,21 @@ def llmcache(name: str, namespace: str, spec: dict[str, Any]) -> dict[str, Any]:
         "metadata": {"name": name, "namespace": namespace, "uid": f"uid-{name}", "generation": 1},
         "spec": spec,
     }
+
+
+def secret(name: str, namespace: str, data: dict[str, str], *, usable: bool = True) -> dict[str, Any]:
+    """A Secret (values in clear, as stringData would be); `usable` adds the opt-in label."""
+    labels = {"llmcache.dev/usable": "true"} if usable else {}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()},
+    }
+
+
+def secrets_path(namespace: str) -> str:
+    return f"/api/v1/namespaces/{namespace}/secrets"
 
 
 async def eventually(check: Callable[[], Any], timeout: float = 30.0, what: str = "") -> Any:

@@ -12,7 +12,7 @@ from llmcache_operator.injection import Policy
 from llmcache_operator.options import Options
 from llmcache_operator.spec import LabelSelector, LabelSelectorRequirement
 from llmcache_sidecar import config
-from tests.operator.caches import MODELS, SHARED, all_caches, cache
+from tests.operator.caches import ALLOWLIST, MODELS, SHARED, all_caches, cache
 
 
 def pod(
@@ -51,7 +51,7 @@ MATCH = {"llmcache.dev/enabled": "true"}
 def test_the_decision_names_the_cache_and_says_why(
     the_pod: dict[str, Any], namespace: str, injected: str | None, reason: str
 ) -> None:
-    decision = injection.inject_required(the_pod, namespace, all_caches(), Policy())
+    decision = injection.inject_required(the_pod, namespace, all_caches(), Policy(allowlist=ALLOWLIST))
     assert (decision.cache.name if decision.cache else None, decision.reason) == (injected, reason)
 
 

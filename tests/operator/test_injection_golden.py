@@ -17,13 +17,15 @@ import yaml
 
 from llmcache_operator import injection, patching
 from llmcache_operator.injection import Policy
-from tests.operator.caches import all_caches
+from tests.operator.caches import ALLOWLIST, all_caches
 
 GOLDEN = Path(__file__).parents[1] / "testdata" / "inject"
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
-OLD_SERVER = Policy(native_sidecars=False)
-NEW_SERVER = Policy(native_sidecars=True)
-CLUSTER = Policy(native_sidecars=True, cluster_cidrs=("10.96.0.0/12", "10.244.0.0/16", "fd00:10:96::/112"))
+OLD_SERVER = Policy(native_sidecars=False, allowlist=ALLOWLIST)
+NEW_SERVER = Policy(native_sidecars=True, allowlist=ALLOWLIST)
+CLUSTER = Policy(
+    native_sidecars=True, cluster_cidrs=("10.96.0.0/12", "10.244.0.0/16", "fd00:10:96::/112"), allowlist=ALLOWLIST
+)
 
 # case -> (policy, the LLMCache expected to be injected, or None)
 CASES: dict[str, tuple[Policy, str | None]] = {

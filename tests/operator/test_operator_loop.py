@@ -7,6 +7,7 @@ our handlers, and redis-server.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import kmock as kmock_lib
 import yaml
 
+from llmcache_operator.allowlist import Allowlist
 from llmcache_operator.options import Options
 from llmcache_sidecar import config
 from llmcache_sidecar.backends import build_backend
@@ -117,7 +119,7 @@ async def test_a_flush_moves_the_epoch_in_a_shared_backend_at_once(
     At least once: a reconcile that runs twice for one change (kopf retries) moves it twice, which
     empties the namespace all the same.
     """
-    cache_ns = f"flush-{uuid.uuid4().hex[:8]}"
+    cache_ns = f"{NS}.flush-{uuid.uuid4().hex[:8]}"  # a sub-namespace: allowed by default
     spec = {"namespace": cache_ns, "backend": {"type": "redis", "redis": {"url": redis_server.url}}}
     async with running_operator(kmock, OPTIONS):
         await create(kmock, path_of(NS), llmcache("f", NS, spec))
@@ -135,7 +137,7 @@ async def test_a_flush_already_rendered_is_not_applied_again(
     kmock: kmock_lib.KubernetesEmulator, redis_server: RedisServer
 ) -> None:
     """As after an operator restart: status.lastFlush already holds the spec's value."""
-    cache_ns = f"flush-{uuid.uuid4().hex[:8]}"
+    cache_ns = f"{NS}.flush-{uuid.uuid4().hex[:8]}"  # a sub-namespace: allowed by default
     spec = {"namespace": cache_ns, "flush": "one", "backend": {"type": "redis", "redis": {"url": redis_server.url}}}
     body = llmcache("g", NS, spec) | {"status": {"lastFlush": {"value": "one", "time": "2026-12-01T00:00:00Z"}}}
     async with running_operator(kmock, OPTIONS):
@@ -164,7 +166,7 @@ async def test_an_unreachable_backend_is_reported_and_probed_again_until_it_answ
             ready_after = condition(kmock, "late", "Ready")
 
     assert down[:2] == ("False", "Unreachable")
-    assert f"127.0.0.1:{port}" in down[2]
+    assert "ECONNREFUSED" in down[2]
     assert ready_while_down[:2] == ("False", "BackendUnreachable")
     assert config_map_while_down  # sidecars get their config even while the backend is down
     assert ready_after[:2] == ("True", "Reconciled")
@@ -210,3 +212,60 @@ async def test_injected_pods_are_counted_in_the_status(kmock: kmock_lib.Kubernet
         await eventually(lambda: resource(kmock, "c")["status"]["injectedPods"] == 2, what="2 injected pods")
         await delete(kmock, f"/api/v1/namespaces/{NS}/pods/p1")
         await eventually(lambda: resource(kmock, "c")["status"]["injectedPods"] == 1, what="1 injected pod")
+
+
+async def test_a_config_map_of_that_name_that_the_llmcache_does_not_own_is_never_written(
+    kmock: kmock_lib.KubernetesEmulator,
+) -> None:
+    """Issue 15, finding 6: the merge patch used to replace its ownerReferences with the LLMCache's,
+    so the garbage collector would have deleted someone else's ConfigMap with the LLMCache."""
+    theirs = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": "llmcache-c",
+            "namespace": NS,
+            "ownerReferences": [
+                {"apiVersion": "apps/v1", "kind": "Deployment", "name": "billing", "uid": "uid-billing"}
+            ],
+        },
+        "data": {"settings.ini": "theirs"},
+    }
+    async with running_operator(kmock, OPTIONS):
+        await create(kmock, f"/api/v1/namespaces/{NS}/configmaps", theirs)
+        await create(kmock, path_of(NS), llmcache("c", NS, {"ttl": "1h"}))
+        ready = await eventually(lambda: condition(kmock, "c", "Ready"), what="a Ready condition")
+        stored = kmock.objects["v1/configmaps", NS, "llmcache-c"]
+
+    assert ready[:2] == ("False", "ConfigMapConflict")
+    assert ready[2].startswith(f"ConfigMap {NS}/llmcache-c exists and is not owned by this LLMCache")
+    assert stored["metadata"]["ownerReferences"] == theirs["metadata"]["ownerReferences"]
+    assert dict(stored["data"]) == {"settings.ini": "theirs"}
+    assert "configHash" not in resource(kmock, "c")["status"]
+
+
+async def test_its_own_config_map_is_updated_in_place_keeping_its_owner(kmock: kmock_lib.KubernetesEmulator) -> None:
+    async with running_operator(kmock, OPTIONS):
+        await create(kmock, path_of(NS), llmcache("c", NS, {"ttl": "1h"}))
+        await eventually(lambda: resource(kmock, "c")["status"]["configHash"], what="a config hash")
+        await merge_patch(kmock, path_of(NS, "c"), {"metadata": {"generation": 2}, "spec": {"ttl": "5m"}})
+        await eventually(lambda: config_file(kmock, "c").get("ttl") == 300, what="the new TTL rendered")
+        owners = kmock.objects["v1/configmaps", NS, "llmcache-c"]["metadata"]["ownerReferences"]
+
+    assert [o["uid"] for o in owners] == ["uid-c"]
+
+
+async def test_a_refused_llmcache_is_applied_once_the_admin_allows_it_without_an_edit(
+    kmock: kmock_lib.KubernetesEmulator,
+) -> None:
+    """The allowlists are the operator's settings: changing them restarts it, and it resumes every LLMCache."""
+    spec = {"sidecar": {"image": "registry.corp/llmcache-sidecar:2"}}
+    async with running_operator(kmock, OPTIONS):
+        await create(kmock, path_of(NS), llmcache("c", NS, spec))
+        refused = await eventually(lambda: condition(kmock, "c", "Allowed"), what="an Allowed condition")
+    allowing = dataclasses.replace(OPTIONS, allowlist=Allowlist(images=("registry.corp/llmcache-sidecar:*",)))
+    async with running_operator(kmock, allowing):
+        await eventually(lambda: condition(kmock, "c", "Allowed")[0] == "True", what="allowed after the restart")
+        await eventually(lambda: resource(kmock, "c")["status"].get("configHash"), what="applied")
+
+    assert refused[:2] == ("False", "ImageNotAllowed")

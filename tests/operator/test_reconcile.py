@@ -107,7 +107,11 @@ def conditions(result: dict[str, Any]) -> dict[str, tuple[str, str, str]]:
 
 def test_a_reachable_backend_makes_the_cache_ready() -> None:
     result = status(None, None, T0)
-    assert conditions(result) == {"Ready": ("True", "Reconciled", T0), "BackendReachable": ("True", "Answered", T0)}
+    assert conditions(result) == {
+        "Ready": ("True", "Reconciled", T0),
+        "Allowed": ("True", "WithinPolicy", T0),
+        "BackendReachable": ("True", "Answered", T0),
+    }
     assert result["observedGeneration"] == 3
     assert result["configMap"] == "llmcache-shared"
     assert result["injectedPods"] == 2
@@ -119,6 +123,7 @@ def test_an_unreachable_backend_makes_the_cache_not_ready_and_says_why() -> None
     result = status(None, "Error 111 connecting to redis:6379. Connection refused.", T0)
     assert conditions(result) == {
         "Ready": ("False", "BackendUnreachable", T0),
+        "Allowed": ("True", "WithinPolicy", T0),
         "BackendReachable": ("False", "Unreachable", T0),
     }
     ready = next(c for c in result["conditions"] if c["type"] == "Ready")
@@ -135,6 +140,7 @@ def test_a_backend_the_operator_cannot_check_leaves_the_cache_ready_and_says_so(
     )  # fmt: skip
     assert conditions(result) == {
         "Ready": ("True", "Reconciled", T0),
+        "Allowed": ("True", "WithinPolicy", T0),
         "BackendReachable": ("Unknown", "NotChecked", T0),
     }
 
@@ -182,3 +188,35 @@ def test_the_injected_pod_count_is_written_only_when_it_moves() -> None:
 
 def test_an_unreadable_stored_status_counts_as_never_written() -> None:
     assert reconcile.read_status({"conditions": "garbage", "kopf": {"x": 1}}) == spec.Status()
+
+
+def allowed(state: str, generation: int) -> dict[str, Any]:
+    return {"type": "Allowed", "status": state, "reason": "R", "message": "why", "observedGeneration": generation}
+
+
+@pytest.mark.parametrize(
+    ("status", "uses_secrets", "refused"),
+    [
+        (None, False, None),  # never reconciled and nothing to check: configHash decides
+        (None, True, None),  # never reconciled: "not reconciled yet" says it
+        ({"configHash": "h", "conditions": [allowed("True", 2)]}, True, None),
+        ({"configHash": "h", "conditions": [allowed("True", 1)]}, False, None),  # an edit without Secrets
+        (
+            {"configHash": "h", "conditions": [allowed("True", 1)]},
+            True,
+            "the operator has not checked the Secrets that generation 2 references yet",
+        ),
+        (
+            {"configHash": "h", "conditions": []},
+            True,
+            "the operator has not checked the Secrets that generation 2 references yet",
+        ),  # from before the label rule
+        ({"configHash": "h", "conditions": [allowed("False", 2)]}, False, "it is not allowed: why"),
+        ({"conditions": [allowed("False", 2)]}, True, "it is not allowed: why"),
+        ({"configHash": "h", "conditions": [allowed("False", 1)]}, False, None),  # an older generation's refusal
+    ],
+)
+def test_the_webhook_follows_the_allowed_condition_of_the_current_generation(
+    status: dict[str, Any] | None, uses_secrets: bool, refused: str | None
+) -> None:
+    assert reconcile.refused_by_status(status, 2, uses_secrets=uses_secrets) == refused

@@ -28,7 +28,18 @@ from llmcache_operator.injection import Policy
 from llmcache_operator.memo import MEMO_KEY, Shared
 from llmcache_operator.options import Options, WebhookOptions
 from tests.operator.caches import SHARED, cache
-from tests.operator.kopf_loop import LLMCACHES, create, delete, eventually, llmcache, path_of, running_operator
+from tests.operator.kopf_loop import (
+    LLMCACHES,
+    create,
+    delete,
+    eventually,
+    llmcache,
+    merge_patch,
+    path_of,
+    running_operator,
+    secret,
+    secrets_path,
+)
 from tests.realparts import TLS, free_port
 
 NS = "team-a"
@@ -110,6 +121,7 @@ async def operator_with_webhook(
         aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context)) as session,
     ):
         hook = Webhook(session, f"https://127.0.0.1:{port}/{webhook.HANDLER_ID}")
+        await create(kmock, secrets_path(NS), secret("redis", NS, {"password": "pw"}))  # SHARED's, labelled usable
         await create(kmock, path_of(NS), llmcache("shared", NS, SHARED))
         await eventually(lambda: kmock.objects[LLMCACHES, NS, "shared"]["status"]["configHash"], what="reconciled")
         await serving(hook)
@@ -210,6 +222,7 @@ async def test_a_pod_created_before_its_llmcache_was_ever_reconciled_is_left_alo
     ):
         hook = Webhook(session, f"https://127.0.0.1:{port}/{webhook.HANDLER_ID}")
         await serving(hook)
+        await create(kmock, secrets_path(NS), secret("redis", NS, {"password": "pw"}))
         await create(kmock, path_of(NS), llmcache("shared", NS, SHARED))
         await eventually(lambda: len(config_maps), what="the first reconcile tried to write the ConfigMap")
         answer, patch = await hook.admit(app_pod("early", {"llmcache.dev/enabled": "true"}))
@@ -301,3 +314,92 @@ def test_the_webhook_answer_is_the_desired_pod_and_nothing_else() -> None:
     patch = kopf.Patch(body=kopf.Body(pod))
     patch.fns.append(patching.becoming(desired))
     assert jsonpatch.apply_patch(pod, patch.as_json_patch()) == desired
+
+
+# --- What the cluster admin did not allow is refused and never injected (issue 15, findings 1, 2, 5) --------
+
+REFUSED: dict[str, tuple[dict[str, Any], str]] = {
+    "image": ({"sidecar": {"image": "evil.example/x:1"}}, "ImageNotAllowed"),
+    "hosts": (
+        {
+            "mode": "transparent",
+            "transparent": {"hosts": {"login.microsoftonline.com": "openai", "sts.amazonaws.com": "openai"}},
+        },
+        "HostNotAllowed",
+    ),
+    "elsewhere": ({"namespace": "team-b"}, "CacheNamespaceNotAllowed"),
+    "secret": (
+        {
+            "backend": {
+                "type": "redis",
+                "redis": {"url": "redis://r:6379", "passwordSecretRef": {"name": "payments", "key": "pw"}},
+            }
+        },
+        "SecretNotUsable",
+    ),
+}
+
+
+def has(kmock: kmock_lib.KubernetesEmulator, kind: str, name: str) -> bool:
+    try:
+        kmock.objects[kind, NS, name]
+    except KeyError:
+        return False
+    return True
+
+
+async def test_an_llmcache_beyond_what_the_admin_allows_is_refused_writes_nothing_and_is_never_injected(
+    kmock: kmock_lib.KubernetesEmulator, tls: TLS
+) -> None:
+    answers: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
+    async with operator_with_webhook(kmock, tls) as hook:
+        await create(kmock, secrets_path(NS), secret("payments", NS, {"pw": "x"}, usable=False))
+        for name, (spec, _) in REFUSED.items():
+            await create(kmock, path_of(NS), llmcache(name, NS, {"podSelector": {}, **spec}))
+        for name in REFUSED:
+            await eventually(
+                lambda name=name: any(  # type: ignore[misc]
+                    c["type"] == "Allowed"
+                    for c in kmock.objects[LLMCACHES, NS, name].get("status", {}).get("conditions", [])
+                ),
+                what=f"{name}: an Allowed condition",
+            )
+            answers[name] = await hook.admit(app_pod(f"pod-{name}", {"app": "payments"}) | {
+                "metadata": {"name": f"pod-{name}", "annotations": {"llmcache.dev/inject": name}}})  # fmt: skip
+        statuses = {name: dict(kmock.objects[LLMCACHES, NS, name]["status"]) for name in REFUSED}
+
+    for name, (_, reason) in REFUSED.items():
+        allowed = next(c for c in statuses[name]["conditions"] if c["type"] == "Allowed")
+        ready = next(c for c in statuses[name]["conditions"] if c["type"] == "Ready")
+        answer, patch = answers[name]
+        assert (allowed["status"], allowed["reason"]) == ("False", reason), name
+        assert (ready["status"], ready["reason"]) == ("False", "NotAllowed"), name
+        assert patch == [], name
+        assert answer["warnings"][0].startswith(f"llmcache: sidecar not injected: LLMCache {name}"), answer
+        assert "configHash" not in statuses[name]
+        assert not has(kmock, "v1/configmaps", f"llmcache-{name}"), name
+    assert not has(kmock, "v1/secrets", "llmcache-hosts-ca")  # no CA was issued for those hosts
+
+
+async def test_an_edit_beyond_the_allowlist_stops_new_injections_and_keeps_the_last_config(
+    kmock: kmock_lib.KubernetesEmulator, tls: TLS
+) -> None:
+    async with operator_with_webhook(kmock, tls) as hook:
+        before = dict(kmock.objects["v1/configmaps", NS, "llmcache-shared"]["data"])
+        await merge_patch(
+            kmock,
+            path_of(NS, "shared"),
+            {"metadata": {"generation": 2}, "spec": {"sidecar": {"image": "evil.example/x:1"}}},
+        )
+        patches: list[list[dict[str, Any]]] = []
+        for _ in range(100):
+            answer, found = await hook.admit(app_pod("chat", {"llmcache.dev/enabled": "true"}))
+            patches.append(found)
+            if not found:
+                break
+            await asyncio.sleep(0.1)
+        after = dict(kmock.objects["v1/configmaps", NS, "llmcache-shared"]["data"])
+
+    assert patches[-1] == []
+    assert "spec.sidecar.image: 'evil.example/x:1' is not an allowed sidecar image" in answer["warnings"][0]
+    assert after == before  # running sidecars keep the config they had

@@ -3,9 +3,9 @@
 Inside two network namespaces that this test creates (and deletes):
 
     app netns  10.77.0.1 ── veth ── 10.77.0.2, 10.77.0.3  provider netns
-      sidecar (uid 1337): data 127.0.0.1:8787, redirect port 127.0.0.1:15001
+      sidecar (uid 65531): data 127.0.0.1:8787, redirect port 127.0.0.1:15001
       app (uid 65534): no proxy variables, only a CA bundle
-      nat OUTPUT: tcp dport 443, not uid 1337 -> REDIRECT 15001
+      nat OUTPUT: tcp dport 443, not uid 65531 -> REDIRECT 15001
                                                            fake provider, TLS, "api.openai.com"  10.77.0.2:443
                                                            another origin, TLS, "origin.test"     10.77.0.3:443
 
@@ -49,7 +49,7 @@ from tests.transparent.conftest import Pki
 pytestmark = pytest.mark.netns
 
 REPO = Path(__file__).resolve().parents[2]
-SIDECAR_UID = 1337
+SIDECAR_UID = injection.SIDECAR_UID
 APP_UID = 65534
 REDIRECT_PORT = 15001
 WAIT = 20.0
@@ -283,7 +283,7 @@ def operator_setup(pki: Pki, tmp_path: Path) -> Setup:
     bundle_cmd = Path(sys.executable).with_name("llmcache-trust-bundle")
     sh(str(bundle_cmd), "--trust", str(ca_dir / "trust.crt"), "--out", str(trust_dir), "--system", str(pki.public_file))
     config = reconcile.render(cache, uid="netns", intercepted=ca.intercepted).text.replace(spec.CA_DIR, str(ca_dir))
-    uid = injection.sidecar_uid(cache)
+    uid = injection.Policy().sidecar_uid  # the UID the webhook gives the sidecar, which the rule exempts
     script = interception.iptables_script(port=spec.IPTABLES_PORT, sidecar_uid=uid, cluster_cidrs=["10.96.0.0/12"])
 
     def redirect(app_ns: str) -> None:

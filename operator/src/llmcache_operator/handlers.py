@@ -12,17 +12,17 @@ import datetime
 import logging
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 import kopf
 
-from llmcache_operator import interception, interception_ca, k8s, probe, reconcile, webhook, webhook_tls
+from llmcache_operator import allowlist, applying, ca_checks, k8s, probe, reconcile, secret_refs, webhook, webhook_tls
 from llmcache_operator import spec as model
-from llmcache_operator.memo import MEMO_KEY, Shared, shared
+from llmcache_operator.allowlist import Refusal
 from llmcache_operator.options import Options
 from llmcache_operator.patching import INJECTED_ANNOTATION
-from llmcache_operator.spec import GROUP, PLURAL, VERSION, Cache, Condition
-from llmcache_sidecar import config
+from llmcache_operator.memo import MEMO_KEY, Shared, shared
+from llmcache_operator.spec import GROUP, PLURAL, VERSION, Cache
 from llmcache_sidecar.config import ConfigError
 
 __all__ = ["webhook"]  # imported for its @kopf.on.mutate handler
@@ -44,13 +44,18 @@ async def startup_fn(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: k
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=ANNOTATION_PREFIX)
     settings.persistence.finalizer = f"{ANNOTATION_PREFIX}/finalizer"
     settings.posting.level = logging.WARNING
+    if options.watch_namespaces:
+        # Serving named namespaces, kopf would still list and watch every namespace and CRD
+        # of the cluster (to notice them come and go), which the chart's namespaced Roles do
+        # not grant: it discovers the resources once instead, and takes the names as given.
+        settings.scanning.disabled = True
     tls = webhook_tls.TLSOptions.from_env(os.environ)
     if tls is not None and options.webhook is not None:  # no cert-manager: the operator keeps its own CA
         await webhook_tls.ensure(api, tls, options.webhook.certfile, options.webhook.keyfile)
     settings.admission.server = webhook.server(options.webhook)
     version = await api.server_version()
     memo[MEMO_KEY] = rt = Shared(api=api, options=options, policy=options.policy(version))
-    rt.ca_checks = asyncio.create_task(_check_forever(rt), name="llmcache-ca-checks")
+    rt.ca_checks = asyncio.create_task(ca_checks.check_forever(rt), name="llmcache-ca-checks")
     logger.info("API server %s; native sidecars: %s", version, memo[MEMO_KEY].policy.native_sidecars)
 
 
@@ -69,6 +74,7 @@ async def cleanup_fn(memo: kopf.Memo, **_: Any) -> None:
 def llmcaches(
     spec: kopf.Spec,
     status: kopf.Status,
+    meta: kopf.Meta,
     name: str,
     namespace: str | None,
     uid: str | None,
@@ -78,7 +84,9 @@ def llmcaches(
     """Namespace -> its valid caches, for the webhook. An invalid edit keeps the last good one.
 
     A cache without `status.configHash` has not been reconciled: its ConfigMap may not
-    exist, so it is indexed as not reconciled and the webhook leaves pods alone.
+    exist, so it is indexed as not reconciled and the webhook leaves pods alone. One the
+    operator refused, or whose referenced Secrets it has not checked for this generation,
+    is indexed as refused (`reconcile.refused_by_status`): pods get nothing from it.
     The iptables variant is injected only once reconcile has found the namespace's Pod
     Security level allows it; until then, and where it does not, pods get the proxy variant.
     """
@@ -93,6 +101,10 @@ def llmcaches(
         cache = dataclasses.replace(cache, interception="proxy")
     if reconcile.read_status(status).config_hash is None:
         cache = dataclasses.replace(cache, reconciled=False)
+    generation = meta.get("generation", 0)
+    refused = reconcile.refused_by_status(status, generation, uses_secrets=bool(cache.secrets))
+    if refused is not None:
+        cache = dataclasses.replace(cache, refused=refused)
     return {namespace: dataclasses.replace(cache, uid=uid or "")}
 
 
@@ -116,9 +128,10 @@ async def reconcile_fn(
     memo: kopf.Memo,
     **kwargs: Any,
 ) -> None:
-    """Render the ConfigMap (and the CA, in transparent mode), probe the backend, write status.
+    """Check what the spec uses, render the ConfigMap (and the CA), probe the backend, write status.
 
-    Retries while the backend is down.
+    Retries while the backend is down, a referenced Secret is not usable yet, or the
+    ConfigMap's name is taken.
     """
     injected_pods: PodsIndex = kwargs["injected_pods"]
     rt, name, namespace, generation = shared(memo), meta["name"], meta["namespace"], meta.get("generation", 0)
@@ -128,12 +141,23 @@ async def reconcile_fn(
         patch.status.update(reconcile.status_after_invalid(status, error=exc, generation=generation, now=_now()))
         kopf.warn(body, reason="InvalidSpec", message=str(exc))
         raise kopf.PermanentError(f"invalid spec: {exc}") from exc
-    rendered, transparent = await _apply(rt, cache, meta["uid"])
+    refusal = allowlist.refusal(cache, rt.options.allowlist, rt.options.sidecar_image)
+    refusal = refusal or await secret_refs.check(rt.api, cache)
+    if refusal is not None:
+        _refuse(body, patch, status, refusal, generation, rt)
+    try:
+        rendered, transparent = await applying.apply(rt, cache, meta["uid"])
+    except k8s.NotOwned as exc:
+        patch.status.update(
+            reconcile.status_after_conflict(status, message=str(exc), generation=generation, now=_now())
+        )
+        kopf.warn(body, reason="ConfigMapConflict", message=str(exc))
+        raise kopf.TemporaryError(str(exc), delay=rt.options.retry_delay) from exc
     backend = await probe.check_backend(
         spec,
         name=name,
         namespace=namespace,
-        read_secret=lambda ref: rt.api.read_secret_key(namespace, ref),
+        read_secret=lambda ref: rt.api.read_secret_key(namespace, ref, secret_refs.USABLE),
         ping_timeout=rt.options.backend_timeout,
     )
     if backend.reachable and reconcile.flush_requested(status, cache):
@@ -163,7 +187,7 @@ async def _flush_shared(rt: Shared, body: kopf.Body, raw: Mapping[str, Any], nam
             raw,
             name=name,
             namespace=namespace,
-            read_secret=lambda ref: rt.api.read_secret_key(namespace, ref),
+            read_secret=lambda ref: rt.api.read_secret_key(namespace, ref, secret_refs.USABLE),
             flush_timeout=rt.options.backend_timeout,
         )
     except probe.FlushError as exc:
@@ -174,66 +198,15 @@ async def _flush_shared(rt: Shared, body: kopf.Body, raw: Mapping[str, Any], nam
         kopf_logger.info("%s/%s: %s", namespace, name, done)
 
 
-async def check_transparent_caches(rt: Shared) -> None:
-    """Every transparent cache: take its CA's next rotation step when it is due, and report it.
-
-    A loop of the operator's own, not a kopf timer: kopf puts a finalizer on every resource
-    that has a timer, and an LLMCache must stay deletable while the operator is down.
-    """
-    for obj in await rt.api.list_llmcaches():
-        meta, spec = obj.get("metadata") or {}, obj.get("spec") or {}
-        if spec.get("mode") != "transparent":
-            continue
-        try:
-            cache = _parse(spec, meta["name"], meta["namespace"])
-        except ConfigError:
-            continue  # reconcile reports it
-        _, transparent = await _apply(rt, cache, meta["uid"])
-        old = reconcile.read_status(obj.get("status"))
-        generation = old.observed_generation or 0
-        conditions = reconcile.with_transparent_conditions(
-            old.conditions, transparent, now=_now(), generation=generation
-        )
-        if conditions != old.conditions:
-            await rt.api.patch_status(
-                cache.namespace, cache.name, {"conditions": [config.to_mapping(c) for c in conditions]}
-            )
-
-
-async def _check_forever(rt: Shared) -> None:
-    while True:
-        await asyncio.sleep(rt.options.ca_check_interval)
-        try:
-            await check_transparent_caches(rt)
-        except Exception:  # the next round tries again; kopf's own handlers are unaffected
-            kopf_logger.exception("checking the interception CAs failed")
-
-
-async def _apply(rt: Shared, cache: Cache, uid: str) -> tuple[reconcile.Rendered, list[Condition]]:
-    """Write the CA Secret (transparent mode) and the ConfigMap; the transparent conditions."""
-    if not cache.transparent:
-        rendered = reconcile.render(cache, uid=uid)
-        await rt.api.apply_config_map(rendered.config_map)
-        return rendered, []
-    created = await rt.api.trusting_pods_created(cache.namespace, cache.ca_secret)
-    intercepted: dict[str, str] = {}
-    pending = error = None
-    try:
-        step = await interception_ca.ensure(rt.api, cache, uid, created, datetime.datetime.now(datetime.UTC))
-    except interception_ca.CAError as exc:
-        kopf_logger.warning("%s/%s: %s", cache.namespace, cache.name, exc)
-        error = str(exc)
-    else:
-        intercepted, pending = step.intercepted, step.pending
-        if step.changed:
-            kopf_logger.info("%s/%s: %s", cache.namespace, cache.ca_secret, step.changed)
-    iptables = None
-    if cache.interception == "iptables":
-        iptables = interception.pod_security_allows_iptables(await rt.api.read_namespace_labels(cache.namespace))
-    rendered = reconcile.render(cache, uid=uid, intercepted=intercepted)
-    await rt.api.apply_config_map(rendered.config_map)
-    conditions = reconcile.transparent_conditions(ca_pending=pending, ca_error=error, iptables=iptables)
-    return rendered, conditions
+def _refuse(
+    body: kopf.Body, patch: kopf.Patch, status: kopf.Status, refusal: Refusal, generation: int, rt: Shared
+) -> NoReturn:
+    """Report a spec the operator may not use, and stop: nothing is written for it."""
+    patch.status.update(reconcile.status_after_refusal(status, refusal=refusal, generation=generation, now=_now()))
+    kopf.warn(body, reason="NotAllowed", message=refusal.message)
+    if refusal.retry:
+        raise kopf.TemporaryError(f"not allowed: {refusal.message}", delay=rt.options.retry_delay)
+    raise kopf.PermanentError(f"not allowed: {refusal.message}")
 
 
 @kopf.on.event("v1", "pods", annotations={INJECTED_ANNOTATION: kopf.PRESENT})

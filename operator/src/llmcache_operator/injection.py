@@ -11,7 +11,8 @@ name). `llmcache.dev/inject: "false"` opts out. Never touched: pods already inje
 pods in system namespaces, `hostNetwork` pods (their 127.0.0.1 is the node's), and
 llmcache's own pods (`app.kubernetes.io/part-of: llmcache`). When injection would not
 work (a port is taken, or the LLMCache has not been reconciled so its ConfigMap may not
-exist), the pod is left alone: a pod without a cache still runs.
+exist), or is not allowed (the cluster's allowlists, checked here again, or the status
+the operator wrote: `Cache.refused`), the pod is left alone: a pod without a cache still runs.
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ import copy
 import json
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from llmcache_operator import __version__, interception, patching, reconcile
+from llmcache_operator import __version__, allowlist, interception, patching, reconcile
+from llmcache_operator.allowlist import Allowlist
 from llmcache_operator.spec import Cache, LabelSelector
 from llmcache_sidecar import config
 
@@ -34,10 +36,14 @@ SIDECAR_NAME = "llmcache-sidecar"
 CONFIG_VOLUME = "llmcache-config"
 CONFIG_DIR = "/etc/llmcache"
 DISK_VOLUME = "llmcache-disk"
-SIDECAR_UID = 65532
-REDIRECT_SIDECAR_UID = 1337
-"""The sidecar's UID in the iptables variant, whose rule exempts it: not 65532, the UID of
-distroless and Chainguard `nonroot` images, whose apps would then never be redirected."""
+SIDECAR_UID = 65531
+"""The sidecar's UID and GID (the image's USER), in both variants; the iptables rule exempts it.
+
+Not one an app container is likely to share: not 65532 (distroless and Chainguard
+`nonroot`), 65534 (`nobody`), 0, 1000 or 1001, nor a mesh proxy's (Istio 1337, Linkerd
+2102). An app under the sidecar's UID could read the CA key through /proc/<pid>/root when
+the pod shares its process namespace, and the iptables variant would never redirect it.
+`LLMCACHE_OPERATOR_SIDECAR_UID` changes it for a cluster whose apps use this one."""
 SYSTEM_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease"})
 NATIVE_SIDECARS_SINCE = (1, 29)
 NATIVE_SIDECARS_POSSIBLE_SINCE = (1, 28)  # alpha, behind the SidecarContainers feature gate
@@ -57,8 +63,6 @@ ADDED_ENV_ANNOTATION = "llmcache.dev/added-env"
 """Which variables injection added, per container (it never overrides one the container sets)."""
 SECURITY_CONTEXT: Mapping[str, Any] = {
     "runAsNonRoot": True,
-    "runAsUser": SIDECAR_UID,
-    "runAsGroup": SIDECAR_UID,
     "allowPrivilegeEscalation": False,
     "readOnlyRootFilesystem": True,
     "capabilities": {"drop": ["ALL"]},
@@ -85,6 +89,9 @@ class Policy:
     excluded_namespaces: frozenset[str] = SYSTEM_NAMESPACES
     cluster_cidrs: tuple[str, ...] = ()
     """Pod and service CIDRs: never proxied nor redirected in transparent mode."""
+    allowlist: Allowlist = field(default_factory=Allowlist)
+    """What LLMCaches may use besides `image`: a cache beyond it is never injected."""
+    sidecar_uid: int = SIDECAR_UID
 
 
 def native_sidecars_supported(server_version: tuple[int, int] | None) -> bool:
@@ -141,6 +148,12 @@ def inject_required(pod: Mapping[str, Any], namespace: str, caches: Iterable[Cac
         if chosen is None:
             return Decision(None, "no podSelector matches")
         reason = f"labels match the podSelector of {chosen.name}"
+    refused = allowlist.refusal(chosen, policy.allowlist, policy.image)
+    if refused is not None:
+        why = f"LLMCache {chosen.name} is not allowed: {refused.message}"
+        return Decision(None, why, notable=True, wanted=chosen)
+    if chosen.refused is not None:
+        return Decision(None, f"LLMCache {chosen.name}: {chosen.refused}", notable=True, wanted=chosen)
     if not chosen.reconciled:
         # Its ConfigMap may not exist yet: such a pod starts uncached, by construction.
         why = f"LLMCache {chosen.name} is not reconciled yet (no status.configHash), so its config may not exist"
@@ -220,11 +233,11 @@ def init_containers(cache: Cache, policy: Policy) -> list[dict[str, Any]]:
     if not cache.transparent:
         return []
     image = cache.sidecar.image or policy.image
-    found = [interception.trust_init_container(image, SECURITY_CONTEXT)]
+    found = [interception.trust_init_container(image, security_context(policy))]
     if cache.interception == "iptables":
         found.append(
             interception.redirect_init_container(
-                policy.redirect_image, sidecar_uid=sidecar_uid(cache), cluster_cidrs=policy.cluster_cidrs
+                policy.redirect_image, sidecar_uid=policy.sidecar_uid, cluster_cidrs=policy.cluster_cidrs
             )
         )
     if cache.sidecar.image_pull_policy:
@@ -232,12 +245,14 @@ def init_containers(cache: Cache, policy: Policy) -> list[dict[str, Any]]:
     return found
 
 
-def sidecar_uid(cache: Cache) -> int:
-    return REDIRECT_SIDECAR_UID if cache.transparent and cache.interception == "iptables" else SIDECAR_UID
-
-
-def _user(uid: int) -> dict[str, int]:
-    return {"runAsUser": uid, "runAsGroup": uid}
+def security_context(policy: Policy) -> dict[str, Any]:
+    """Restricted, as the sidecar's UID: the sidecar's and the trust bundle's init container."""
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": policy.sidecar_uid,
+        "runAsGroup": policy.sidecar_uid,
+        **copy.deepcopy(dict(SECURITY_CONTEXT)),
+    }
 
 
 def use_native_sidecar(cache: Cache, policy: Policy) -> bool:
@@ -287,7 +302,7 @@ def sidecar_container(cache: Cache, policy: Policy, *, native: bool) -> dict[str
         "args": sidecar_args(cache),
         "resources": resources,
         "volumeMounts": mounts,
-        "securityContext": {**copy.deepcopy(dict(SECURITY_CONTEXT)), **_user(sidecar_uid(cache))},
+        "securityContext": security_context(policy),
         "livenessProbe": {**_probe(side.admin_port, "/healthz"), "periodSeconds": 10, "failureThreshold": 3},
         # Ready means "serving", not "the backend answers": the cache fails open, so a Redis
         # outage must not take the app's pods out of their Services (/readyz reports it instead).

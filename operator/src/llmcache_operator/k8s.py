@@ -1,10 +1,11 @@
 """The few Kubernetes API calls the operator makes itself, thin and replaceable.
 
 kopf reads and patches the LLMCache resources; this module does the rest: apply a
-ConfigMap, read one key of a Secret (only to probe the backend, never stored),
-patch a resource's status from a pod event, and learn the server's version. It is
-the only module that imports the Kubernetes client (its asyncio flavour, so no call
-blocks the event loop); every call has a timeout.
+ConfigMap the LLMCache owns, read a referenced Secret's labels and (only when it is
+labelled usable) one of its keys, to probe the backend, never stored; patch a
+resource's status, guarded by its resourceVersion where another writer may race; and
+learn the server's version. It is the only module that imports the Kubernetes client
+(its asyncio flavour, so no call blocks the event loop); every call has a timeout.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import binascii
 import datetime
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kubernetes.aio import client, config
@@ -27,6 +28,17 @@ logger = logging.getLogger(__name__)
 TIMEOUT = 10.0
 FIELD_MANAGER = "llmcache-operator"
 _MINOR_RE = re.compile(r"^(\d+)")
+# A GET that answers with the object's metadata only: a Secret's labels without its values.
+PARTIAL_METADATA = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+SECRET_PATH = "/api/v1/namespaces/{namespace}/secrets/{name}"
+
+
+class Conflict(Exception):
+    """The object changed since it was read (HTTP 409): read it again and recompute."""
+
+
+class NotOwned(Exception):
+    """An object of the name the operator writes exists and belongs to someone else."""
 
 
 class Api:
@@ -61,36 +73,104 @@ class Api:
     async def aclose(self) -> None:
         await self._client.close()  # type: ignore[no-untyped-call,unused-ignore]
 
-    async def apply_config_map(self, body: Mapping[str, Any]) -> None:
-        """Create the ConfigMap, or merge-patch it into the one that exists."""
-        meta = body["metadata"]
-        try:
-            # A plain dict body: the client sends it as JSON, and it works on every client release.
-            await self._core.create_namespaced_config_map(
-                meta["namespace"], dict(body), field_manager=FIELD_MANAGER, _request_timeout=TIMEOUT
-            )
-            logger.info("created ConfigMap %s/%s", meta["namespace"], meta["name"])
-            return
-        except ApiException as exc:
-            if exc.status != 409:
-                raise
-        await self._core.patch_namespaced_config_map(
-            meta["name"],
-            meta["namespace"],
-            dict(body),
-            field_manager=FIELD_MANAGER,
-            _content_type="application/merge-patch+json",
-            _request_timeout=TIMEOUT,
-        )
+    async def apply_config_map(self, body: Mapping[str, Any], owner_uid: str, *, attempts: int = 3) -> None:
+        """Create the ConfigMap, or update the one that exists when the LLMCache `owner_uid` owns it.
 
-    async def read_secret_key(self, namespace: str, ref: spec.SecretKeyRef) -> str | None:
-        """The decoded value, or None when the Secret or its key does not exist."""
+        Raises NotOwned for a ConfigMap of that name that is someone else's: it is never
+        written, and its ownerReferences never replaced (the garbage collector would then
+        delete it with the LLMCache). The update is a merge patch of data, labels and
+        annotations at the resourceVersion that was read, so an owner added meanwhile is
+        seen; Conflict when it kept changing.
+        """
+        meta = body["metadata"]
+        namespace, name = meta["namespace"], meta["name"]
+        for _ in range(attempts):
+            try:
+                # A plain dict body: the client sends it as JSON, and it works on every client release.
+                await self._core.create_namespaced_config_map(
+                    namespace, dict(body), field_manager=FIELD_MANAGER, _request_timeout=TIMEOUT
+                )
+                logger.info("created ConfigMap %s/%s", namespace, name)
+                return
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise
+            try:
+                found = await self._core.read_namespaced_config_map(name, namespace, _request_timeout=TIMEOUT)
+            except ApiException as exc:
+                if exc.status == 404:
+                    continue  # deleted meanwhile: create it
+                raise
+            found_meta = found.metadata
+            owners = {ref.uid for ref in (found_meta.owner_references if found_meta else None) or ()}
+            if owner_uid not in owners:
+                raise NotOwned(
+                    f"ConfigMap {namespace}/{name} exists and is not owned by this LLMCache:"
+                    " the operator keeps the sidecar's config there; delete or rename that ConfigMap"
+                )
+            update = {
+                "metadata": {
+                    "resourceVersion": found_meta.resource_version if found_meta else None,
+                    "labels": meta.get("labels") or {},
+                    "annotations": meta.get("annotations") or {},
+                },
+                "data": body.get("data") or {},
+            }
+            try:
+                await self._core.patch_namespaced_config_map(
+                    name,
+                    namespace,
+                    update,
+                    field_manager=FIELD_MANAGER,
+                    _content_type="application/merge-patch+json",
+                    _request_timeout=TIMEOUT,
+                )
+                return
+            except ApiException as exc:
+                if exc.status not in (404, 409):
+                    raise
+        raise Conflict(f"ConfigMap {namespace}/{name} kept changing; gave up after {attempts} attempts")
+
+    async def read_secret_labels(self, namespace: str, name: str) -> dict[str, str] | None:
+        """A Secret's labels, read as metadata only (its values never reach the operator); None when missing."""
+        try:
+            found = await self._client.call_api(  # type: ignore[no-untyped-call,unused-ignore]
+                SECRET_PATH,
+                "GET",
+                {"namespace": namespace, "name": name},
+                [],
+                {"Accept": PARTIAL_METADATA},
+                auth_settings=["BearerToken"],
+                response_types_map={200: "object"},
+                _return_http_data_only=True,
+                _request_timeout=TIMEOUT,
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        metadata = found.get("metadata") if isinstance(found, Mapping) else None
+        labels = metadata.get("labels") if isinstance(metadata, Mapping) else None
+        return {str(k): str(v) for k, v in (labels or {}).items()}
+
+    async def read_secret_key(self, namespace: str, ref: spec.SecretKeyRef, usable: Mapping[str, str]) -> str | None:
+        """The decoded value of a Secret that carries the labels `usable`; None when it is missing or does not.
+
+        The labels are read first, as metadata only: the values of a Secret without them
+        are never fetched.
+        """
+        labels = await self.read_secret_labels(namespace, ref.name)
+        if labels is None or any(labels.get(k) != v for k, v in usable.items()):
+            return None
         try:
             secret = await self._core.read_namespaced_secret(ref.name, namespace, _request_timeout=TIMEOUT)
         except ApiException as exc:
             if exc.status == 404:
                 return None
             raise
+        found = dict((secret.metadata.labels if secret.metadata else None) or {})
+        if any(found.get(k) != v for k, v in usable.items()):
+            return None  # relabelled between the two reads
         encoded = (secret.data or {}).get(ref.key)
         if encoded is None:
             return None
@@ -99,8 +179,18 @@ class Api:
         except (binascii.Error, UnicodeDecodeError):
             return None
 
-    async def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> bool:
-        """Merge `status` into an LLMCache's status; False when the resource is gone."""
+    async def patch_status(
+        self, namespace: str, name: str, status: Mapping[str, Any], *, resource_version: str | None = None
+    ) -> bool:
+        """Merge `status` into an LLMCache's status; False when the resource is gone.
+
+        With `resource_version`, the server applies the patch only to that version of the
+        resource and answers 409 otherwise (raised as Conflict): for a status computed from
+        what was read, which a newer write must not lose.
+        """
+        body: dict[str, Any] = {"status": dict(status)}
+        if resource_version is not None:
+            body["metadata"] = {"resourceVersion": resource_version}
         try:
             await self._custom.patch_namespaced_custom_object_status(
                 spec.GROUP,
@@ -108,7 +198,7 @@ class Api:
                 namespace,
                 spec.PLURAL,
                 name,
-                {"status": dict(status)},
+                body,
                 field_manager=FIELD_MANAGER,
                 _content_type="application/merge-patch+json",
                 _request_timeout=TIMEOUT,
@@ -116,6 +206,8 @@ class Api:
         except ApiException as exc:
             if exc.status == 404:
                 return False
+            if exc.status == 409 and resource_version is not None:
+                raise Conflict(f"LLMCache {namespace}/{name} changed since resourceVersion {resource_version}") from exc
             raise
         return True
 
@@ -142,12 +234,32 @@ class Api:
         }
         await self._core.create_namespaced_event(meta["namespace"], body, _request_timeout=TIMEOUT)
 
-    async def list_llmcaches(self) -> list[dict[str, Any]]:
-        """Every LLMCache in the cluster, as plain objects."""
-        found = await self._custom.list_cluster_custom_object(
-            spec.GROUP, spec.VERSION, spec.PLURAL, _request_timeout=TIMEOUT
-        )
-        return list(found.get("items") or [])
+    async def read_llmcache(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """One LLMCache as a plain object; None when it is gone."""
+        try:
+            found: dict[str, Any] = await self._custom.get_namespaced_custom_object(
+                spec.GROUP, spec.VERSION, namespace, spec.PLURAL, name, _request_timeout=TIMEOUT
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return found
+
+    async def list_llmcaches(self, namespaces: Sequence[str] = ()) -> list[dict[str, Any]]:
+        """Every LLMCache in the cluster, or in `namespaces` when given, as plain objects."""
+        if not namespaces:
+            found = await self._custom.list_cluster_custom_object(
+                spec.GROUP, spec.VERSION, spec.PLURAL, _request_timeout=TIMEOUT
+            )
+            return list(found.get("items") or [])
+        items: list[dict[str, Any]] = []
+        for namespace in namespaces:
+            found = await self._custom.list_namespaced_custom_object(
+                spec.GROUP, spec.VERSION, namespace, spec.PLURAL, _request_timeout=TIMEOUT
+            )
+            items += found.get("items") or []
+        return items
 
     async def trusting_pods_created(self, namespace: str, ca_secret: str) -> list[datetime.datetime]:
         """When each live pod of `namespace` that mounts the CA Secret `ca_secret` was created.

@@ -13,20 +13,30 @@
 | LLMCACHE_OPERATOR_RETRY_DELAY | 30 | seconds between probes of an unreachable backend |
 | LLMCACHE_OPERATOR_CLUSTER_CIDRS | (none) | pod and service CIDRs, comma-separated: not proxied in transparent mode |
 | LLMCACHE_OPERATOR_CA_CHECK_INTERVAL | 600 | seconds between checks of each transparent cache's CA (rotation) |
+| LLMCACHE_OPERATOR_ALLOWED_SIDECAR_IMAGES | (none) | images an LLMCache may name besides SIDECAR_IMAGE |
+| LLMCACHE_OPERATOR_ALLOWED_HOSTS | the built-in providers' hosts | hosts transparent mode may intercept |
+| LLMCACHE_OPERATOR_ALLOWED_CACHE_NAMESPACES | {namespace},{namespace}.* | cache namespaces (spec.namespace) allowed |
+| LLMCACHE_OPERATOR_WATCH_NAMESPACES | (none: all) | the only namespaces whose LLMCaches the operator serves |
+| LLMCACHE_OPERATOR_SIDECAR_UID | 65531 | UID and GID the injected sidecar runs as |
+
+The lists are comma-separated; `allowlist` explains their patterns.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 
 from llmcache_operator import injection
+from llmcache_operator.allowlist import Allowlist, AllowlistError
 
 PREFIX = "LLMCACHE_OPERATOR_"
 NativeSetting = Literal["auto", "true", "false"]
 N = TypeVar("N", int, float)
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
 class OptionsError(ValueError):
@@ -52,6 +62,10 @@ class Options:
     retry_delay: float = 30.0
     cluster_cidrs: tuple[str, ...] = ()
     ca_check_interval: float = 600.0
+    allowlist: Allowlist = field(default_factory=Allowlist)
+    watch_namespaces: tuple[str, ...] = ()
+    """Empty: every namespace (cluster-wide RBAC); else only these (namespaced Roles)."""
+    sidecar_uid: int = injection.SIDECAR_UID
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Options:
@@ -70,6 +84,18 @@ class Options:
                 certfile=get("WEBHOOK_CERT", "/tls/tls.crt"),
                 keyfile=get("WEBHOOK_KEY", "/tls/tls.key"),
             )
+        try:
+            allowlist = Allowlist.parse(
+                images=_list(get("ALLOWED_SIDECAR_IMAGES", "")),
+                hosts=_list(get("ALLOWED_HOSTS", "")) or None,  # empty: the default
+                cache_namespaces=_list(get("ALLOWED_CACHE_NAMESPACES", "")) or None,
+            )
+        except AllowlistError as exc:
+            raise OptionsError(f"{PREFIX}ALLOWED_*: {exc}") from None
+        watched = tuple(_list(get("WATCH_NAMESPACES", "")))
+        for name in watched:
+            if not _DNS_LABEL.match(name):
+                raise OptionsError(f"{PREFIX}WATCH_NAMESPACES: not a namespace name: {name!r}")
         return cls(
             sidecar_image=get("SIDECAR_IMAGE", injection.DEFAULT_IMAGE),
             redirect_image=get("REDIRECT_IMAGE", injection.DEFAULT_REDIRECT_IMAGE),
@@ -80,6 +106,9 @@ class Options:
             retry_delay=_number(PREFIX + "RETRY_DELAY", get("RETRY_DELAY", "30"), float),
             cluster_cidrs=_cidrs(PREFIX + "CLUSTER_CIDRS", get("CLUSTER_CIDRS", "")),
             ca_check_interval=_number(PREFIX + "CA_CHECK_INTERVAL", get("CA_CHECK_INTERVAL", "600"), float),
+            allowlist=allowlist,
+            watch_namespaces=watched,
+            sidecar_uid=_number(PREFIX + "SIDECAR_UID", get("SIDECAR_UID", str(injection.SIDECAR_UID)), int),
         )
 
     def policy(self, server_version: tuple[int, int] | None) -> injection.Policy:
@@ -98,6 +127,8 @@ class Options:
             native_sidecars_possible=possible,
             excluded_namespaces=self.excluded_namespaces,
             cluster_cidrs=self.cluster_cidrs,
+            allowlist=self.allowlist,
+            sidecar_uid=self.sidecar_uid,
         )
 
 
@@ -109,6 +140,10 @@ def _number(name: str, raw: str, kind: type[N]) -> N:
     if value <= 0:
         raise OptionsError(f"{name}: must be positive, got {raw!r}")
     return value
+
+
+def _list(raw: str) -> list[str]:
+    return [part.strip() for part in raw.split(",") if part.strip()]
 
 
 def _cidrs(name: str, raw: str) -> tuple[str, ...]:

@@ -1,10 +1,17 @@
 """An LLMCache's backend, reached with the sidecar's own backend code: pinged, or flushed.
 
 The operator builds the very backend a sidecar would (`build_backend` on the same
-`Settings`), pings it once, or moves a namespace's flush epoch on. Referenced Secrets are
-read through the API and written to a private scratch directory that stands in for the
-pod's mounts, removed right after: the operator never keeps a secret, in memory or in a
+`Settings`), pings it once, or moves a namespace's flush epoch on, so a credential goes
+only where the sidecars send it: the backend the spec names. Referenced Secrets are read
+through the API, only those labelled usable (`secret_refs`: reconcile refuses the others
+before this), and written to a private scratch directory that stands in for the pod's
+mounts, removed right after: the operator never keeps a secret, in memory or in a
 resource.
+
+What a failure reports (`failure`) is our own words: the kind of failure, the error's
+class and an errno name, never the remote server's bytes. The backend's address is
+the LLMCache author's to choose, and its replies must not reach a status or an event
+they can read.
 
 Memory and disk live in each pod, so there is nothing to probe or flush from the
 operator; a backend whose client library is not installed in the operator's image is
@@ -20,7 +27,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
+import socket
+import ssl
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import replace
@@ -53,7 +63,7 @@ async def check_backend(
             async with asyncio.timeout(ping_timeout):
                 await backend.ping()
         except (BackendError, TimeoutError, OSError) as exc:
-            return BackendCheck(False, str(exc) or type(exc).__name__)
+            return BackendCheck(False, failure(exc, ping_timeout))
     return BackendCheck(True, f"The {shared} backend answered.")
 
 
@@ -80,7 +90,7 @@ async def flush_shared(
             async with asyncio.timeout(flush_timeout):
                 epoch = await backend.bump_epoch(cache_namespace)
         except (BackendError, TimeoutError, OSError) as exc:
-            raise FlushError(str(exc) or type(exc).__name__) from exc
+            raise FlushError(failure(exc, flush_timeout)) from exc
     return f"Flushed namespace {cache_namespace!r} in the {shared} backend (epoch {epoch})."
 
 
@@ -119,6 +129,45 @@ async def _connected(
             yield backend, BackendCheck(True, ""), shared
         finally:
             await backend.aclose()
+
+
+def failure(exc: BaseException, ping_timeout: float) -> str:
+    """What went wrong, in words that carry no byte the remote end sent.
+
+    Error messages of client libraries quote the server (a Redis error reply, an S3
+    error document, a protocol error with the bytes received), so only the classes of
+    the chained exceptions and errno names are used.
+    """
+    chain = _chain(exc)
+    if any(isinstance(e, TimeoutError) for e in chain):
+        return f"no answer within {ping_timeout:g} s"
+    for error in chain:
+        if isinstance(error, ssl.SSLError):
+            return f"the TLS handshake failed ({type(error).__name__})"
+        if isinstance(error, socket.gaierror):
+            return "cannot resolve the backend's host name"
+        code = error.errno if isinstance(error, OSError) else None
+        if code is not None and code in errno.errorcode:
+            return f"cannot connect ({errno.errorcode[code]}: {os.strerror(code)})"
+        if isinstance(error, OSError):
+            return f"cannot connect ({type(error).__name__})"
+    root = chain[-1]
+    name = type(root).__name__
+    if "auth" in name.lower() or "credential" in name.lower() or "permission" in name.lower():
+        return f"the backend refused the credentials ({name})"
+    if "connect" in name.lower():
+        return f"cannot connect ({name})"
+    return f"the backend answered with an error ({name})"
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """`exc` and the exceptions it was raised from, outermost first (bounded)."""
+    found: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in found and len(found) < 10:
+        found.append(current)
+        current = current.__cause__ or current.__context__
+    return found
 
 
 def _patient(settings: BackendSettings, ping_timeout: float) -> BackendSettings:

@@ -6,8 +6,9 @@ adds a key only when the user asks for the feature that needs it: running pods m
 still have an older sidecar, and they hot-reload this file.
 
 Conditions follow Kubernetes conventions: `Ready` sums up (the config is rendered and
-the backend answers), `BackendReachable` says why not; `lastTransitionTime` moves only
-when a condition's status changes.
+the backend answers), `Allowed` (the operator's allowlists and the Secrets' labels permit
+the spec) and `BackendReachable` say why not; `lastTransitionTime` moves only when a
+condition's status changes.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 import yaml
 
 from llmcache_operator import spec
+from llmcache_operator.allowlist import Refusal
 from llmcache_operator.spec import Cache, Condition, LastFlush, Status
 from llmcache_sidecar import config
 from llmcache_sidecar.config import ConfigError
@@ -29,6 +31,7 @@ CACHE_LABEL = "llmcache.dev/cache"
 HASH_ANNOTATION = "llmcache.dev/config-hash"
 COMMON_LABELS = {"app.kubernetes.io/managed-by": "llmcache-operator", "app.kubernetes.io/part-of": "llmcache"}
 READY = "Ready"
+ALLOWED = "Allowed"
 BACKEND_REACHABLE = "BackendReachable"
 INTERCEPTION_CA = "InterceptionCA"
 INTERCEPTION_ALLOWED = "InterceptionAllowed"
@@ -152,6 +155,7 @@ def status_after_reconcile(
             reachable = Condition(type=BACKEND_REACHABLE, status="True", reason="Answered", message=backend.message)
         ready = Condition(type=READY, status="True", reason="Reconciled", message=f"{where}.")
     conditions = with_condition(old.conditions, ready, now=now, generation=generation)
+    conditions = with_condition(conditions, allowed_condition(None), now=now, generation=generation)
     conditions = with_condition(conditions, reachable, now=now, generation=generation)
     conditions = with_transparent_conditions(conditions, transparent, now=now, generation=generation)
     last_flush = old.last_flush
@@ -190,6 +194,70 @@ def status_after_invalid(
         )
         conditions = with_condition(conditions, unknown, now=now, generation=generation)
     return {"conditions": [config.to_mapping(c) for c in conditions], "observedGeneration": generation}
+
+
+def status_after_refusal(
+    previous: Mapping[str, Any] | None, *, refusal: Refusal, generation: int, now: str
+) -> dict[str, Any]:
+    """The status patch for a spec the operator may not use: nothing was written for it.
+
+    The last ConfigMap stays as it was (running sidecars keep their config), and new pods
+    are not injected (the webhook reads Allowed, and checks the allowlists itself).
+    """
+    old = read_status(previous)
+    ready = Condition(
+        type=READY,
+        status="False",
+        reason="NotAllowed",
+        message=f"{refusal.message}. Nothing was applied: new pods do not get this cache.",
+    )
+    conditions = with_condition(old.conditions, ready, now=now, generation=generation)
+    conditions = with_condition(conditions, allowed_condition(refusal), now=now, generation=generation)
+    if not any(c.type == BACKEND_REACHABLE for c in conditions):
+        unknown = Condition(
+            type=BACKEND_REACHABLE, status="Unknown", reason="NotChecked", message="The spec is not allowed."
+        )
+        conditions = with_condition(conditions, unknown, now=now, generation=generation)
+    return {"conditions": [config.to_mapping(c) for c in conditions], "observedGeneration": generation}
+
+
+def status_after_conflict(
+    previous: Mapping[str, Any] | None, *, message: str, generation: int, now: str
+) -> dict[str, Any]:
+    """The status patch when the ConfigMap's name is taken by an object the LLMCache does not own."""
+    old = read_status(previous)
+    ready = Condition(type=READY, status="False", reason="ConfigMapConflict", message=message)
+    conditions = with_condition(old.conditions, ready, now=now, generation=generation)
+    conditions = with_condition(conditions, allowed_condition(None), now=now, generation=generation)
+    return {"conditions": [config.to_mapping(c) for c in conditions], "observedGeneration": generation}
+
+
+def allowed_condition(refusal: Refusal | None) -> Condition:
+    if refusal is None:
+        return Condition(
+            type=ALLOWED,
+            status="True",
+            reason="WithinPolicy",
+            message="The operator's allowlists and the referenced Secrets' labels permit this spec.",
+        )
+    return Condition(type=ALLOWED, status="False", reason=refusal.reason, message=refusal.message)
+
+
+def refused_by_status(raw_status: Mapping[str, Any] | None, generation: int, *, uses_secrets: bool) -> str | None:
+    """Why the webhook must not inject this generation, from the status the operator wrote; None: it may.
+
+    A generation the operator refused is not injected; one that references Secrets is
+    injected only once the operator has checked their labels for that very generation.
+    A cache never reconciled is not injected anyway (no configHash): for it, only an
+    explicit refusal is worth saying.
+    """
+    status = read_status(raw_status)
+    allowed = next((c for c in status.conditions if c.type == ALLOWED and c.observed_generation == generation), None)
+    if allowed is not None and allowed.status == "False":
+        return f"it is not allowed: {allowed.message}"
+    if uses_secrets and status.config_hash is not None and (allowed is None or allowed.status != "True"):
+        return f"the operator has not checked the Secrets that generation {generation} references yet"
+    return None
 
 
 def injected_pods_patch(previous: Mapping[str, Any] | None, count: int) -> dict[str, Any]:
@@ -235,6 +303,14 @@ def with_transparent_conditions(
 def condition_true(raw_status: Mapping[str, Any] | None, kind: str) -> bool:
     """Whether the stored status has condition `kind` with status True."""
     return any(c.type == kind and c.status == "True" for c in read_status(raw_status).conditions)
+
+
+def condition_true_for(raw_status: Mapping[str, Any] | None, kind: str, generation: int) -> bool:
+    """Whether the stored status has condition `kind` True about `generation`."""
+    return any(
+        c.type == kind and c.status == "True" and c.observed_generation == generation
+        for c in read_status(raw_status).conditions
+    )
 
 
 def with_condition(

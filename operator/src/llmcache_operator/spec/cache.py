@@ -41,6 +41,9 @@ class Cache:
     """Its status has a configHash: the operator has written its ConfigMap. Pods are injected only then."""
     uid: str = ""
     """metadata.uid of the LLMCache (known to the operator's index; events name it)."""
+    refused: str | None = None
+    """Why pods must not get this cache although it parses: its status says it is not allowed, or
+    the operator has not yet checked the Secrets this generation references (`secret_refs`)."""
 
     @property
     def config_map(self) -> str:

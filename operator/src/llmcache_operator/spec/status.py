@@ -10,7 +10,7 @@ from llmcache_sidecar.config import setting
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Condition:
-    type: str = setting("type", "Ready, BackendReachable, InterceptionCA or InterceptionAllowed.", default="")
+    type: str = setting("type", "Ready, Allowed, BackendReachable, InterceptionCA or InterceptionAllowed.", default="")
     status: Literal["True", "False", "Unknown"] = setting("status", "True, False or Unknown.", default="Unknown")
     reason: str = setting("reason", "One CamelCase word for machines.", default="")
     message: str = setting("message", "What happened, for people.", default="")
@@ -32,7 +32,7 @@ class LastFlush:
 class Status:
     conditions: tuple[Condition, ...] = setting(
         "conditions",
-        "Ready and BackendReachable; InterceptionCA (and InterceptionAllowed) in transparent mode.",
+        "Ready, Allowed and BackendReachable; InterceptionCA (and InterceptionAllowed) in transparent mode.",
         default=(),
     )
     observed_generation: int | None = setting(

@@ -36,6 +36,8 @@ class SecretMount:
     volume: str
     directory: str
     file: str
+    field: str = ""
+    """Where the spec references it, e.g. `spec.backend.redis.passwordSecretRef`."""
 
     @property
     def path(self) -> str:
@@ -83,7 +85,7 @@ class KubernetesView:
             parts = parts[1:]
         stem = parts[-1].removesuffix("SecretRef")
         slug = "-".join(_kebab(part) for part in [*parts[:-1], stem])
-        mount = SecretMount(ref, f"llmcache-{slug}", f"{self.secret_root}/{slug}", _kebab(stem))
+        mount = SecretMount(ref, f"llmcache-{slug}", f"{self.secret_root}/{slug}", _kebab(stem), path)
         self.mounts[mount.path] = mount
         return mount.path
 

@@ -2,7 +2,7 @@
 
 An init container with NET_ADMIN redirects the pod's outbound TCP 443 here, except the
 sidecar's own traffic (matched by its UID), e.g.
-`iptables -t nat -A OUTPUT -p tcp --dport 443 -m owner ! --uid-owner 1337 -j REDIRECT --to-ports 15001`.
+`iptables -t nat -A OUTPUT -p tcp --dport 443 -m owner ! --uid-owner 65531 -j REDIRECT --to-ports 15001`.
 Such a connection carries no host name. `SO_ORIGINAL_DST` gives the address it was going
 to, and the server name of the TLS ClientHello (SNI), *peeked* so that it stays in the
 socket for whoever does the handshake, says whether it is for a listed LLM host. A listed

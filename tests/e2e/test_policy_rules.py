@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from tests.conftest import Sidecar, SidecarFactory, Upstream
-from tests.redis_server import RedisServer
+from tests.realparts import RedisServer
 
 MESSAGES = [{"role": "user", "content": "Name a colour."}]
 DETERMINISTIC_ONLY = {

@@ -16,7 +16,7 @@ import openai
 import pytest
 
 from tests.conftest import Sidecar, SidecarFactory, Upstream
-from tests.redis_server import RedisServer
+from tests.realparts import RedisServer
 
 QUESTION = [{"role": "user", "content": "What is the capital of Portugal?"}]
 

@@ -23,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import Sidecar, SidecarFactory, Upstream
 from tests.fakes.provider import Behaviour, make_fake_provider
-from tests.redis_server import RedisServer
+from tests.realparts import RedisServer
 
 MESSAGES = [{"role": "user", "content": "Is the provider up?"}]
 TTL = 60

@@ -6,8 +6,8 @@ import pytest
 
 from llmcache_sidecar.config import KeyParams
 from llmcache_sidecar.wire import keys
-from llmcache_sidecar.wire.render import AS_STORED
 from llmcache_sidecar.wire.policy import CACHE
+from llmcache_sidecar.wire.render import AS_STORED
 
 
 def digest(fields: dict[str, object], **over: object) -> str:

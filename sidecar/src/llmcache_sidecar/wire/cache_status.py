@@ -26,8 +26,10 @@ CACHE_NAME = "llmcache"
 ONLY_IF_CACHED = f"{CACHE_NAME}; detail=only-if-cached"
 
 
-def hit(*, detail: str | None = None) -> str:
+def hit(*, ttl: int | None = None, detail: str | None = None) -> str:
     value = f"{CACHE_NAME}; hit"
+    if ttl is not None:
+        value += f"; ttl={ttl}"
     if detail:
         value += f"; detail={detail}"
     return value

@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 
 from llmcache_operator import ca_checks, injection, k8s
-from llmcache_operator.options import Options
 from llmcache_operator.memo import Shared
+from llmcache_operator.options import Options
 from tests.k8s.controlplane import ControlPlane
 
 pytestmark = pytest.mark.e2e_k8s

@@ -19,9 +19,9 @@ import kopf
 from llmcache_operator import allowlist, applying, ca_checks, k8s, probe, reconcile, secret_refs, webhook, webhook_tls
 from llmcache_operator import spec as model
 from llmcache_operator.allowlist import Refusal
+from llmcache_operator.memo import MEMO_KEY, Shared, shared
 from llmcache_operator.options import Options
 from llmcache_operator.patching import INJECTED_ANNOTATION
-from llmcache_operator.memo import MEMO_KEY, Shared, shared
 from llmcache_operator.spec import GROUP, PLURAL, VERSION, Cache
 from llmcache_sidecar.config import ConfigError
 

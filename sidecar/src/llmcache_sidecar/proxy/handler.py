@@ -48,7 +48,8 @@ async def serve(request: web.Request, route: Route, tail: str) -> web.StreamResp
     state = request.app[STATE]
     rt = state.runtime
     match = route.kind.cacheable.match(tail) if request.method == "POST" and rt.caching else None
-    tel = RequestTrace(request, route.name, route.kind.name, match.group("endpoint") if match else "other")
+    endpoint = match.group("endpoint") if match else "other"
+    tel = RequestTrace(request, route.name, route.kind.name, endpoint, rt.trace_ratio)
     response: web.StreamResponse | None = None
     token = otel_context.attach(tel.context) if tel.context is not None else None  # log lines carry the trace id
     try:
@@ -112,13 +113,16 @@ async def _serve_cacheable(
     call = Call(request, state, rt, route, tail, body, ctl, key, tel)
     if ctl.lookup:
         backend = rt.backend
-        started = time.perf_counter()
-        entry = await backend.get(key)
-        ended = time.perf_counter()
-        telemetry.backend_timing(backend.name, "get", ended - started)
-        tel.child(
-            "llmcache.lookup", started, ended, {"llmcache.backend": backend.name, "llmcache.hit": entry is not None}
-        )
+        if not tel.traced and not telemetry.is_timed(backend.name):
+            entry = await backend.get(key)  # an in-process lookup, not traced: nothing to time
+        else:
+            started = time.perf_counter()
+            entry = await backend.get(key)
+            ended = time.perf_counter()
+            telemetry.backend_timing(backend.name, "get", ended - started)
+            tel.child(
+                "llmcache.lookup", started, ended, {"llmcache.backend": backend.name, "llmcache.hit": entry is not None}
+            )
         if entry is not None and (ctl.max_age is None or time.time() - entry.created_at <= ctl.max_age):
             state.counters.hits += 1
             tel.status, tel.saved_usage, tel.saved_seconds = "hit", entry.usage, entry.elapsed

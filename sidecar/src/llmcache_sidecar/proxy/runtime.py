@@ -55,6 +55,8 @@ class Runtime:
     digests: keys.DigestMemo = field(default_factory=keys.DigestMemo)
     """Raw body -> digest, so a repeated request is not parsed again (see keys.DigestMemo)."""
     prices: telemetry.PriceBook = field(default_factory=lambda: telemetry.PriceBook({}))
+    trace_ratio: float | None = 0.0
+    """The share of root requests traced; None: the SDK's sampler decides (`telemetry.root_ratio`)."""
 
     @property
     def flush_suffix(self) -> str:
@@ -81,6 +83,7 @@ def build_runtime(settings: Settings, *, previous: Runtime | None = None) -> Run
         routes_for(settings),
         backend,
         prices=telemetry.PriceBook(settings.telemetry.price_table),
+        trace_ratio=telemetry.root_ratio(settings.telemetry),
         backend_error=backend_error,
         semantic=semantic,
         semantic_error=semantic_error,

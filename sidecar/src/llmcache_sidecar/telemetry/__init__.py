@@ -14,11 +14,12 @@ from llmcache_sidecar.telemetry.metrics import (
     Aggregates,
     backend_error,
     backend_timing,
+    is_timed,
     register,
     unregister,
 )
 from llmcache_sidecar.telemetry.pricing import PriceBook, price_of
-from llmcache_sidecar.telemetry.tracing import TRACING, RequestTrace, refresh_tracing_flag
+from llmcache_sidecar.telemetry.tracing import TRACING, RequestTrace, refresh_tracing_flag, root_ratio
 
 __all__ = [
     "BACKEND_DURATION",
@@ -32,8 +33,10 @@ __all__ = [
     "RequestTrace",
     "backend_error",
     "backend_timing",
+    "is_timed",
     "price_of",
     "refresh_tracing_flag",
     "register",
+    "root_ratio",
     "unregister",
 ]

@@ -243,6 +243,11 @@ meter.create_observable_gauge(
 UNTIMED_BACKENDS = frozenset({"memory"})
 
 
+def is_timed(backend: str) -> bool:
+    """Whether `backend_timing` records this backend's operations (remote backends only)."""
+    return backend not in UNTIMED_BACKENDS
+
+
 def backend_timing(backend: str, operation: str, seconds: float) -> None:
     if backend not in UNTIMED_BACKENDS:
         BACKEND_DURATION.record(seconds, (backend, operation))

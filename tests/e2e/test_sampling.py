@@ -105,7 +105,12 @@ async def test_by_default_a_sampled_caller_is_traced_and_continued_upstream_and_
 
     spans = receiver.spans()
     assert {s.trace_id.hex() for s in spans} == {trace_id(SAMPLED)}
-    assert sorted(s.name for s in spans) == ["POST", "POST /openai/chat/completions", "llmcache.lookup", "llmcache.store"]
+    assert sorted(s.name for s in spans) == [
+        "POST",
+        "POST /openai/chat/completions",
+        "llmcache.lookup",
+        "llmcache.store",
+    ]
     (client,) = [s for s in spans if s.kind == s.SPAN_KIND_CLIENT]
     # The caller's sampled trace goes on at the provider, under the sidecar's client span.
     assert sampled_call == f"00-{trace_id(SAMPLED)}-{client.span_id.hex()}-01"

@@ -34,6 +34,7 @@ __all__ = [
     "Unavailable",
     "accepting_writes",
     "build_backend",
+    "call_timeout",
 ]
 
 ErrorHook = Callable[[str, str], None]
@@ -144,8 +145,26 @@ def _disk(settings: BackendSettings, on_error: ErrorHook | None) -> CacheBackend
     from llmcache_sidecar.backends.disk import DiskCache
 
     cfg = settings.disk
-    # A local disk answers in microseconds or is stuck; a second is plenty either way.
-    return FailOpen(DiskCache(cfg.path, max_bytes=cfg.max_bytes), timeout=1.0, on_error=on_error)
+    return FailOpen(DiskCache(cfg.path, max_bytes=cfg.max_bytes), timeout=DISK_TIMEOUT, on_error=on_error)
+
+
+DISK_TIMEOUT = 1.0
+"""A local disk answers in microseconds or is stuck; a second is plenty either way."""
+
+
+def call_timeout(settings: BackendSettings) -> float | None:
+    """The deadline (seconds) each call to the remote backend gets; None for memory alone."""
+    remote = settings.dual.l2 if settings.type == "dual" else settings.type
+    timeouts_ms = {
+        "redis": settings.redis.timeout_ms,
+        "s3": settings.s3.timeout_ms,
+        "gcs": settings.gcs.timeout_ms,
+        "azureBlob": settings.azure_blob.timeout_ms,
+    }
+    if remote == "disk":
+        return DISK_TIMEOUT
+    found = timeouts_ms.get(remote)
+    return None if found is None else found / 1000
 
 
 def _dual(settings: BackendSettings, on_error: ErrorHook | None) -> CacheBackend:

@@ -100,6 +100,7 @@ async def _serve_cacheable(
     except ControlError as exc:
         return await _bypass(request, route, tail, body, exc.reason, tel)
     if rt.backend_error is not None:  # no backend could be built (a secret file is unreadable)
+        telemetry.backend_failed(rt.backend.name, "get", telemetry.UNAVAILABLE)
         return await _bypass(request, route, tail, body, BACKEND_UNAVAILABLE, tel)
     if ctl.key is not None:
         digest = keys.caller_digest(provider=route.name, path=tail, caller_key=ctl.key)

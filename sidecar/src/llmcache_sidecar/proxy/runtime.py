@@ -95,7 +95,7 @@ def _backend(settings: Settings, previous: Runtime | None) -> tuple[CacheBackend
     if previous is not None and previous.settings.backend == settings.backend and previous.backend_error is None:
         return previous.backend, None
     try:
-        backend = build_backend(settings.backend, lambda op, error: telemetry.backend_error(name, op, error))
+        backend = build_backend(settings.backend, lambda op, reason: telemetry.backend_failed(name, op, reason))
     except SecretFileError as exc:
         if previous is None or previous.backend_error != str(exc):
             logger.error(

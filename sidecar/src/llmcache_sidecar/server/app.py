@@ -18,7 +18,7 @@ import aiohttp
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from llmcache_sidecar import proxy, telemetry
+from llmcache_sidecar import backends, proxy, telemetry
 from llmcache_sidecar.config import Settings
 from llmcache_sidecar.intercept import service
 from llmcache_sidecar.proxy import STATE, State, build_runtime
@@ -121,5 +121,6 @@ async def _refresh_sizes(state: State) -> None:
         backend = state.runtime.backend
         stats = await backend.stats()
         state.aggregates.backend = state.runtime.settings.backend.type
+        state.aggregates.backend_timeout = backends.call_timeout(state.runtime.settings.backend)
         state.aggregates.entries, state.aggregates.bytes = stats.entries, stats.bytes
         await asyncio.sleep(SIZE_REFRESH_SECONDS)

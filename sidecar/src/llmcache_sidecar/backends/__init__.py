@@ -20,6 +20,7 @@ from llmcache_sidecar.backends.base import BackendError, BackendStats, CacheBack
 from llmcache_sidecar.backends.dual import DualCache
 from llmcache_sidecar.backends.failopen import FailOpen
 from llmcache_sidecar.backends.memory import MemoryCache
+from llmcache_sidecar.backends.savings import KEPT_SECONDS, Savings, SavingsLedger
 from llmcache_sidecar.backends.unavailable import Unavailable
 from llmcache_sidecar.config import BackendSettings, ConfigError, read_secret
 
@@ -27,14 +28,18 @@ if TYPE_CHECKING:
     from llmcache_sidecar.backends.objects import ObjectStore
 
 __all__ = [
+    "KEPT_SECONDS",
     "BackendError",
     "BackendStats",
     "CacheBackend",
     "FailOpen",
+    "Savings",
+    "SavingsLedger",
     "Unavailable",
     "accepting_writes",
     "build_backend",
     "call_timeout",
+    "ledger_of",
 ]
 
 ErrorHook = Callable[[str, str], None]
@@ -191,3 +196,16 @@ FACTORIES: dict[str, Factory] = {"memory": _memory, "dual": _dual, **REMOTE_FACT
 def build_backend(settings: BackendSettings, on_error: ErrorHook | None = None) -> CacheBackend:
     """The backend `settings.type` names, with its fail-open policy around it."""
     return FACTORIES[settings.type](settings, on_error)
+
+
+def ledger_of(backend: CacheBackend) -> SavingsLedger | None:
+    """Where `backend` keeps what the cache saved (see `savings`): its shared store, or None.
+
+    Looks through `dual` (its lower tier) and `FailOpen` (its store).
+    """
+    found: CacheBackend = backend
+    if isinstance(found, DualCache):
+        found = found.back
+    if isinstance(found, FailOpen):
+        found = found.inner
+    return found if isinstance(found, SavingsLedger) else None

@@ -63,6 +63,14 @@ class TelemetrySettings:
         " from outside the pod; the admin port stays on 127.0.0.1.",
         default=None,
     )
+    savings_interval: float = setting(
+        "savingsInterval",
+        "How often the sidecar adds what it saved (requests, hits, tokens, money) to a shared Redis backend,"
+        " for the LLMCache's status and kubectl get llmcaches; 0 turns it off. Memory and other backends keep"
+        " nothing.",
+        default=10.0,
+        duration=True,
+    )
     log_format: Literal["json", "text"] = setting(
         "logFormat", "json: one JSON object per line, with the trace id; text: plain lines.", default="json"
     )

@@ -18,6 +18,7 @@ from llmcache_sidecar.telemetry.metrics import (
     backend_timing,
     is_timed,
     register,
+    savings_totals,
     unregister,
 )
 from llmcache_sidecar.telemetry.pricing import PriceBook, price_of
@@ -42,5 +43,6 @@ __all__ = [
     "refresh_tracing_flag",
     "register",
     "root_ratio",
+    "savings_totals",
     "unregister",
 ]

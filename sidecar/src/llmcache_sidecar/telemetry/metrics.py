@@ -44,6 +44,21 @@ class Aggregates:
     """The semantic cache's counters (lookups by outcome, rejections by reason), when it runs."""
 
 
+HIT_STATUSES = frozenset({"hit", "coalesced", "semantic"})
+"""The statuses of answers from the cache (the dashboard's hit rate counts these)."""
+
+
+def savings_totals(aggregates: Aggregates) -> tuple[int, int, int, float]:
+    """Since start: cacheable requests (all but pass-throughs), hits, tokens saved, money saved."""
+    requests = hits = 0
+    for (_, _, _, status), count in aggregates.requests.items():
+        if status != "pass":
+            requests += count
+            if status in HIT_STATUSES:
+                hits += count
+    return requests, hits, sum(aggregates.tokens_saved.values()), sum(aggregates.cost_saved.values())
+
+
 _LIVE: weakref.WeakSet[Aggregates] = weakref.WeakSet()
 
 

@@ -13,6 +13,7 @@
 | LLMCACHE_OPERATOR_RETRY_DELAY | 30 | seconds between probes of an unreachable backend |
 | LLMCACHE_OPERATOR_CLUSTER_CIDRS | (none) | pod and service CIDRs, comma-separated: not proxied in transparent mode |
 | LLMCACHE_OPERATOR_CA_CHECK_INTERVAL | 600 | seconds between checks of each transparent cache's CA (rotation) |
+| LLMCACHE_OPERATOR_SAVINGS_INTERVAL | 60 | seconds between readings of what each cache saved (status.savings) |
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class Options:
     retry_delay: float = 30.0
     cluster_cidrs: tuple[str, ...] = ()
     ca_check_interval: float = 600.0
+    savings_interval: float = 60.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Options:
@@ -80,6 +82,7 @@ class Options:
             retry_delay=_number(PREFIX + "RETRY_DELAY", get("RETRY_DELAY", "30"), float),
             cluster_cidrs=_cidrs(PREFIX + "CLUSTER_CIDRS", get("CLUSTER_CIDRS", "")),
             ca_check_interval=_number(PREFIX + "CA_CHECK_INTERVAL", get("CA_CHECK_INTERVAL", "600"), float),
+            savings_interval=_number(PREFIX + "SAVINGS_INTERVAL", get("SAVINGS_INTERVAL", "60"), float),
         )
 
     def policy(self, server_version: tuple[int, int] | None) -> injection.Policy:

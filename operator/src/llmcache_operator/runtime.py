@@ -22,6 +22,8 @@ class Runtime:
     """The injectedPods value last written per (namespace, cache), to write only changes."""
     ca_checks: asyncio.Task[None] | None = None
     """The loop that rotates the interception CAs (handlers.check_transparent_caches)."""
+    savings_reads: asyncio.Task[None] | None = None
+    """The loop that writes what each cache saved (handlers.read_savings)."""
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     """Work that must not hold up an answer (events the webhook posts); cancelled at cleanup."""
 

@@ -2,7 +2,7 @@
 
 Each setting is a dataclass field made by `setting(...)`: its camelCase key, its
 description (the CRD's `description`), its default, and the few checks the walkers
-know (`minimum`, `duration`; the operator adds `schema` and `required` for the CRD).
+know (`minimum`, `duration`; the operator adds `schema`, `required` and `column` for the CRD).
 `settings_of` reads a class's fields once, with their type hints resolved and
 `Optional` unwrapped, for every walker: parse, environment overrides, dump, schema and
 the operator's CRD and spec derivation.
@@ -43,6 +43,7 @@ def setting(
     duration: bool = False,
     schema: Mapping[str, Any] | None = None,
     required: bool = False,
+    column: str | None = None,
 ) -> T: ...
 
 
@@ -56,6 +57,7 @@ def setting(
     duration: bool = False,
     schema: Mapping[str, Any] | None = None,
     required: bool = False,
+    column: str | None = None,
 ) -> T: ...
 
 
@@ -69,12 +71,14 @@ def setting(
     duration: bool = False,
     schema: Mapping[str, Any] | None = None,
     required: bool = False,
+    column: str | None = None,
 ) -> Any:
     """One setting: a dataclass field with its key, description and checks in `metadata`.
 
     `minimum` is checked by parse and written to the schema; `duration` reads a number of
-    seconds or a string such as `1h30m`; `schema` (merged into the field's CRD schema) and
-    `required` are the operator's Kubernetes refinements.
+    seconds or a string such as `1h30m`; `schema` (merged into the field's CRD schema),
+    `required` and `column` (a `kubectl get` column of that name) are the operator's
+    Kubernetes refinements.
     """
     metadata: dict[str, Any] = {"key": key, "doc": doc}
     if minimum is not None:
@@ -85,6 +89,8 @@ def setting(
         metadata["schema"] = schema
     if required:
         metadata["required"] = True
+    if column is not None:
+        metadata["column"] = column
     if factory is not MISSING:
         return field(default_factory=factory, metadata=metadata)
     return field(default=default, metadata=metadata)

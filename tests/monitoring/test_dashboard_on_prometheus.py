@@ -52,6 +52,8 @@ PAIRS = [
 ]
 POLLS = 150
 """Bounded waits of 0.1 s."""
+STARTUP_POLLS = 600
+"""A semantic sidecar builds its spelling index (and reads WordNet) before it serves: up to a minute here."""
 
 
 def status_of(cache_status: str | None) -> str:
@@ -171,7 +173,7 @@ async def sidecar(tmp_path: Path, name: str, settings: dict[str, Any]) -> AsyncI
         proc = await asyncio.create_subprocess_exec(COMMAND, "--config", str(config), stderr=log)
     try:
         async with aiohttp.ClientSession() as http:
-            for _ in range(POLLS):
+            for _ in range(STARTUP_POLLS):
                 try:
                     async with http.get(f"http://127.0.0.1:{admin}/readyz") as r:
                         if r.status == 200:

@@ -128,8 +128,9 @@ class RequestTrace:
 
     def _start_span(self, request: web.Request, provider: str, endpoint: str, root_ratio: float | None) -> None:
         headers = request.headers
-        # Extraction finds nothing unless one of the propagators' headers came along.
-        parent = propagate.extract(headers) if any(f in headers for f in TRACING.fields) else None
+        # Extraction finds nothing unless one of the propagators' headers came along (map: no
+        # generator frame on every request; the header lookups are case-insensitive).
+        parent = propagate.extract(headers) if any(map(headers.__contains__, TRACING.fields)) else None
         if root_ratio is not None:  # decided here, parent-based (see the module's docstring)
             remote = trace.get_current_span(parent).get_span_context() if parent is not None else None
             if remote is not None and remote.is_valid:

@@ -8,8 +8,9 @@ Scenarios, each at concurrency 1 and 32 (keep-alive connections, like SDK client
 - baseline/redis: wrk -> a minimal aiohttp server that only hashes the raw body and
                   does one Redis GET (the floor a Redis-backed cache can reach in Python)
 Plus the sidecar's resident memory when idle and after the runs, and:
-- telemetry: memory hits with telemetry off, metrics only (the default), and
-  metrics + traces sampled at 100% and 10% exported over OTLP/HTTP to a local sink
+- telemetry: memory hits with telemetry off, metrics only, and metrics + traces at the
+  default sampling (1% of roots) and at 100%, exported over OTLP/HTTP to a local sink;
+  and the OpenTelemetry SDK's own cost of one traced hit (bench/trace_floor.py)
 - the two targets compared robustly: telemetry on against off, and the Redis hit against
   the floor, with the servers up at once and loaded in turn over several rounds, reporting
   median requests/s and the median CPU time per request of each server process
@@ -320,31 +321,60 @@ def table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
-def telemetry_runs(provider: str, work: Path, seconds: int, path: str, rounds: int) -> list[Compared]:
-    """Memory hits with telemetry off, metrics only (the default), metrics + traces at 100% and 10%.
+FLOOR_OFF = "floor: aiohttp, no spans"
+FLOOR_ON = "floor: aiohttp + the SDK's spans of a hit"
+METRICS_ON = "hit (memory), metrics on"
+TRACED_ALL = "hit (memory), metrics + traces 100% + OTLP"
 
-    All four sidecars run at once and are loaded in turn (see `interleaved`).
+
+def telemetry_runs(provider: str, work: Path, seconds: int, path: str, rounds: int) -> list[Compared]:
+    """Memory hits with telemetry off, metrics only, metrics + traces at the default sampling, and at 100%.
+
+    The traced sidecars export over OTLP/HTTP to a local sink. Beside them, the SDK's
+    floor: a minimal aiohttp server without and with the spans of a traced hit
+    (bench/trace_floor.py). All six run at once and are loaded in turn (see
+    `interleaved`). wrk sends no `traceparent`: every request is a root, traced with
+    the sidecar's root ratio.
     """
+    unset = {"OTEL_TRACES_SAMPLER": "", "OTEL_TRACES_SAMPLER_ARG": ""}
     with otlp_sink() as sink, contextlib.ExitStack() as stack:
         variants = [
-            ("hit (memory), telemetry off", {"telemetry": {"metrics": False, "traces": False}}, {}),
-            ("hit (memory), metrics on", {}, {}),
-            (
-                "hit (memory), metrics + traces 100%",
-                {"telemetry": {"otlpEndpoint": sink}},
-                {"OTEL_TRACES_SAMPLER": "always_on"},
-            ),
-            (
-                "hit (memory), metrics + traces 10%",
-                {"telemetry": {"otlpEndpoint": sink}},
-                {"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"},
-            ),
+            ("hit (memory), telemetry off", {"telemetry": {"metrics": False, "traces": False}}),
+            (METRICS_ON, {}),
+            ("hit (memory), metrics + traces 1% (default) + OTLP", {"telemetry": {"otlpEndpoint": sink}}),
+            (TRACED_ALL, {"telemetry": {"otlpEndpoint": sink, "traceSampleRatio": 1}}),
         ]
         targets = []
-        for name, extra, env in variants:
-            running = stack.enter_context(sidecar(provider, {"type": "memory"}, work, extra=extra, env=env))
+        for name, extra in variants:
+            running = stack.enter_context(sidecar(provider, {"type": "memory"}, work, extra=extra, env=unset))
             targets.append(Target(name, running.url + path, running.pid, running))
+        for name, traces in ((FLOOR_OFF, []), (FLOOR_ON, ["--traces", sink])):
+            port = free_port()
+            floor = stack.enter_context(process([PY, "-m", "bench.trace_floor", "serve", "--port", str(port), *traces]))
+            wait_http(f"http://127.0.0.1:{port}/healthz")
+            targets.append(Target(name, f"http://127.0.0.1:{port}{path}", floor.pid))
         return interleaved(targets, SAME_BODY_LUA, 32, seconds, rounds)
+
+
+def trace_loop() -> dict[str, float]:
+    """The SDK's CPU per traced hit in a tight loop (bench/trace_floor.py loop), in a process of its own."""
+    out = subprocess.run([PY, "-m", "bench.trace_floor", "loop"], cwd=ROOT, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)  # type: ignore[no-any-return]
+
+
+def against_floor(rows: list[Compared], loop: dict[str, float]) -> str:
+    """What tracing every hit costs per request, against the SDK's own cost of the same spans."""
+    cpu = {r.name: r.cpu_us for r in rows}
+    ours = cpu[TRACED_ALL] - cpu[METRICS_ON]
+    floor = cpu[FLOOR_ON] - cpu[FLOOR_OFF]
+    narrow = loop["spans_us"] + loop["encode_us"]
+    return (
+        f"Traces at 100% add {ours:.1f} µs of CPU per hit over metrics on. The SDK's floor, the same spans made"
+        f" and exported by a minimal aiohttp server under the same load: {floor:.1f} µs, so"
+        f" {ours / floor:.2f}x the floor. In a tight loop (no server, no batch processor, no HTTP):"
+        f" {narrow:.1f} µs (spans {loop['spans_us']:.1f}, OTLP encoding {loop['encode_us']:.1f}),"
+        f" {ours / narrow:.2f}x that."
+    )
 
 
 def redis_against_floor(
@@ -587,7 +617,10 @@ def main() -> None:
         if "telemetry" in only:
             tel = telemetry_runs(provider, work, args.seconds, path, args.rounds)
             results += [c.median_run for c in tel]
-            comparisons.append(comparison_table("Telemetry cost on memory hits", tel, 32))
+            sidecars = [c for c in tel if not c.name.startswith("floor")]
+            comparisons.append(comparison_table("Telemetry cost on memory hits", sidecars, 32))
+            comparisons.append(comparison_table("The SDK's floor", [c for c in tel if c not in sidecars], 32))
+            comparisons.append(against_floor(tel, trace_loop()))
         if "policy" in only:
             pol, pol_notes = policy_runs(provider, work, args.seconds, path, args.rounds)
             results += [c.median_run for c in pol]

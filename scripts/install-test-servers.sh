@@ -3,7 +3,8 @@
 #   - Debian: redis-server and redis-tools (standalone, Sentinel via --sentinel, and
 #     Cluster via `redis-cli --cluster create`); nodejs and npm for azurite; iptables and
 #     iproute2 for the transparent-mode network-namespace test; wrk for make bench;
-#     wordnet-base for the semantic verifier's synonyms.
+#     wordnet-base for the semantic verifier's synonyms; prometheus (with promtool) for
+#     tests/monitoring: the alert rules' unit tests and the dashboard's queries on a real Prometheus.
 #   - npm: azurite (Azure Blob emulator), pinned, into the git-ignored .tools/ folder
 #     of the repository, where tests/realparts/storage.py looks for it first.
 # The Python-side servers (moto[server], gcp-storage-emulator) are pip packages in
@@ -27,6 +28,7 @@ command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)  # make bench
 # the semantic verifier's synonyms and antonyms (WordNet, read by nltk: the `semantic` extra)
 [ -f /usr/share/wordnet/index.noun ] || missing+=(wordnet-base)
+command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)  # tests/monitoring (promtool comes with it)
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "install-test-servers: apt-get install ${missing[*]}"
     $SUDO apt-get update -qq
@@ -43,4 +45,4 @@ if [ "$installed" != "$AZURITE_VERSION" ]; then
     npm install --prefix "$ROOT/.tools" --no-save --no-audit --no-fund --loglevel=error "azurite@$AZURITE_VERSION"
 fi
 
-echo "install-test-servers: $(redis-server --version | cut -d' ' -f1-3), azurite $AZURITE_VERSION"
+echo "install-test-servers: $(redis-server --version | cut -d' ' -f1-3), azurite $AZURITE_VERSION, $(prometheus --version 2>&1 | head -1 | cut -d' ' -f1-3)"

@@ -78,7 +78,7 @@ async def test_the_sidecar_exports_spans_and_metrics_over_otlp_and_logs_json_wit
                 "listen": f"127.0.0.1:{port}",
                 "admin": f"127.0.0.1:{admin}",
                 "providers": {"openai": {"upstream": upstream.url}},
-                "telemetry": {"metricsListen": f"127.0.0.1:{metrics_port}"},
+                "telemetry": {"metricsListen": f"127.0.0.1:{metrics_port}", "traceSampleRatio": 1},
             }
         )
     )

@@ -63,12 +63,12 @@ async def test_a_miss_and_a_hit_give_a_server_span_each_with_lookup_upstream_and
     assert [s.name for s in spans if s is not server] == ["llmcache.lookup"]
 
 
-async def test_no_prompt_or_answer_text_reaches_spans_or_metrics(
-    sidecar: Sidecar, upstream: Upstream, otel: Otel
-) -> None:
+async def test_no_prompt_or_answer_text_reaches_spans_or_metrics(make_sidecar, upstream: Upstream, otel: Otel) -> None:
+    sidecar = await make_sidecar(telemetry={"traceSampleRatio": 1})
     otel.spans.clear()
     await ask(sidecar, "gpt-4o-mini")
     await ask(sidecar, "gpt-4o-mini")
+    assert len(otel.spans.get_finished_spans()) >= 2
     exported = " ".join(s.to_json() for s in otel.spans.get_finished_spans())
     metrics_text = json.dumps(otel.metrics.get_metrics_data().to_json())
     for text in (exported, metrics_text):

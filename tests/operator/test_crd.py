@@ -48,6 +48,9 @@ def test_the_crd_has_short_name_status_subresource_and_printer_columns() -> None
         "TTL": ".spec.ttl",
         "Ready": '.status.conditions[?(@.type=="Ready")].status',
         "Injected": ".status.injectedPods",
+        "Hit ratio": ".status.savings.hitRatio",
+        "Tokens saved": ".status.savings.tokensSaved",
+        "USD saved": ".status.savings.costSavedUSD",
         "Age": ".metadata.creationTimestamp",
     }
 

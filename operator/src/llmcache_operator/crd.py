@@ -7,7 +7,8 @@ every field comes from `llmcache_sidecar.config.object_schema` walking `spec.LLM
 and `spec.Status`; the only additions made here are Kubernetes refinements that the
 sidecar's schema writer has no words for, read from each field's own metadata:
 `schema={...}` (merged into the field's schema: maximum, formats, int-or-string
-quantities) and `required=True` (listed in the parent's `required`, default dropped).
+quantities), `required=True` (listed in the parent's `required`, default dropped) and
+`column="Name"` (a `kubectl get` column showing that field of the status).
 Status gets no defaults (the operator writes it), and no field defaults to "": the
 1.20 API server refuses empty-string defaults, and an absent value means the same.
 """
@@ -47,8 +48,21 @@ PRINTER_COLUMNS: list[JSONSchema] = [
         "jsonPath": ".status.injectedPods",
         "description": "Pods with the sidecar.",
     },
-    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
 ]
+AGE_COLUMN: JSONSchema = {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
+
+
+def status_columns(cls: type = spec.Status, path: str = ".status") -> list[JSONSchema]:
+    """The `kubectl get` columns that status fields ask for (`column=` in their setting)."""
+    columns: list[JSONSchema] = []
+    for setting in config.settings_of(cls):
+        where = f"{path}.{setting.key}"
+        if config.is_settings_class(setting.type):
+            columns += status_columns(setting.type, where)
+        elif (name := setting.meta.get("column")) is not None:
+            kind = {int: "integer", float: "number", bool: "boolean"}.get(setting.type, "string")
+            columns.append({"name": name, "type": kind, "jsonPath": where, "description": setting.meta["doc"]})
+    return columns
 
 
 def build() -> JSONSchema:
@@ -92,7 +106,7 @@ def build() -> JSONSchema:
                     "served": True,
                     "storage": True,
                     "subresources": {"status": {}},
-                    "additionalPrinterColumns": PRINTER_COLUMNS,
+                    "additionalPrinterColumns": [*PRINTER_COLUMNS, *status_columns(), AGE_COLUMN],
                     "schema": {"openAPIV3Schema": root},
                 }
             ],

@@ -16,7 +16,18 @@ from typing import Any, NoReturn
 
 import kopf
 
-from llmcache_operator import allowlist, applying, ca_checks, k8s, probe, reconcile, secret_refs, webhook, webhook_tls
+from llmcache_operator import (
+    allowlist,
+    applying,
+    ca_checks,
+    k8s,
+    probe,
+    reconcile,
+    savings,
+    secret_refs,
+    webhook,
+    webhook_tls,
+)
 from llmcache_operator import spec as model
 from llmcache_operator.allowlist import Refusal
 from llmcache_operator.memo import MEMO_KEY, Shared, shared
@@ -56,13 +67,14 @@ async def startup_fn(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: k
     version = await api.server_version()
     memo[MEMO_KEY] = rt = Shared(api=api, options=options, policy=options.policy(version))
     rt.ca_checks = asyncio.create_task(ca_checks.check_forever(rt), name="llmcache-ca-checks")
+    rt.savings_reads = asyncio.create_task(_savings_forever(rt), name="llmcache-savings")
     logger.info("API server %s; native sidecars: %s", version, memo[MEMO_KEY].policy.native_sidecars)
 
 
 @kopf.on.cleanup()
 async def cleanup_fn(memo: kopf.Memo, **_: Any) -> None:
     rt = shared(memo)
-    for task in [rt.ca_checks, *rt.tasks]:
+    for task in [rt.ca_checks, rt.savings_reads, *rt.tasks]:
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -207,6 +219,55 @@ def _refuse(
     if refusal.retry:
         raise kopf.TemporaryError(f"not allowed: {refusal.message}", delay=rt.options.retry_delay)
     raise kopf.PermanentError(f"not allowed: {refusal.message}")
+
+
+SAVINGS_AT_ONCE = 8
+"""Caches whose backends are read at the same time (each read is bounded by the backend timeout)."""
+
+
+async def read_savings(rt: Shared) -> None:
+    """Every cache: what it saved over the last hour, read from its backend, into status.savings."""
+    now = datetime.datetime.now(datetime.UTC)
+    gate = asyncio.Semaphore(SAVINGS_AT_ONCE)
+
+    async def one(obj: Mapping[str, Any]) -> None:
+        meta = obj.get("metadata") or {}
+        name, namespace = meta["name"], meta["namespace"]
+        if reconcile.refused_by_status(obj.get("status"), meta.get("generation", 0), uses_secrets=True) is not None:
+            return  # a cache pods do not get (not allowed, or its Secrets unchecked): no backend is contacted
+
+        async def read_secret(ref: model.SecretKeyRef) -> str | None:
+            return await rt.api.read_secret_key(namespace, ref, secret_refs.USABLE)
+
+        async with gate:
+            try:
+                found = await savings.compute(
+                    obj.get("spec"),
+                    name=name,
+                    namespace=namespace,
+                    read_secret=read_secret,
+                    call_timeout=rt.options.backend_timeout,
+                    now=now,
+                )
+            except ConfigError:
+                return  # reconcile reports it
+            await rt.api.patch_status(namespace, name, {"savings": found})
+
+    caches = await rt.api.list_llmcaches()
+    for obj, failed in zip(caches, await asyncio.gather(*map(one, caches), return_exceptions=True), strict=True):
+        if isinstance(failed, Exception):
+            meta = obj.get("metadata") or {}
+            kopf_logger.warning("savings of %s/%s not written: %s", meta.get("namespace"), meta.get("name"), failed)
+
+
+async def _savings_forever(rt: Shared) -> None:
+    """A loop of the operator's own, not a kopf timer (see `check_transparent_caches`)."""
+    while True:
+        await asyncio.sleep(rt.options.savings_interval)
+        try:
+            await read_savings(rt)
+        except Exception:  # the next round tries again; kopf's own handlers are unaffected
+            kopf_logger.exception("reading what the caches saved failed")
 
 
 @kopf.on.event("v1", "pods", annotations={INJECTED_ANNOTATION: kopf.PRESENT})

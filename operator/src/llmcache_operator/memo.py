@@ -24,6 +24,8 @@ class Shared:
     """The injectedPods value last written per (namespace, cache), to write only changes."""
     ca_checks: asyncio.Task[None] | None = None
     """The loop that rotates the interception CAs (handlers.check_transparent_caches)."""
+    savings_reads: asyncio.Task[None] | None = None
+    """The loop that writes what each cache saved (handlers.read_savings)."""
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     """Work that must not hold up an answer (events the webhook posts); cancelled at cleanup."""
 

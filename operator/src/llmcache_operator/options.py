@@ -18,6 +18,7 @@
 | LLMCACHE_OPERATOR_ALLOWED_CACHE_NAMESPACES | {namespace},{namespace}.* | cache namespaces (spec.namespace) allowed |
 | LLMCACHE_OPERATOR_WATCH_NAMESPACES | (none: all) | the only namespaces whose LLMCaches the operator serves |
 | LLMCACHE_OPERATOR_SIDECAR_UID | 65531 | UID and GID the injected sidecar runs as |
+| LLMCACHE_OPERATOR_SAVINGS_INTERVAL | 60 | seconds between readings of what each cache saved (status.savings) |
 
 The lists are comma-separated; `allowlist` explains their patterns.
 """
@@ -66,6 +67,7 @@ class Options:
     watch_namespaces: tuple[str, ...] = ()
     """Empty: every namespace (cluster-wide RBAC); else only these (namespaced Roles)."""
     sidecar_uid: int = injection.SIDECAR_UID
+    savings_interval: float = 60.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Options:
@@ -109,6 +111,7 @@ class Options:
             allowlist=allowlist,
             watch_namespaces=watched,
             sidecar_uid=_number(PREFIX + "SIDECAR_UID", get("SIDECAR_UID", str(injection.SIDECAR_UID)), int),
+            savings_interval=_number(PREFIX + "SAVINGS_INTERVAL", get("SAVINGS_INTERVAL", "60"), float),
         )
 
     def policy(self, server_version: tuple[int, int] | None) -> injection.Policy:

@@ -56,7 +56,7 @@ async def check_backend(
     ping_timeout: float,
 ) -> BackendCheck:
     """Whether the backend answered a ping within `ping_timeout` seconds, and what went wrong if not."""
-    async with _connected(raw_spec, name, namespace, read_secret, ping_timeout) as (backend, problem, shared):
+    async with connected(raw_spec, name, namespace, read_secret, ping_timeout) as (backend, problem, shared):
         if backend is None:
             return problem
         try:
@@ -80,7 +80,7 @@ async def flush_shared(
     Raises `FlushError` when the backend could not do it; memory and disk (each pod its
     own) are left to the ConfigMap.
     """
-    async with _connected(raw_spec, name, namespace, read_secret, flush_timeout) as (backend, problem, shared):
+    async with connected(raw_spec, name, namespace, read_secret, flush_timeout) as (backend, problem, shared):
         if backend is None:
             if problem.reachable is False:
                 raise FlushError(problem.message)
@@ -99,10 +99,14 @@ class FlushError(Exception):
 
 
 @contextlib.asynccontextmanager
-async def _connected(
+async def connected(
     raw_spec: Mapping[str, Any] | None, name: str, namespace: str, read_secret: SecretReader, patience: float
 ) -> AsyncIterator[tuple[CacheBackend | None, BackendCheck, str]]:
-    """(backend, _, kind) for a shared backend; (None, why not, kind) otherwise. Secrets live only inside."""
+    """(backend, _, kind) for a shared backend; (None, why not, kind) otherwise. Secrets live only inside.
+
+    The backend is the one a sidecar of this cache builds, each call bounded by `patience`;
+    probes, flushes and the savings (`savings`) use it.
+    """
     with tempfile.TemporaryDirectory(prefix="llmcache-probe-") as scratch:
         cache = spec.parse(raw_spec, name=name, namespace=namespace, secret_root=scratch)
         settings = cache.settings.backend

@@ -29,7 +29,7 @@ from llmcache_operator.spec.resource import (
     SidecarResources,
     SidecarSpec,
 )
-from llmcache_operator.spec.status import Condition, LastFlush, Status
+from llmcache_operator.spec.status import Condition, LastFlush, Savings, Status
 from llmcache_operator.spec.view import SECRET_ROOT, KubernetesView, SecretMount, is_secret_file, secret_ref_key
 
 __all__ = [
@@ -56,6 +56,7 @@ __all__ = [
     "Mode",
     "NativeSidecarMode",
     "PullPolicy",
+    "Savings",
     "SecretKeyRef",
     "SecretMount",
     "SidecarResources",

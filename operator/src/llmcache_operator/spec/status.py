@@ -29,6 +29,43 @@ class LastFlush:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Savings:
+    """What the cache saved over `window`, summed from what its sidecars report to the shared backend."""
+
+    window: str = setting(
+        "window", "The period the numbers cover, up to computedAt (1h: the last 60 minutes).", default=""
+    )
+    computed_at: str = setting(
+        "computedAt", "When the operator computed them.", default="", schema={"format": "date-time"}
+    )
+    requests: int | None = setting(
+        "requests", "Cacheable requests the sidecars answered (every request but a pass-through).", default=None
+    )
+    hits: int | None = setting("hits", "Of them, answered from the cache (exact, coalesced, semantic).", default=None)
+    hit_ratio: float | None = setting(
+        "hitRatio", "hits / requests over the last hour.", default=None, column="Hit ratio"
+    )
+    tokens_saved: int | None = setting(
+        "tokensSaved",
+        "Input and output tokens not bought again, over the last hour.",
+        default=None,
+        column="Tokens saved",
+    )
+    cost_saved_usd: float | None = setting(
+        "costSavedUSD",
+        "Their price in US dollars over the last hour, from the sidecars' price table (telemetry.prices).",
+        default=None,
+        column="USD saved",
+    )
+    message: str | None = setting(
+        "message",
+        "Why there are no numbers: a backend that keeps none (memory, disk, object stores), or one that did"
+        " not answer.",
+        default=None,
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Status:
     conditions: tuple[Condition, ...] = setting(
         "conditions",
@@ -42,3 +79,6 @@ class Status:
     config_map: str | None = setting("configMap", "The ConfigMap the sidecars mount.", default=None)
     injected_pods: int | None = setting("injectedPods", "Running pods that carry this cache's sidecar.", default=None)
     last_flush: LastFlush | None = setting("lastFlush", "The last spec.flush value rendered, and when.", default=None)
+    savings: Savings | None = setting(
+        "savings", "Hit ratio, tokens and money saved over the last hour (kubectl get llmcaches).", default=None
+    )

@@ -20,6 +20,7 @@ from llmcache_sidecar.backends.base import BackendError, BackendStats, CacheBack
 from llmcache_sidecar.backends.dual import DualCache
 from llmcache_sidecar.backends.failopen import FailOpen
 from llmcache_sidecar.backends.memory import MemoryCache
+from llmcache_sidecar.backends.savings import KEPT_SECONDS, Savings, SavingsLedger
 from llmcache_sidecar.backends.unavailable import Unavailable
 from llmcache_sidecar.config import BackendSettings, ConfigError, read_secret
 
@@ -27,14 +28,19 @@ if TYPE_CHECKING:
     from llmcache_sidecar.backends.objects import ObjectStore
 
 __all__ = [
+    "KEPT_SECONDS",
     "BackendError",
     "BackendStats",
     "CacheBackend",
     "FailOpen",
     "ListingUnsupported",
+    "Savings",
+    "SavingsLedger",
     "Unavailable",
     "accepting_writes",
     "build_backend",
+    "call_timeout",
+    "ledger_of",
 ]
 
 ErrorHook = Callable[[str, str], None]
@@ -145,8 +151,26 @@ def _disk(settings: BackendSettings, on_error: ErrorHook | None) -> CacheBackend
     from llmcache_sidecar.backends.disk import DiskCache
 
     cfg = settings.disk
-    # A local disk answers in microseconds or is stuck; a second is plenty either way.
-    return FailOpen(DiskCache(cfg.path, max_bytes=cfg.max_bytes), timeout=1.0, on_error=on_error)
+    return FailOpen(DiskCache(cfg.path, max_bytes=cfg.max_bytes), timeout=DISK_TIMEOUT, on_error=on_error)
+
+
+DISK_TIMEOUT = 1.0
+"""A local disk answers in microseconds or is stuck; a second is plenty either way."""
+
+
+def call_timeout(settings: BackendSettings) -> float | None:
+    """The deadline (seconds) each call to the remote backend gets; None for memory alone."""
+    remote = settings.dual.l2 if settings.type == "dual" else settings.type
+    timeouts_ms = {
+        "redis": settings.redis.timeout_ms,
+        "s3": settings.s3.timeout_ms,
+        "gcs": settings.gcs.timeout_ms,
+        "azureBlob": settings.azure_blob.timeout_ms,
+    }
+    if remote == "disk":
+        return DISK_TIMEOUT
+    found = timeouts_ms.get(remote)
+    return None if found is None else found / 1000
 
 
 def _dual(settings: BackendSettings, on_error: ErrorHook | None) -> CacheBackend:
@@ -173,3 +197,16 @@ FACTORIES: dict[str, Factory] = {"memory": _memory, "dual": _dual, **REMOTE_FACT
 def build_backend(settings: BackendSettings, on_error: ErrorHook | None = None) -> CacheBackend:
     """The backend `settings.type` names, with its fail-open policy around it."""
     return FACTORIES[settings.type](settings, on_error)
+
+
+def ledger_of(backend: CacheBackend) -> SavingsLedger | None:
+    """Where `backend` keeps what the cache saved (see `savings`): its shared store, or None.
+
+    Looks through `dual` (its lower tier) and `FailOpen` (its store).
+    """
+    found: CacheBackend = backend
+    if isinstance(found, DualCache):
+        found = found.back
+    if isinstance(found, FailOpen):
+        found = found.inner
+    return found if isinstance(found, SavingsLedger) else None

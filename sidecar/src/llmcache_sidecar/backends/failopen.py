@@ -5,7 +5,9 @@ timeout: a read turns into a miss, a write is dropped. Errors are counted; the l
 gets one line when a backend starts failing and one when it recovers, never the
 value or the full key. After `trip_after` failures in a row the backend is skipped
 for `cooldown` seconds (a circuit breaker), so a dead Redis costs requests nothing
-instead of a connect timeout each.
+instead of a connect timeout each. `on_error(operation, reason)` hears of every call
+answered without the backend: `reason` is the exception's type name, or `SKIPPED` for
+a call the breaker kept from the backend.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any, TypeVar
 
 from llmcache_sidecar.backends.base import BackendError, BackendStats, CacheBackend
 from llmcache_sidecar.entry import CachedResponse
+from llmcache_sidecar.telemetry import SKIPPED
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -104,6 +107,8 @@ class FailOpen:
         if self._failures >= self._trip_after and time.monotonic() < self._open_until:
             call.close()  # never started: closed, so that it is not reported as never awaited
             self.skipped += 1
+            if self._on_error is not None:
+                self._on_error(op, SKIPPED)
             return fallback
         try:
             if self._timeout is None:

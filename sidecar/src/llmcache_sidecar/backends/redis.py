@@ -8,7 +8,10 @@ are `entry.encode()` bytes stored with a millisecond TTL (`SET key value PX ttl`
 Epochs are plain counters (`INCR`), leases `SET NX PX`.
 
 Every command touches exactly one key, so all of them work on a Redis Cluster
-(no cross-slot multi-key commands, no Lua, no MULTI). A namespace's epoch is one key
+(no cross-slot multi-key commands, no Lua, no MULTI). What a cache saved (`savings`)
+is a hash per namespace and minute, `llmc:savings:{<namespace>}:<minute>`: a report
+is one pipeline of increments on that one key, and the hash tag keeps a namespace's
+minutes on one shard, so the operator reads an hour of them in one pipeline too. A namespace's epoch is one key
 and lives on one shard; entries of every shard carry the epoch in their key, so a
 flush takes effect on all shards at once without visiting them.
 
@@ -38,6 +41,7 @@ from redis.exceptions import RedisError
 from llmcache_sidecar import entry
 from llmcache_sidecar.backends.autopipeline import AutoPipeline
 from llmcache_sidecar.backends.base import BackendError, BackendStats
+from llmcache_sidecar.backends.savings import KEPT_SECONDS, Savings
 from llmcache_sidecar.entry import CachedResponse
 
 logger = logging.getLogger(__name__)
@@ -72,6 +76,7 @@ class RedisCache:
         self.self_bounded = self_bounded
         self._epoch_prefix = f"{prefix}epoch:"
         self._lease_prefix = f"{prefix}lease:"
+        self._savings_prefix = f"{prefix}savings:"
         self._also_close = tuple(also_close)
         # redis-py's asyncio RedisCluster races when its first commands run concurrently
         # (several coroutines initialise the topology at once and some get a half-made
@@ -221,6 +226,37 @@ class RedisCache:
 
         result: list[str] = await self._call(scan)
         return result
+
+    async def add_savings(self, namespace: str, minute: int, delta: Savings) -> None:
+        pipe = self._client.pipeline(transaction=False)
+        key = self._savings_key(namespace, minute)
+        pipe.hincrby(key, "requests", delta.requests)
+        pipe.hincrby(key, "hits", delta.hits)
+        pipe.hincrby(key, "tokens", delta.tokens)
+        pipe.hincrbyfloat(key, "costUSD", delta.cost_usd)
+        pipe.expire(key, KEPT_SECONDS)
+        await self._call(pipe.execute)
+
+    async def read_savings(self, namespace: str, minutes: Sequence[int]) -> Savings:
+        pipe = self._client.pipeline(transaction=False)
+        for minute in minutes:
+            pipe.hgetall(self._savings_key(namespace, minute))
+        total = Savings()
+        for found in await self._call(pipe.execute):
+            fields = {bytes(k).decode(): bytes(v) for k, v in (found or {}).items()}
+            try:
+                total += Savings(
+                    int(fields.get("requests", 0)),
+                    int(fields.get("hits", 0)),
+                    int(fields.get("tokens", 0)),
+                    float(fields.get("costUSD", 0)),
+                )
+            except ValueError as exc:
+                raise BackendError(f"savings of {namespace!r} are not numbers: {exc}") from exc
+        return total
+
+    def _savings_key(self, namespace: str, minute: int) -> str:
+        return f"{self._savings_prefix}{{{namespace}}}:{minute}"
 
     async def stats(self) -> BackendStats:
         """Counts the whole Redis database (every shard of a cluster): give llmcache its own."""

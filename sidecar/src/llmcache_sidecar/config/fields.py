@@ -2,7 +2,7 @@
 
 Each setting is a dataclass field made by `setting(...)`: its camelCase key, its
 description (the CRD's `description`), its default, and the few checks the walkers
-know (`minimum`, `duration`; the operator adds `schema` and `required` for the CRD).
+know (`minimum`, `duration`; the operator adds `schema`, `required` and `column` for the CRD).
 `settings_of` reads a class's fields once, with their type hints resolved and
 `Optional` unwrapped, for every walker: parse, environment overrides, dump, schema and
 the operator's CRD.
@@ -49,6 +49,7 @@ def setting(
     required: bool = False,
     operator_owned: bool = False,
     before: str | None = None,
+    column: str | None = None,
 ) -> T: ...
 
 
@@ -64,6 +65,7 @@ def setting(
     required: bool = False,
     operator_owned: bool = False,
     before: str | None = None,
+    column: str | None = None,
 ) -> T: ...
 
 
@@ -79,15 +81,17 @@ def setting(
     required: bool = False,
     operator_owned: bool = False,
     before: str | None = None,
+    column: str | None = None,
 ) -> Any:
     """One setting: a dataclass field with its key, description and checks in `metadata`.
 
     `minimum` is checked by parse and written to the schema; `duration` reads a number of
-    seconds or a string such as `1h30m`; `schema` (merged into the field's CRD schema) and
-    `required` are the operator's Kubernetes refinements. `operator_owned`: in a pod the
-    operator sets it (ports, the interception CA), so the LLMCache spec does not offer it.
-    `before` names a field this one is listed before, for a subclass whose own field
-    belongs among its base's (the CRD lists the spec's keys in the order users know).
+    seconds or a string such as `1h30m`; `schema` (merged into the field's CRD schema),
+    `required` and `column` (a `kubectl get` column of that name) are the operator's
+    Kubernetes refinements. `operator_owned`: in a pod the operator sets it (ports, the
+    interception CA), so the LLMCache spec does not offer it. `before` names a field this
+    one is listed before, for a subclass whose own field belongs among its base's (the CRD
+    lists the spec's keys in the order users know).
 
     A key ending in `File` names a file that holds a credential: the LLMCache spec shows
     it as a Secret reference (`passwordFile` -> `passwordSecretRef`), never as a path.
@@ -105,6 +109,8 @@ def setting(
         metadata["operator_owned"] = True
     if before is not None:
         metadata["before"] = before
+    if column is not None:
+        metadata["column"] = column
     if factory is not MISSING:
         return field(default_factory=factory, metadata=metadata)
     return field(default=default, metadata=metadata)

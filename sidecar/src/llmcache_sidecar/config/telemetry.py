@@ -6,7 +6,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from llmcache_sidecar.config.fields import setting
+from llmcache_sidecar.config.fields import ConfigError, setting
+
+DEFAULT_TRACE_SAMPLE_RATIO = 0.01
+"""Istio's default: a span costs more than a cache hit (docs/benchmarks.md), so 1% of roots."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -37,7 +40,16 @@ DEFAULT_PRICES: Mapping[str, PriceSettings] = {
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TelemetrySettings:
     traces: bool = setting(
-        "traces", "Record a span per request; exported over OTLP when an endpoint is set.", default=True
+        "traces", "Record spans of sampled requests; exported over OTLP when an endpoint is set.", default=True
+    )
+    trace_sample_ratio: float = setting(
+        "traceSampleRatio",
+        "Share of requests without a sampled caller's trace that start a trace of their own (0.01: 1%)."
+        " Parent-based: a request whose traceparent is sampled is always traced, one whose traceparent is"
+        " not sampled never is. OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG replace it when set.",
+        default=DEFAULT_TRACE_SAMPLE_RATIO,
+        minimum=0,
+        schema={"maximum": 1},
     )
     metrics: bool = setting("metrics", "Keep metrics for /metrics and OTLP.", default=True)
     otlp_endpoint: str | None = setting(
@@ -51,6 +63,14 @@ class TelemetrySettings:
         " from outside the pod; the admin port stays on 127.0.0.1.",
         default=None,
     )
+    savings_interval: float = setting(
+        "savingsInterval",
+        "How often the sidecar adds what it saved (requests, hits, tokens, money) to a shared Redis backend,"
+        " for the LLMCache's status and kubectl get llmcaches; 0 turns it off. Memory and other backends keep"
+        " nothing.",
+        default=10.0,
+        duration=True,
+    )
     log_format: Literal["json", "text"] = setting(
         "logFormat", "json: one JSON object per line, with the trace id; text: plain lines.", default="json"
     )
@@ -59,6 +79,11 @@ class TelemetrySettings:
         "Prices by model name, added to (or replacing) the built-in table, for the money-saved metric.",
         factory=dict,
     )
+
+    def _check(self, path: str) -> None:
+        if not 0.0 <= self.trace_sample_ratio <= 1.0:
+            where = f"{path}.traceSampleRatio" if path else "traceSampleRatio"
+            raise ConfigError(where, f"must be between 0 and 1, got {self.trace_sample_ratio}")
 
     @property
     def price_table(self) -> dict[str, PriceSettings]:

@@ -51,7 +51,8 @@ async def serve(request: web.Request, route: Route, tail: str) -> web.StreamResp
     state = request.app[STATE]
     rt = state.runtime
     match = route.kind.cacheable.match(tail) if request.method == "POST" and rt.caching else None
-    tel = RequestTrace(request, route.name, route.kind.name, match.group("endpoint") if match else "other")
+    endpoint = match.group("endpoint") if match else "other"
+    tel = RequestTrace(request, route.name, route.kind.name, endpoint, rt.trace_ratio)
     response: web.StreamResponse | None = None
     token = otel_context.attach(tel.context) if tel.context is not None else None  # log lines carry the trace id
     try:
@@ -118,6 +119,7 @@ async def _serve_cacheable(
     if rt.settings.recording != "live":
         ctl = ctl.recording(rt.settings.recording, rt.settings.recording_ttl)
     if rt.backend_error is not None:  # no backend could be built (a secret file is unreadable)
+        telemetry.backend_failed(rt.backend.name, "get", telemetry.UNAVAILABLE)
         return await _bypass(request, route, tail, body, BACKEND_UNAVAILABLE, tel)
     if ctl.key is not None:
         digest = keys.caller_digest(provider=route.name, path=tail, caller_key=ctl.key)
@@ -132,13 +134,16 @@ async def _serve_cacheable(
     stale: CachedResponse | None = None  # past its ttl: stands in if the provider fails
     if ctl.lookup:
         backend = rt.backend
-        started = time.perf_counter()
-        entry = await backend.get(key)
-        ended = time.perf_counter()
-        telemetry.backend_timing(backend.name, "get", ended - started)
-        tel.child(
-            "llmcache.lookup", started, ended, {"llmcache.backend": backend.name, "llmcache.hit": entry is not None}
-        )
+        if not tel.traced and not telemetry.is_timed(backend.name):
+            entry = await backend.get(key)  # an in-process lookup, not traced: nothing to time
+        else:
+            started = time.perf_counter()
+            entry = await backend.get(key)
+            ended = time.perf_counter()
+            telemetry.backend_timing(backend.name, "get", ended - started)
+            tel.child(
+                "llmcache.lookup", started, ended, {"llmcache.backend": backend.name, "llmcache.hit": entry is not None}
+            )
         if entry is not None:
             use = freshness.judge(entry, ctl, time.time(), rt.settings.stale_if_error)
             if use is Use.FRESH and (fitted := render.fit(entry, shape)) is not None:

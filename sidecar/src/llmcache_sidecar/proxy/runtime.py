@@ -59,6 +59,8 @@ class Runtime:
     prices: telemetry.PriceBook = field(default_factory=lambda: telemetry.PriceBook({}))
     policy: Policy = field(default_factory=lambda: Policy(()))
     """The rules, compiled; in record and replay modes none apply (not even the built-in one)."""
+    trace_ratio: float | None = 0.0
+    """The share of root requests traced; None: the SDK's sampler decides (`telemetry.root_ratio`)."""
 
     @property
     def flush_suffix(self) -> str:
@@ -85,6 +87,7 @@ def build_runtime(settings: Settings, *, previous: Runtime | None = None) -> Run
         routes_for(settings),
         backend,
         prices=telemetry.PriceBook(settings.telemetry.price_table),
+        trace_ratio=telemetry.root_ratio(settings.telemetry),
         backend_error=backend_error,
         semantic=semantic,
         semantic_error=semantic_error,
@@ -97,7 +100,7 @@ def _backend(settings: Settings, previous: Runtime | None) -> tuple[CacheBackend
     if previous is not None and previous.settings.backend == settings.backend and previous.backend_error is None:
         return previous.backend, None
     try:
-        backend = build_backend(settings.backend, lambda op, error: telemetry.backend_error(name, op, error))
+        backend = build_backend(settings.backend, lambda op, reason: telemetry.backend_failed(name, op, reason))
     except SecretFileError as exc:
         if previous is None or previous.backend_error != str(exc):
             logger.error(

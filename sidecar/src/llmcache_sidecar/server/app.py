@@ -18,11 +18,12 @@ import aiohttp
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from llmcache_sidecar import proxy, telemetry
+from llmcache_sidecar import backends, proxy, telemetry
 from llmcache_sidecar.config import Settings
 from llmcache_sidecar.intercept import service
 from llmcache_sidecar.proxy import STATE, State, build_runtime
 from llmcache_sidecar.server import admin, reload
+from llmcache_sidecar.server.savings import Reporter
 
 logger = logging.getLogger(__name__)
 DRAIN_SECONDS = 10.0
@@ -103,16 +104,24 @@ async def _background_work(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _telemetry(app: web.Application) -> AsyncIterator[None]:
-    """Expose this app's counters to the metric readers, and keep the size gauges fresh."""
+    """Expose this app's counters to the metric readers, keep the size gauges fresh, report the savings.
+
+    Registered after `_background_work`, so cleaned up before it: the backend is still
+    open for the last report of the savings.
+    """
     state = app[STATE]
     telemetry.refresh_tracing_flag()
     state.aggregates.semantic = state.semantic
     telemetry.register(state.aggregates)
-    refresher = asyncio.get_running_loop().create_task(_refresh_sizes(state))
+    reporter = Reporter(state)
+    loop = asyncio.get_running_loop()
+    tasks = [loop.create_task(_refresh_sizes(state)), loop.create_task(reporter.run())]
     yield
-    refresher.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await refresher
+    for task in tasks:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    await reporter.report()
     telemetry.unregister(state.aggregates)
 
 
@@ -121,5 +130,6 @@ async def _refresh_sizes(state: State) -> None:
         backend = state.runtime.backend
         stats = await backend.stats()
         state.aggregates.backend = state.runtime.settings.backend.type
+        state.aggregates.backend_timeout = backends.call_timeout(state.runtime.settings.backend)
         state.aggregates.entries, state.aggregates.bytes = stats.entries, stats.bytes
         await asyncio.sleep(SIZE_REFRESH_SECONDS)

@@ -11,15 +11,19 @@ from llmcache_sidecar.telemetry.metrics import (
     REQUEST_DURATION,
     SCOPE_NAME,
     SEMANTIC_SIMILARITY,
+    SKIPPED,
+    UNAVAILABLE,
     Aggregates,
-    backend_error,
+    backend_failed,
     backend_timing,
+    is_timed,
     register,
+    savings_totals,
     stale_served,
     unregister,
 )
 from llmcache_sidecar.telemetry.pricing import PriceBook, price_of
-from llmcache_sidecar.telemetry.tracing import TRACING, RequestTrace, refresh_tracing_flag
+from llmcache_sidecar.telemetry.tracing import TRACING, RequestTrace, refresh_tracing_flag, root_ratio
 
 __all__ = [
     "BACKEND_DURATION",
@@ -27,15 +31,20 @@ __all__ = [
     "REQUEST_DURATION",
     "SCOPE_NAME",
     "SEMANTIC_SIMILARITY",
+    "SKIPPED",
     "TRACING",
+    "UNAVAILABLE",
     "Aggregates",
     "PriceBook",
     "RequestTrace",
-    "backend_error",
+    "backend_failed",
     "backend_timing",
+    "is_timed",
     "price_of",
     "refresh_tracing_flag",
     "register",
+    "root_ratio",
+    "savings_totals",
     "stale_served",
     "unregister",
 ]

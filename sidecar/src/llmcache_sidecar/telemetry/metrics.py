@@ -38,8 +38,25 @@ class Aggregates:
     entries: int | None = None
     bytes: int | None = None
     backend: str = ""
+    backend_timeout: float | None = None
+    """The per-call deadline of the remote backend (seconds); None for an in-process one."""
     semantic: Any = None
     """The semantic cache's counters (lookups by outcome, rejections by reason), when it runs."""
+
+
+HIT_STATUSES = frozenset({"hit", "coalesced", "semantic"})
+"""The statuses of answers from the cache (the dashboard's hit rate counts these)."""
+
+
+def savings_totals(aggregates: Aggregates) -> tuple[int, int, int, float]:
+    """Since start: cacheable requests (all but pass-throughs), hits, tokens saved, money saved."""
+    requests = hits = 0
+    for (_, _, _, status), count in aggregates.requests.items():
+        if status != "pass":
+            requests += count
+            if status in HIT_STATUSES:
+                hits += count
+    return requests, hits, sum(aggregates.tokens_saved.values()), sum(aggregates.cost_saved.values())
 
 
 _LIVE: weakref.WeakSet[Aggregates] = weakref.WeakSet()
@@ -178,6 +195,12 @@ STALE_SERVED = meter.create_counter(
     unit="{response}",
     description="Answers given from an entry past its ttl: the provider failed (stale-if-error), or max-stale.",
 )
+BACKEND_FAILOPEN = meter.create_counter(
+    "llmcache.backend.failopen",
+    unit="{operation}",
+    description="Backend operations answered without the backend (a lookup as a miss, a write dropped), by reason:"
+    " error, timeout, skipped (the circuit breaker is open), unavailable (the backend could not be built).",
+)
 SEMANTIC_SIMILARITY = meter.create_histogram(
     "llmcache.semantic.similarity",
     unit="1",
@@ -241,6 +264,12 @@ meter.create_observable_gauge(
 meter.create_observable_gauge(
     "llmcache.bytes", [_observe_size("bytes")], unit="By", description="Bytes the backend holds."
 )
+meter.create_observable_gauge(
+    "llmcache.backend.timeout",
+    [_observe_size("backend_timeout")],
+    unit="s",
+    description="Longest time one call to the remote backend may take before it is answered without it.",
+)
 
 
 # An in-process backend answers in about a microsecond: its timings would tell nothing
@@ -248,13 +277,30 @@ meter.create_observable_gauge(
 UNTIMED_BACKENDS = frozenset({"memory"})
 
 
+def is_timed(backend: str) -> bool:
+    """Whether `backend_timing` records this backend's operations (remote backends only)."""
+    return backend not in UNTIMED_BACKENDS
+
+
 def backend_timing(backend: str, operation: str, seconds: float) -> None:
     if backend not in UNTIMED_BACKENDS:
         BACKEND_DURATION.record(seconds, (backend, operation))
 
 
-def backend_error(backend: str, operation: str, error: str) -> None:
-    BACKEND_ERRORS.add(1, {"llmcache.backend": backend, "llmcache.operation": operation, "error.type": error})
+SKIPPED = "skipped"
+"""The reason `backend_failed` hears while the fail-open circuit breaker keeps calls from the backend."""
+UNAVAILABLE = "unavailable"
+"""The reason for a request passed through because the backend could not be built."""
+
+
+def backend_failed(backend: str, operation: str, reason: str) -> None:
+    """A backend call answered without the backend: `reason` is an exception's type name, SKIPPED or UNAVAILABLE."""
+    if reason in (SKIPPED, UNAVAILABLE):
+        kind = reason
+    else:
+        BACKEND_ERRORS.add(1, {"llmcache.backend": backend, "llmcache.operation": operation, "error.type": reason})
+        kind = "timeout" if reason == "TimeoutError" else "error"
+    BACKEND_FAILOPEN.add(1, {"llmcache.backend": backend, "llmcache.operation": operation, "llmcache.reason": kind})
 
 
 def stale_served(provider: str, reason: str) -> None:

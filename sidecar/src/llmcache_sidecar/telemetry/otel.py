@@ -7,6 +7,11 @@ the admin port's `/metrics` (Prometheus text format) and, when an OTLP endpoint 
 set, an OTLP/HTTP exporter: both read the same instruments, so a scrape and a
 collector see the same numbers. Spans are only recorded when they can go somewhere
 (an OTLP endpoint), so a sidecar without a collector pays nothing for tracing.
+
+Which requests are traced is decided by `tracing` before a span is started (parent-based,
+`traceSampleRatio` of the roots); the SDK's sampler is then `ParentBased(ALWAYS_ON)`,
+which keeps that decision. Only a sampler that `tracing` does not implement (set by
+`OTEL_TRACES_SAMPLER`: always_on, traceidratio, a plugin...) is left to the SDK.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetr
 from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.sampling import DEFAULT_ON
 from prometheus_client import CollectorRegistry
 
 from llmcache_sidecar import __version__
@@ -78,7 +84,9 @@ def setup(settings: TelemetrySettings) -> OtelHandles:
     if settings.traces and (endpoint := _endpoint(settings, "traces")) is not None:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-        tracer_provider = TracerProvider(resource=resource)  # sampler from OTEL_TRACES_SAMPLER
+        # DEFAULT_ON is ParentBased(ALWAYS_ON); None: the SDK reads OTEL_TRACES_SAMPLER itself.
+        sampler = DEFAULT_ON if tracing.root_ratio(settings) is not None else None
+        tracer_provider = TracerProvider(resource=resource, sampler=sampler)
         tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
         trace.set_tracer_provider(tracer_provider)
         shutdowns.append(tracer_provider.shutdown)

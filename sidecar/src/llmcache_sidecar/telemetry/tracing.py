@@ -1,7 +1,17 @@
-"""What the data path reports per request: one span, and the counts behind the metrics.
+"""What the data path reports per request: one span when sampled, and the counts behind the metrics.
 
 Only the OpenTelemetry *API* is used here; `otel.py` sets the SDK up once, in the CLI.
 Without it every call below is a no-op.
+
+Sampling is parent-based and decided here, before any span exists: a request whose
+`traceparent` is sampled is traced, one whose `traceparent` is not sampled is not, and
+a request without one (a root) is traced with probability `traceSampleRatio` (1% by
+default). The SDK's own sampler is then `ParentBased(ALWAYS_ON)`: it keeps what was
+decided here. An unsampled request does no span work at all: no attribute dict, no
+span object, no context attached, no child spans, no clock read that only a span needs.
+`OTEL_TRACES_SAMPLER` replaces the setting: the parent-based samplers are decided here
+the same way; any other sampler (always_on, traceidratio, a plugin) is asked by the SDK
+for each request.
 
 The hit path is kept cheap on purpose: a request adds to the `Aggregates` sums (see
 `metrics`) instead of an SDK `add` per counter, and child spans are created after the
@@ -13,6 +23,8 @@ keys and model names do.
 from __future__ import annotations
 
 import logging
+import os
+import random
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,6 +34,7 @@ from aiohttp import web
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 
+from llmcache_sidecar.config import TelemetrySettings
 from llmcache_sidecar.entry import Usage
 from llmcache_sidecar.telemetry.metrics import REQUEST_DURATION, SCOPE_NAME, Aggregates
 from llmcache_sidecar.telemetry.pricing import PriceBook
@@ -40,6 +53,40 @@ GEN_AI_OPERATION = {
     "responses": "chat",
 }
 _NS = 1_000_000_000
+SAMPLER_ENV = "OTEL_TRACES_SAMPLER"
+SAMPLER_ARG_ENV = "OTEL_TRACES_SAMPLER_ARG"
+_PARENT_BASED = {"parentbased_always_on": 1.0, "parentbased_always_off": 0.0, "parentbased_traceidratio": None}
+
+
+def root_ratio(settings: TelemetrySettings, env: Mapping[str, str] = os.environ) -> float | None:
+    """The share of root requests this sidecar traces; None when the SDK's sampler decides each one.
+
+    `traceSampleRatio`, unless `OTEL_TRACES_SAMPLER` is set: its parent-based samplers
+    mean the same rule with another ratio (`OTEL_TRACES_SAMPLER_ARG` for
+    parentbased_traceidratio); any other sampler is the SDK's to run (None).
+    """
+    name = env.get(SAMPLER_ENV, "").strip().lower()
+    if not name:
+        return settings.trace_sample_ratio
+    if name not in _PARENT_BASED:
+        return None
+    fixed = _PARENT_BASED[name]
+    if fixed is not None:
+        return fixed
+    raw = env.get(SAMPLER_ARG_ENV, "").strip()
+    try:
+        ratio = float(raw)
+    except ValueError:
+        ratio = -1.0
+    if not 0.0 <= ratio <= 1.0:
+        logger.warning(
+            "%s=%r is not a ratio between 0 and 1: traceSampleRatio %s applies",
+            SAMPLER_ARG_ENV,
+            raw,
+            settings.trace_sample_ratio,
+        )
+        return settings.trace_sample_ratio
+    return ratio
 
 
 class RequestTrace:
@@ -59,7 +106,8 @@ class RequestTrace:
         "system",
     )
 
-    def __init__(self, request: web.Request, provider: str, kind: str, endpoint: str) -> None:
+    def __init__(self, request: web.Request, provider: str, kind: str, endpoint: str, root_ratio: float | None) -> None:
+        """`root_ratio`: the share of root requests traced, or None for the SDK's sampler (`root_ratio()`)."""
         self.start = time.perf_counter()
         self.provider = provider
         self.endpoint = endpoint
@@ -74,36 +122,55 @@ class RequestTrace:
         self.saved_seconds: float | None = None
         """On an answer from the cache: how long the original upstream answer took."""
         self.span: trace.Span | None = None
+        """The server span; None when this request is not traced (most requests: see `root_ratio`)."""
         self._parent: Context | None = None
         if TRACING.enabled:
-            headers = request.headers
-            # Extraction finds nothing unless one of the propagators' headers came along.
-            parent = propagate.extract(headers) if any(f in headers for f in TRACING.fields) else None
-            self.span = tracer.start_span(
-                f"{request.method} /{provider}/{endpoint}",
-                context=parent,
-                kind=trace.SpanKind.SERVER,
-                attributes={
-                    "http.request.method": request.method,
-                    "url.path": request.path,
-                    "gen_ai.system": self.system,
-                    "gen_ai.operation.name": GEN_AI_OPERATION.get(endpoint, endpoint),
-                    "llmcache.provider": provider,
-                },
-            )
-            self._parent = trace.set_span_in_context(self.span, parent)
+            self._start_span(request, provider, endpoint, root_ratio)
+
+    def _start_span(self, request: web.Request, provider: str, endpoint: str, root_ratio: float | None) -> None:
+        headers = request.headers
+        # Extraction finds nothing unless one of the propagators' headers came along (map: no
+        # generator frame on every request; the header lookups are case-insensitive).
+        parent = propagate.extract(headers) if any(map(headers.__contains__, TRACING.fields)) else None
+        if root_ratio is not None:  # decided here, parent-based (see the module's docstring)
+            remote = trace.get_current_span(parent).get_span_context() if parent is not None else None
+            if remote is not None and remote.is_valid:
+                if not remote.trace_flags.sampled:
+                    return
+            elif root_ratio < 1.0 and not random.random() < root_ratio:
+                return
+        span = tracer.start_span(
+            f"{request.method} /{provider}/{endpoint}",
+            context=parent,
+            kind=trace.SpanKind.SERVER,
+            attributes={
+                "http.request.method": request.method,
+                "url.path": request.path,
+                "gen_ai.system": self.system,
+                "gen_ai.operation.name": GEN_AI_OPERATION.get(endpoint, endpoint),
+                "llmcache.provider": provider,
+            },
+        )
+        if not span.is_recording():  # the SDK's sampler (OTEL_TRACES_SAMPLER) said no
+            return
+        self.span = span
+        self._parent = trace.set_span_in_context(span, parent)
 
     @property
     def context(self) -> Context | None:
-        """The context child spans (lookup, upstream call, store) hang under."""
+        """The context child spans (lookup, upstream call, store) hang under; None when not traced."""
         return self._parent
 
     def set_model(self, model: str | None) -> None:
         """The requested model; the span gets it in `finish` (one attribute call per span)."""
         self.model = model or ""
 
+    @property
+    def traced(self) -> bool:
+        return self._parent is not None
+
     def child(self, name: str, started: float, ended: float, attributes: Mapping[str, Any]) -> None:
-        """Record a finished internal step (perf_counter times) as a child span."""
+        """Record a finished internal step (perf_counter times) as a child span, if this request is traced."""
         if self._parent is None:
             return
         offset = time.time_ns() - int(time.perf_counter() * _NS)

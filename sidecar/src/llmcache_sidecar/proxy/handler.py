@@ -75,7 +75,7 @@ async def _serve_cacheable(
     if not complete:
         return await _bypass(request, route, tail, relay.chain(body, request.content), "too-large", tel)
     key_headers = tuple(request.headers.get(h) for h in route.kind.key_headers)
-    memo_key = rt.digests.key(route.name, tail, request.query_string, key_headers, body)
+    memo_key = rt.digests.key(route.name, route.upstream, tail, request.query_string, key_headers, body)
     parsed: dict[str, Any] | None = None
     known = rt.digests.get(memo_key)
     if known is not None:  # seen before: no parsing, no canonical encoding
@@ -101,7 +101,7 @@ async def _serve_cacheable(
     if rt.backend_error is not None:  # no backend could be built (a secret file is unreadable)
         return await _bypass(request, route, tail, body, BACKEND_UNAVAILABLE, tel)
     if ctl.key is not None:
-        digest = keys.caller_digest(provider=route.name, path=tail, caller_key=ctl.key)
+        digest = keys.caller_digest(provider=route.name, upstream=route.upstream, path=tail, caller_key=ctl.key)
     elif digest is None:
         assert parsed is not None
         digest = _request_digest(request, rt, route, tail, parsed)

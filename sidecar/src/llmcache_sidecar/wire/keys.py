@@ -52,9 +52,13 @@ def request_digest(
     return hashlib.sha256(canonical).hexdigest()
 
 
-def caller_digest(*, provider: str, path: str, caller_key: str) -> str:
-    """Digest of a caller-chosen key (`x-llmcache-key`), still scoped to provider and endpoint."""
-    return hashlib.sha256(f"{provider}\0{path}\0{caller_key}".encode()).hexdigest()
+def caller_digest(*, provider: str, upstream: str, path: str, caller_key: str) -> str:
+    """Digest of a caller-chosen key (`x-llmcache-key`), still scoped to provider, upstream and endpoint.
+
+    The upstream matters in transparent mode, where every `*.openai.azure.com` host is one
+    route (`azure`) with that host as its upstream: one resource never answers for another.
+    """
+    return hashlib.sha256(f"{provider}\0{upstream}\0{path}\0{caller_key}".encode()).hexdigest()
 
 
 @lru_cache(maxsize=4096)
@@ -79,7 +83,7 @@ def short(key: str) -> str:
     return key[-12:]
 
 
-MemoKey = tuple[str, str, str, tuple[str | None, ...], bytes]
+MemoKey = tuple[str, str, str, str, tuple[str | None, ...], bytes]
 
 
 class DigestMemo:
@@ -88,7 +92,8 @@ class DigestMemo:
     A repeated request, the common case for a cache, then skips parsing and canonical
     encoding: the body's SHA-256 replaces them. The memo is exact, not a heuristic: its
     key holds every input of `request_digest` other than the configuration (provider,
-    path, query, the answer-changing headers, the raw bytes), and the runtime that owns
+    upstream, path, query, the answer-changing headers, the raw bytes; the upstream
+    because one transparent route has an upstream per host), and the runtime that owns
     it is rebuilt when the configuration changes. Bodies with a `cache` control field
     are never remembered. Bounded: the oldest entry goes first.
     """
@@ -100,8 +105,10 @@ class DigestMemo:
         self._size = size
 
     @staticmethod
-    def key(provider: str, path: str, query: str, headers: tuple[str | None, ...], body: bytes) -> MemoKey:
-        return (provider, path, query, headers, hashlib.sha256(body).digest())
+    def key(
+        provider: str, upstream: str, path: str, query: str, headers: tuple[str | None, ...], body: bytes
+    ) -> MemoKey:
+        return (provider, upstream, path, query, headers, hashlib.sha256(body).digest())
 
     def get(self, key: MemoKey) -> tuple[str, str | None] | None:
         return self._items.get(key)

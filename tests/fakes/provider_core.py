@@ -31,6 +31,8 @@ class Received:
     query: dict[str, str]
     headers: dict[str, str]
     body: bytes
+    raw_path: str = ""
+    """The request target as sent, percent-encoding and query included."""
 
     def json(self) -> Any:
         return json.loads(self.body) if self.body else None

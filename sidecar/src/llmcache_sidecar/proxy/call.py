@@ -6,7 +6,7 @@ passing ten values from function to function.
 
 A `NamedTuple` rather than a frozen dataclass: as immutable (at run time, and to mypy),
 but built in about a third of the time (a frozen dataclass sets each field through
-`object.__setattr__`, about 1 µs for these nine, on a hit path of about 60 µs).
+`object.__setattr__`, about 1 µs for these ten, on a hit path of about 60 µs).
 """
 
 from __future__ import annotations
@@ -28,7 +28,9 @@ class Call(NamedTuple):
     """The runtime this request started with: a reload swaps `state.runtime`, never this."""
     route: Route
     tail: str
-    """The path below the provider's upstream."""
+    """The path below the provider's upstream, decoded: what the cache classifies and keys."""
+    raw_tail: str
+    """The same path as the app sent it: what goes upstream (see `wire.paths`)."""
     body: bytes
     """The body as it goes upstream (a `cache` control field taken out)."""
     ctl: RequestControls

@@ -21,7 +21,7 @@ from llmcache_sidecar.proxy import miss, relay, respond
 from llmcache_sidecar.proxy.call import Call
 from llmcache_sidecar.proxy.runtime import STATE, Route, Runtime, State
 from llmcache_sidecar.telemetry import RequestTrace
-from llmcache_sidecar.wire import cache_status, controls, keys
+from llmcache_sidecar.wire import cache_status, controls, keys, paths
 from llmcache_sidecar.wire.controls import ControlError, RequestControls
 
 EPOCH_REFRESH_SECONDS = 1.0
@@ -37,14 +37,29 @@ async def handle(request: web.Request) -> web.StreamResponse:
         return respond.error(
             404, "unknown_provider", f"llmcache: no provider named {request.match_info['provider']!r} is configured"
         )
-    return await serve(request, route, request.match_info["path"])
+    return await serve(request, route, route_tail(request.raw_path))
 
 
-async def serve(request: web.Request, route: Route, tail: str) -> web.StreamResponse:
-    """Answer one request bound for `route` (path `tail` below its upstream), from the cache if possible.
+def route_tail(raw_target: str) -> str:
+    """The raw path after `/<name>/` in an origin-form request target (its query left out)."""
+    raw_path = paths.split_query(raw_target)[0]
+    return raw_path.split("/", 2)[2] if raw_path.count("/") >= 2 else ""
 
-    Both modes end here: reverse proxy (`handle`) and transparent interception.
+
+async def serve(request: web.Request, route: Route, raw_tail: str) -> web.StreamResponse:
+    """Answer one request bound for `route` (raw path `raw_tail` below its upstream), from the cache if possible.
+
+    Both modes end here: reverse proxy (`handle`) and transparent interception. The raw
+    path is what goes upstream; its decoded form (checked to name the same resource, see
+    `wire.paths`) is what the cache classifies and keys.
     """
+    if route.opaque:
+        tail = raw_tail
+    else:
+        try:
+            tail = paths.decode(raw_tail)
+        except paths.PathError as exc:
+            return respond.error(400, "invalid_path", f"llmcache: refused: {exc}; it could reach another path upstream")
     state = request.app[STATE]
     rt = state.runtime
     match = route.kind.cacheable.match(tail) if request.method == "POST" and rt.caching else None
@@ -53,9 +68,9 @@ async def serve(request: web.Request, route: Route, tail: str) -> web.StreamResp
     token = otel_context.attach(tel.context) if tel.context is not None else None  # log lines carry the trace id
     try:
         if match is None:
-            response = await relay.relay(request, route, tail, request.content, status_header=None)
+            response = await relay.relay(request, route, raw_tail, request.content, status_header=None)
         else:
-            response = await _serve_cacheable(request, state, rt, route, tail, tel)
+            response = await _serve_cacheable(request, state, rt, route, tail, raw_tail, tel)
         return response
     finally:
         if response is None:
@@ -68,12 +83,12 @@ async def serve(request: web.Request, route: Route, tail: str) -> web.StreamResp
 
 
 async def _serve_cacheable(
-    request: web.Request, state: State, rt: Runtime, route: Route, tail: str, tel: RequestTrace
+    request: web.Request, state: State, rt: Runtime, route: Route, tail: str, raw_tail: str, tel: RequestTrace
 ) -> web.StreamResponse:
     """Read, key and look up a cacheable request; past a miss, `miss.answer` takes over."""
     body, complete = await _read_capped(request, rt.settings.max_body_bytes)
     if not complete:
-        return await _bypass(request, route, tail, relay.chain(body, request.content), "too-large", tel)
+        return await _bypass(request, route, raw_tail, relay.chain(body, request.content), "too-large", tel)
     key_headers = tuple(request.headers.get(h) for h in route.kind.key_headers)
     memo_key = rt.digests.key(route.name, route.upstream, tail, request.query_string, key_headers, body)
     parsed: dict[str, Any] | None = None
@@ -88,7 +103,7 @@ async def _serve_cacheable(
         except orjson.JSONDecodeError:
             loaded = None
         if not isinstance(loaded, dict):
-            return await _bypass(request, route, tail, body, "not-json", tel)
+            return await _bypass(request, route, raw_tail, body, "not-json", tel)
         parsed, digest = loaded, None
         tel.set_model(route.kind.model(tail, parsed))
         body_cache = parsed.pop("cache", None)
@@ -97,9 +112,9 @@ async def _serve_cacheable(
     try:
         ctl = controls.parse(request.headers, body_cache)
     except ControlError as exc:
-        return await _bypass(request, route, tail, body, exc.reason, tel)
+        return await _bypass(request, route, raw_tail, body, exc.reason, tel)
     if rt.backend_error is not None:  # no backend could be built (a secret file is unreadable)
-        return await _bypass(request, route, tail, body, BACKEND_UNAVAILABLE, tel)
+        return await _bypass(request, route, raw_tail, body, BACKEND_UNAVAILABLE, tel)
     if ctl.key is not None:
         digest = keys.caller_digest(provider=route.name, upstream=route.upstream, path=tail, caller_key=ctl.key)
     elif digest is None:
@@ -109,7 +124,7 @@ async def _serve_cacheable(
             rt.digests.put(memo_key, digest, tel.model or None)
 
     key = tel.key = await _key(request, state, rt, route, ctl, digest)
-    call = Call(request, state, rt, route, tail, body, ctl, key, tel)
+    call = Call(request, state, rt, route, tail, raw_tail, body, ctl, key, tel)
     if ctl.lookup:
         backend = rt.backend
         started = time.perf_counter()
@@ -133,12 +148,17 @@ async def _serve_cacheable(
 
 
 async def _bypass(
-    request: web.Request, route: Route, tail: str, data: bytes | AsyncIterator[bytes], reason: str, tel: RequestTrace
+    request: web.Request,
+    route: Route,
+    raw_tail: str,
+    data: bytes | AsyncIterator[bytes],
+    reason: str,
+    tel: RequestTrace,
 ) -> web.StreamResponse:
     """A cacheable endpoint, but this request cannot be cached: forward it, say why."""
     request.app[STATE].counters.bypasses += 1
     tel.status = "bypass"
-    return await relay.relay(request, route, tail, data, cache_status.forward("bypass", detail=reason))
+    return await relay.relay(request, route, raw_tail, data, cache_status.forward("bypass", detail=reason))
 
 
 def _request_digest(request: web.Request, rt: Runtime, route: Route, tail: str, parsed: dict[str, Any]) -> str:

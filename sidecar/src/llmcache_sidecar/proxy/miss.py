@@ -96,7 +96,7 @@ async def _fly(call: Call, flight: Flight, *, registered: bool) -> None:
             session,
             flight,
             method=request.method,
-            url=upstream.url(route.upstream, call.tail, request.query_string),
+            url=upstream.url(route.upstream, call.raw_tail, request.rel_url.raw_query_string),
             headers=upstream.request_headers(request.headers, cacheable=True),
             body=call.body,
             time_limit=route.timeout,

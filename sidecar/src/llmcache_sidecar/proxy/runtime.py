@@ -37,6 +37,9 @@ class Route:
     kind: ProviderKind
     upstream: str
     timeout: float
+    opaque: bool = False
+    """A transparent-mode pass-through to a host that is not intercepted: its path goes on
+    exactly as the app sent it, unread and unchecked (nothing is cached, no base path added)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,9 +55,13 @@ _NOT_STORED: Final = HOP_BY_HOP | {
 _NOT_STORED_PREFIXES: Final = ("x-ratelimit", "anthropic-ratelimit", "x-llmcache-", "x-envoy-")
 
 
-def url(base: str, tail: str, query: str) -> str:
-    """Where a request for `tail` (below a provider's `base` URL) goes, with the caller's query."""
-    return f"{base}/{tail}?{query}" if query else f"{base}/{tail}"
+def url(base: str, raw_tail: str, raw_query: str) -> str:
+    """Where a request for `raw_tail` (below a provider's `base` URL) goes, with the caller's query.
+
+    Both raw, as the app sent them: decoding them first would let `..%2f` climb out of
+    `base` and an encoded `&` split a query value (`wire.paths` refuses what could mislead).
+    """
+    return f"{base}/{raw_tail}?{raw_query}" if raw_query else f"{base}/{raw_tail}"
 
 
 def request_headers(headers: CIMultiDictProxy[str], *, cacheable: bool) -> CIMultiDict[str]:

@@ -10,7 +10,14 @@ from llmcache_sidecar.proxy.coalesce import Head
 from llmcache_sidecar.wire.providers import KINDS
 
 SSE = (("Content-Type", "text/event-stream"),)
-JSON = (("Content-Type", "application/json"), ("x-ratelimit-remaining-requests", "99"), ("x-request-id", "r"))
+JSON = (
+    ("Content-Type", "application/json"),
+    ("x-ratelimit-remaining-requests", "99"),
+    ("openai-processing-ms", "12"),
+    ("x-request-id", "r"),
+    ("OpenAI-Organization", "org-a"),
+    ("openai-project", "proj_a"),
+)
 
 OPENAI_DONE = [
     b'data: {"id":"c1","choices":[{"delta":{"content":"Hi"}}]}\n\n',
@@ -94,11 +101,11 @@ def test_an_error_status_is_never_stored() -> None:
     assert entry_of("openai", [b'{"error": {}}'], status=500, headers=JSON) is None
 
 
-def test_a_json_answer_keeps_its_headers_but_not_rate_limits() -> None:
+def test_a_json_answer_keeps_its_headers_but_not_rate_limits_nor_who_called() -> None:
     entry = entry_of("openai", [b'{"id":"x","usage":{"prompt_tokens":1,"completion_tokens":2}}'], headers=JSON)
     assert entry is not None
     assert entry.usage == Usage(1, 2)
-    assert dict(entry.headers) == {"Content-Type": "application/json", "x-request-id": "r"}
+    assert dict(entry.headers) == {"Content-Type": "application/json", "openai-processing-ms": "12"}
 
 
 def test_a_2xx_answer_that_is_not_json_is_not_stored() -> None:

@@ -11,6 +11,7 @@ import dataclasses
 import datetime
 import logging
 import os
+import secrets
 from collections.abc import Mapping
 from typing import Any
 
@@ -121,6 +122,8 @@ async def reconcile_fn(
         patch.status.update(reconcile.status_after_invalid(status, error=exc, generation=generation, now=_now()))
         kopf.warn(body, reason="InvalidSpec", message=str(exc))
         raise kopf.PermanentError(f"invalid spec: {exc}") from exc
+    # The tenant salt: made once (a Secret that exists already is kept, whoever made it).
+    await rt.api.create_secret(reconcile.salt_secret(cache, uid=meta["uid"], value=secrets.token_urlsafe(32)))
     rendered, transparent = await _apply(rt, cache, meta["uid"])
     backend = await probe.check_backend(
         spec,

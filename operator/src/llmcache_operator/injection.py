@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from llmcache_operator import __version__, interception, patching, reconcile
+from llmcache_operator import __version__, interception, patching, reconcile, spec
 from llmcache_operator.spec import Cache, LabelSelector
 from llmcache_sidecar import config
 
@@ -34,6 +34,8 @@ SIDECAR_NAME = "llmcache-sidecar"
 CONFIG_VOLUME = "llmcache-config"
 CONFIG_DIR = "/etc/llmcache"
 DISK_VOLUME = "llmcache-disk"
+SALT_VOLUME = "llmcache-tenant-salt"
+SALT_ENV = config.variable_for("tenantSaltFile")
 SIDECAR_UID = 65532
 REDIRECT_SIDECAR_UID = 1337
 """The sidecar's UID in the iptables variant, whose rule exempts it: not 65532, the UID of
@@ -273,6 +275,8 @@ def sidecar_container(cache: Cache, policy: Policy, *, native: bool) -> dict[str
         mounts.append({"name": DISK_VOLUME, "mountPath": disk})
     if cache.transparent:
         mounts.append(interception.sidecar_mount())
+    if salted(cache):
+        mounts.append({"name": SALT_VOLUME, "mountPath": spec.SALT_DIR, "readOnly": True})
     resources = {
         part: dict(values)
         for part, values in (("requests", side.resources.requests), ("limits", side.resources.limits))
@@ -292,6 +296,8 @@ def sidecar_container(cache: Cache, policy: Policy, *, native: bool) -> dict[str
         "readinessProbe": {**_probe(side.admin_port, "/healthz"), "periodSeconds": 5, "failureThreshold": 2},
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
+    if salted(cache):
+        container["env"] = [{"name": SALT_ENV, "value": f"{spec.SALT_DIR}/{spec.SALT_KEY}"}]
     if side.image_pull_policy:
         container["imagePullPolicy"] = side.image_pull_policy
     if native:
@@ -303,6 +309,16 @@ def sidecar_container(cache: Cache, policy: Policy, *, native: bool) -> dict[str
         # after this hook returns, so the app starts with the sidecar listening (Istio's trick).
         container["lifecycle"] = {"postStart": {"exec": {"command": _wait_until_healthy(side.admin_port)}}}
     return container
+
+
+def salted(cache: Cache) -> bool:
+    """The sidecar gets the cache's tenant salt: only the operator's own image, which knows the
+    setting (an older image pinned by `spec.sidecar.image` would refuse an unknown variable).
+
+    An environment variable, not a key in the ConfigMap: running pods of an older sidecar
+    hot-reload the ConfigMap, and the salt comes with this pod's own volume.
+    """
+    return cache.sidecar.image is None
 
 
 def sidecar_args(cache: Cache) -> list[str]:
@@ -345,6 +361,10 @@ def volumes(cache: Cache) -> list[dict[str, Any]]:
         for m in cache.secrets
     ]
     volumes = [config, *secrets]
+    if salted(cache):
+        # optional, like the others: until the Secret is there the sidecar does not cache.
+        salt = {"secretName": cache.salt_secret, "items": [{"key": spec.SALT_KEY, "path": spec.SALT_KEY}]}
+        volumes.append({"name": SALT_VOLUME, "secret": {**salt, "optional": True}})
     if cache.transparent:
         volumes += interception.volumes(cache)
     if disk_path(cache) is not None:

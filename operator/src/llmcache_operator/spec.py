@@ -53,6 +53,9 @@ SECRET_ROOT = "/var/run/secrets/llmcache"
 """Where referenced Secrets are mounted in the sidecar, one directory per reference."""
 CA_DIR = f"{SECRET_ROOT}/ca"
 """Where a transparent cache's CA (tls.crt, tls.key) is mounted in the sidecar, and only there."""
+SALT_DIR = f"{SECRET_ROOT}/tenant-salt"
+SALT_KEY = "salt"
+"""Where the cache's tenant salt (its Secret's key `salt`) is mounted in the sidecar, and only there."""
 IPTABLES_PORT = 15001
 """The sidecar's port for connections the iptables variant redirects."""
 
@@ -312,7 +315,8 @@ LLMCacheSpec = derive(
     Settings,
     "LLMCacheSpec",
     "Which pods get the llmcache sidecar, and how it caches their LLM calls.",
-    drop=["listen", "admin"],
+    # The tenant salt is the operator's: one Secret per cache that it creates, a file in the pod.
+    drop=["listen", "admin", "tenant_salt_file"],
     first=[
         (
             "pod_selector",
@@ -506,6 +510,11 @@ class Cache:
     def ca_secret(self) -> str:
         """The Secret holding this cache's interception CA (transparent mode)."""
         return f"llmcache-{self.name}-ca"
+
+    @property
+    def salt_secret(self) -> str:
+        """The Secret holding this cache's tenant salt, made once by the operator (see reconcile.salt_secret)."""
+        return f"llmcache-{self.name}-salt"
 
 
 def config_map_name(cache_name: str) -> str:

@@ -30,7 +30,7 @@ import socket
 import ssl
 import weakref
 from collections.abc import AsyncIterator, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import web
@@ -320,7 +320,7 @@ class Transparent:
         upstream = f"https://{Target(target.host, port).authority(443)}"
         configured = rt.routes.get(provider)
         if configured is not None:
-            return Route(configured.name, configured.kind, upstream, configured.timeout)
+            return replace(configured, upstream=upstream)
         return Route(provider, KINDS[provider], upstream, 600.0)
 
 

@@ -28,6 +28,9 @@ EPOCH_REFRESH_SECONDS = 1.0
 """How stale this pod's view of a flush made by another pod may be."""
 BACKEND_UNAVAILABLE = "backend-unavailable"
 """Cache-Status detail while the configured backend cannot be built."""
+NO_CREDENTIAL = "no-credential"
+"""Cache-Status detail of a request without a credential under `isolation: credential`: whose it is
+cannot be told, so it is not cached (a provider's `allowAnonymous` caches it, shared)."""
 
 
 async def handle(request: web.Request) -> web.StreamResponse:
@@ -115,6 +118,9 @@ async def _serve_cacheable(
         return await _bypass(request, route, raw_tail, body, exc.reason, tel)
     if rt.backend_error is not None:  # no backend could be built (a secret file is unreadable)
         return await _bypass(request, route, raw_tail, body, BACKEND_UNAVAILABLE, tel)
+    tenant = _tenant(request, rt, route)
+    if tenant is None:
+        return await _bypass(request, route, raw_tail, body, NO_CREDENTIAL, tel)
     if ctl.key is not None:
         digest = keys.caller_digest(provider=route.name, upstream=route.upstream, path=tail, caller_key=ctl.key)
     elif digest is None:
@@ -123,7 +129,7 @@ async def _serve_cacheable(
         if body_cache is None:
             rt.digests.put(memo_key, digest, tel.model or None)
 
-    key = tel.key = await _key(request, state, rt, route, ctl, digest)
+    key = tel.key = await _key(state, rt, ctl, tenant, digest)
     call = Call(request, state, rt, route, tail, raw_tail, body, ctl, key, tel)
     if ctl.lookup:
         backend = rt.backend
@@ -178,14 +184,20 @@ def _request_digest(request: web.Request, rt: Runtime, route: Route, tail: str, 
     )
 
 
-async def _key(request: web.Request, state: State, rt: Runtime, route: Route, ctl: RequestControls, digest: str) -> str:
+def _tenant(request: web.Request, rt: Runtime, route: Route) -> str | None:
+    """Whose entries a request reads and writes; None: it carries no credential and may not be cached."""
+    if rt.settings.isolation != "credential":
+        return keys.SHARED_TENANT
+    credential = route.kind.credential(request.headers, request.query, route.credential_headers)
+    if credential is None:
+        return keys.ANONYMOUS_TENANT if route.allow_anonymous else None
+    return keys.tenant_of(credential, rt.tenant_salt)
+
+
+async def _key(state: State, rt: Runtime, ctl: RequestControls, tenant: str, digest: str) -> str:
     """The full key: namespace (and sub-namespace), flush epoch, tenant, digest."""
     settings = rt.settings
     namespace = settings.namespace if ctl.namespace is None else f"{settings.namespace}/{ctl.namespace}"
-    if settings.isolation == "credential":
-        tenant = keys.tenant_of(route.kind.credential(request.headers, request.query))
-    else:
-        tenant = keys.SHARED_TENANT
     return keys.compose(namespace, await _epoch(state, rt), tenant, digest)
 
 

@@ -19,7 +19,7 @@ from aiohttp import web
 
 from llmcache_sidecar import telemetry
 from llmcache_sidecar.backends import CacheBackend, Unavailable, build_backend
-from llmcache_sidecar.config import SecretFileError, Settings
+from llmcache_sidecar.config import SecretFileError, Settings, read_secret
 from llmcache_sidecar.proxy.coalesce import Coalescer
 from llmcache_sidecar.semantic import SemanticCache, SemanticCounters, build_semantic
 from llmcache_sidecar.telemetry import Aggregates
@@ -40,6 +40,10 @@ class Route:
     opaque: bool = False
     """A transparent-mode pass-through to a host that is not intercepted: its path goes on
     exactly as the app sent it, unread and unchecked (nothing is cached, no base path added)."""
+    credential_headers: tuple[str, ...] = ()
+    """Headers that carry a credential besides the kind's own (`providers.<name>.credentialHeaders`)."""
+    allow_anonymous: bool = False
+    """With isolation: credential, cache requests that carry no credential (one shared tenant)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +56,8 @@ class Runtime:
     backend_error: str | None = None
     """Why the configured backend could not be built (a secret file is unreadable): `backend`
     is then an `Unavailable` stand-in, and cacheable requests pass through uncached."""
+    tenant_salt: bytes = b""
+    """The install's secret salt of the tenant hash (`tenantSaltFile`); empty when none is set."""
     semantic: SemanticCache | None = None
     semantic_error: str | None = None
     """Why the semantic cache could not be built: exact caching goes on without it."""
@@ -67,7 +73,15 @@ class Runtime:
 
 def routes_for(settings: Settings) -> dict[str, Route]:
     return {
-        name: Route(name, KINDS[p.kind or name], p.upstream or "", p.timeout) for name, p in settings.providers.items()
+        name: Route(
+            name,
+            KINDS[p.kind or name],
+            p.upstream or "",
+            p.timeout,
+            credential_headers=p.credential_headers,
+            allow_anonymous=p.allow_anonymous,
+        )
+        for name, p in settings.providers.items()
     }
 
 
@@ -77,7 +91,7 @@ def build_runtime(settings: Settings, *, previous: Runtime | None = None) -> Run
     Never raises for an unreadable secret file: the part that needs it is left out (and
     `previous` runtimes that lacked it are retried), logged at ERROR once per reason.
     """
-    backend, backend_error = _backend(settings, previous)
+    backend, salt, backend_error = _backend(settings, previous)
     semantic, semantic_error = _semantic(settings, previous)
     return Runtime(
         settings,
@@ -85,16 +99,20 @@ def build_runtime(settings: Settings, *, previous: Runtime | None = None) -> Run
         backend,
         prices=telemetry.PriceBook(settings.telemetry.price_table),
         backend_error=backend_error,
+        tenant_salt=salt,
         semantic=semantic,
         semantic_error=semantic_error,
     )
 
 
-def _backend(settings: Settings, previous: Runtime | None) -> tuple[CacheBackend, str | None]:
+def _backend(settings: Settings, previous: Runtime | None) -> tuple[CacheBackend, bytes, str | None]:
+    """The backend, and the tenant salt: without the salt (an unreadable `tenantSaltFile`) no
+    key can be made, so the cache is unavailable as when the backend's own secret is missing."""
     name = settings.backend.type
-    if previous is not None and previous.settings.backend == settings.backend and previous.backend_error is None:
-        return previous.backend, None
     try:
+        salt = (read_secret(settings.tenant_salt_file, "tenantSaltFile") or "").encode()
+        if previous is not None and previous.settings.backend == settings.backend and previous.backend_error is None:
+            return previous.backend, salt, None
         backend = build_backend(settings.backend, lambda op, error: telemetry.backend_error(name, op, error))
     except SecretFileError as exc:
         if previous is None or previous.backend_error != str(exc):
@@ -104,10 +122,10 @@ def _backend(settings: Settings, previous: Runtime | None) -> tuple[CacheBackend
                 name,
                 exc,
             )
-        return Unavailable(name, str(exc)), str(exc)
+        return Unavailable(name, str(exc)), b"", str(exc)
     if previous is not None and previous.backend_error is not None:
         logger.info("cache backend %s is built now: caching resumes", name)
-    return backend, None
+    return backend, salt, None
 
 
 def _semantic(settings: Settings, previous: Runtime | None) -> tuple[SemanticCache | None, str | None]:

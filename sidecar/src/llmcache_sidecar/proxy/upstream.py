@@ -40,19 +40,43 @@ HOP_BY_HOP: Final = frozenset(
     }
 )
 # Response headers never replayed from the cache: they describe one delivery, or the
-# caller's rate-limit state at that moment, not the answer.
-_NOT_STORED: Final = HOP_BY_HOP | {
-    "content-encoding",
-    "date",
-    "age",
-    "set-cookie",
-    "retry-after",
-    "cache-status",
-    "server",
-    "alt-svc",
-    "cf-ray",
-}
-_NOT_STORED_PREFIXES: Final = ("x-ratelimit", "anthropic-ratelimit", "x-llmcache-", "x-envoy-")
+# caller's rate-limit state at that moment, not the answer; or they say who the caller
+# was (organization, project, the request's id), which another caller must never see.
+PER_CALLER: Final = frozenset(
+    {
+        "openai-organization",
+        "openai-project",
+        "anthropic-organization-id",
+        "x-request-id",
+        "request-id",
+        "apim-request-id",
+        "x-ms-request-id",
+        "x-ms-client-request-id",
+        "x-amzn-requestid",
+        "x-amz-request-id",
+        "x-cloud-trace-context",
+        "traceparent",
+        "tracestate",
+        "traceresponse",
+    }
+)
+_NOT_STORED: Final = (
+    HOP_BY_HOP
+    | PER_CALLER
+    | {
+        "content-encoding",
+        "date",
+        "age",
+        "set-cookie",
+        "retry-after",
+        "cache-status",
+        "server",
+        "alt-svc",
+        "cf-ray",
+    }
+)
+# x-litellm-*: a LiteLLM gateway's view of that call and that key (spend, budget, call id).
+_NOT_STORED_PREFIXES: Final = ("x-ratelimit", "anthropic-ratelimit", "x-llmcache-", "x-envoy-", "x-litellm-")
 
 
 def url(base: str, raw_tail: str, raw_query: str) -> str:

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
@@ -62,11 +63,16 @@ def caller_digest(*, provider: str, upstream: str, path: str, caller_key: str) -
 
 
 @lru_cache(maxsize=4096)
-def tenant_of(credential: str | None) -> str:
-    """A one-way hash of the caller's credential; the credential itself is never kept."""
+def tenant_of(credential: str | None, salt: bytes = b"") -> str:
+    """A keyed one-way hash of the caller's credential; the credential itself is never kept.
+
+    `salt` is the install's secret (`tenantSaltFile`): with it, the tenant part of a key
+    (visible in `x-llmcache-key` and in spans) cannot be checked against a guessed API key,
+    nor matched across installs. A new salt gives every credential a new tenant.
+    """
     if not credential:
         return ANONYMOUS_TENANT
-    return hashlib.sha256(b"llmcache-tenant\0" + credential.encode()).hexdigest()[:32]
+    return hmac.new(b"llmcache-tenant\0" + salt, credential.encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def compose(namespace: str, epoch: str, tenant: str, digest: str) -> str:

@@ -42,16 +42,22 @@ class ProviderKind:
             return m.group(1)
         return None
 
-    def credential(self, headers: Mapping[str, str], query: Mapping[str, str]) -> str | None:
-        for name in self.credential_headers:
-            value = headers.get(name)
-            if value:
-                return value
+    def credential(
+        self, headers: Mapping[str, str], query: Mapping[str, str], extra_headers: tuple[str, ...] = ()
+    ) -> str | None:
+        """Every credential the request carries, in this kind's headers, `extra_headers` and query, as one string.
+
+        None when it carries none. All of them, not the first: behind a gateway a shared key
+        (`api-key`) may come with the caller's own (`Ocp-Apim-Subscription-Key`).
+        """
+        found = [f"{name}:{value}" for name in self.credential_headers if (value := headers.get(name))]
+        for name in extra_headers:
+            if value := headers.get(name):
+                found.append(f"{name}:{value}")
         for name in self.credential_query:
-            value = query.get(name)
-            if value:
-                return value
-        return None
+            if value := query.get(name):
+                found.append(f"?{name}:{value}")
+        return "\n".join(found) if found else None
 
 
 def _int(value: Any) -> int:

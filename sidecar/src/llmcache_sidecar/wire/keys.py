@@ -1,6 +1,13 @@
 """Cache keys: SHA-256 over canonical JSON, scoped by namespace, epoch and tenant.
 
-    llmc:<format>:<namespace>:<epoch>:<tenant>:<sha256 hex>
+    llmc:<format>:<namespace>:<epoch>:<tenant>:<sha256 hex>      an entry
+    llmc:<format>:<namespace>:epoch                             its namespace's flush epoch
+    llmc:<format>:<namespace>:<epoch>:<tenant>:<sha256 hex>:lease   who fetches that entry
+    llmc:<format>:<namespace>:sem:<hash>                        a bucket of the semantic index
+
+Everything of one namespace starts with `llmc:<format>:<namespace>:` (its sub-namespaces,
+`<namespace>/<sub>`, with `llmc:<format>:<namespace>/`), and namespaces hold neither `:`
+nor `/`: one Redis ACL key pattern per namespace fences it (docs/security.md).
 
 - canonical JSON: sorted keys, no insignificant whitespace (orjson), so two bodies
   that differ only in key order or spacing share an entry; numbers and strings are
@@ -18,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
@@ -26,9 +34,16 @@ import orjson
 
 from llmcache_sidecar.config import KeyParams
 
-KEY_FORMAT = 1
+KEY_FORMAT = 2
+"""2: the epoch, lease and semantic keys moved under their namespace's prefix; entries lost
+the headers that name the caller, and the tenant hash took the install's salt."""
 SHARED_TENANT = "shared"
 ANONYMOUS_TENANT = "anon"
+_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}"
+_ENTRY_KEY = re.compile(
+    rf"^llmc:{KEY_FORMAT}:(?P<namespace>{_NAME}(?:/{_NAME})?)"
+    r":e[0-9]+(?:\.[0-9a-f]{8})?:(?:shared|anon|[0-9a-f]{32}):[0-9a-f]{64}$"
+)
 
 
 def key_fields(body: Mapping[str, Any], params: KeyParams) -> dict[str, Any]:
@@ -82,6 +97,41 @@ def compose(namespace: str, epoch: str, tenant: str, digest: str) -> str:
 def scope(key: str) -> str:
     """Everything a key is scoped by (format, namespace, epoch, tenant): the key less its digest."""
     return key.rsplit(":", 1)[0]
+
+
+def epoch_key(namespace: str) -> str:
+    """Where a shared store keeps `namespace`'s flush epoch."""
+    return f"llmc:{KEY_FORMAT}:{namespace}:epoch"
+
+
+def lease_key(key: str) -> str:
+    """Where a shared store keeps the lease of entry `key` (cross-pod coalescing)."""
+    return f"{key}:lease"
+
+
+def semantic_bucket(key: str, digest: str) -> str:
+    """The semantic index bucket of requests keyed like `key` whose exact part is `digest`.
+
+    Under the key's namespace, so that the namespace's ACL covers it; the rest is a hash of
+    the key's whole scope (epoch, tenant) and of `digest`.
+    """
+    namespace = key.split(":", 3)[2]
+    hashed = hashlib.sha256(f"{scope(key)}\0{digest}".encode()).hexdigest()[:40]
+    return f"llmc:{KEY_FORMAT}:{namespace}:sem:{hashed}"
+
+
+def entry_namespace(key: str) -> str | None:
+    """The namespace (and sub-namespace) of an entry key this release makes; None for anything else.
+
+    Epoch, lease and semantic keys, and keys of another format, are not entry keys.
+    """
+    match = _ENTRY_KEY.match(key)
+    return match.group("namespace") if match else None
+
+
+def within(namespace: str, own: str) -> bool:
+    """`namespace` is `own` or one of its sub-namespaces (`own/<sub>`)."""
+    return namespace == own or namespace.startswith(own + "/")
 
 
 def short(key: str) -> str:

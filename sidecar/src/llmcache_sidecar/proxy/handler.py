@@ -66,7 +66,9 @@ async def serve(request: web.Request, route: Route, raw_tail: str) -> web.Stream
     state = request.app[STATE]
     rt = state.runtime
     match = route.kind.cacheable.match(tail) if request.method == "POST" and rt.caching else None
-    tel = RequestTrace(request, route.name, route.kind.name, match.group("endpoint") if match else "other")
+    # A pass-through route is named after the host the app chose: a bounded label (telemetry.labels).
+    provider = state.aggregates.hosts(route.name) if route.opaque else route.name
+    tel = RequestTrace(request, provider, route.kind.name, match.group("endpoint") if match else "other")
     response: web.StreamResponse | None = None
     token = otel_context.attach(tel.context) if tel.context is not None else None  # log lines carry the trace id
     try:

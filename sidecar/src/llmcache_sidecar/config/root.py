@@ -141,6 +141,14 @@ class Settings:
     max_body_bytes: int = setting(
         "maxBodyBytes", "Larger request bodies pass through uncached.", default=10 * 2**20, minimum=1
     )
+    max_response_bytes: int | None = setting(
+        "maxResponseBytes",
+        "Largest answer recorded for the cache: a larger one streams on to the caller as it comes, is not stored"
+        " (Cache-Status detail=response-too-large) and is never held whole. Unset: a sixteenth of the"
+        " container's memory limit, between 1 MiB and 64 MiB (64 MiB without a limit).",
+        default=None,
+        minimum=1,
+    )
     replay: ReplayMode = setting(
         "replay", "How a cached stream is replayed: fast, or paced with the original gaps.", default="fast"
     )

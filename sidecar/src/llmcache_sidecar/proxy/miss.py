@@ -22,7 +22,7 @@ from llmcache_sidecar import semantic, telemetry
 from llmcache_sidecar.entry import CachedResponse
 from llmcache_sidecar.proxy import respond, streaming, upstream
 from llmcache_sidecar.proxy.call import Call
-from llmcache_sidecar.proxy.coalesce import Flight, FlightFailed, Head
+from llmcache_sidecar.proxy.coalesce import Flight, FlightFailed, Head, Reader
 from llmcache_sidecar.proxy.runtime import Runtime
 from llmcache_sidecar.wire import cache_status, keys
 
@@ -30,50 +30,79 @@ logger = logging.getLogger(__name__)
 _LEASE_POLL = (0.02, 0.25)  # first and longest gap between polls for another pod's answer
 
 
+RESPONSE_TOO_LARGE = "response-too-large"
+"""Cache-Status detail of an answer past `maxResponseBytes`: streamed to the caller, not stored."""
+
+
 async def answer(call: Call) -> web.StreamResponse:
     """Answer a request the cache did not: from a flight in progress, or from a new one."""
     state, settings, ctl, key = call.state, call.rt.settings, call.ctl, call.key
     coalescing = settings.coalesce.enabled and ctl.lookup
-    if coalescing and (flight := state.coalescer.join(key)) is not None:
+    if coalescing and (joined := state.coalescer.join(key)) is not None:
+        flight, reader = joined
         try:
-            head = await asyncio.wait_for(flight.head(), settings.coalesce.max_wait)
-        except (TimeoutError, FlightFailed, aiohttp.ClientError, OSError):
-            head = None
-        if head is not None and head.ok:
-            status = cache_status.hit(detail="coalesced-peer" if head.from_cache else "coalesced")
-            call.tel.status = "coalesced"
-            if head.is_stream:  # live from the first event; a cut reaches every reader alike
-                state.counters.coalesced += 1
-                return await respond.from_flight(call, flight, head, status)
-            try:
-                body = await flight.body()
-            except FlightFailed:
-                pass  # nothing was sent yet: this caller makes its own call below
-            else:
-                state.counters.coalesced += 1
-                return respond.buffered(head, body, key, status)
+            response = await _follow(call, flight, reader)
+        finally:
+            reader.close()
+        if response is not None:
+            return response
         # The leader failed: this caller makes its own call, uncoalesced.
         coalescing = False
 
     state.counters.misses += 1
     call.tel.status = "miss"
-    flight = state.coalescer.lead(key) if coalescing else Flight()
-    state.spawn(_fly(call, flight, registered=coalescing))
-    try:
-        head = await flight.head()
-    except (FlightFailed, aiohttp.ClientError, TimeoutError, OSError) as exc:
-        state.counters.upstream_errors += 1
-        name = call.route.name
-        logger.warning("upstream %s unreachable for %s: %s", name, keys.short(key), exc)
-        return respond.error(502, "upstream_unreachable", f"llmcache: the {name} upstream could not be reached: {exc}")
-    if head.from_cache:
-        call.tel.status = "coalesced"
-        status = cache_status.hit(detail="coalesced-peer")
-    elif head.ok:
-        status = cache_status.forward("miss" if ctl.lookup else "request", stored=ctl.store)
+    limit = call.rt.max_response_bytes
+    if coalescing:
+        flight, reader = state.coalescer.lead(key, limit)
     else:
-        status = cache_status.forward("miss" if ctl.lookup else "request")
-    return await respond.from_flight(call, flight, head, status)
+        flight = Flight(limit)
+        reader = flight.attach()
+    try:
+        state.spawn(_fly(call, flight, registered=coalescing))
+        try:
+            head = await flight.head()
+        except (FlightFailed, aiohttp.ClientError, TimeoutError, OSError) as exc:
+            state.counters.upstream_errors += 1
+            name = call.route.name
+            logger.warning("upstream %s unreachable for %s: %s", name, keys.short(key), exc)
+            return respond.error(
+                502, "upstream_unreachable", f"llmcache: the {name} upstream could not be reached: {exc}"
+            )
+        fwd = "miss" if ctl.lookup else "request"
+        if head.from_cache:
+            call.tel.status = "coalesced"
+            status = cache_status.hit(detail="coalesced-peer")
+        elif head.ok:
+            if not head.is_stream:
+                await flight.settled()  # whole, or known to be too large: the header can say which
+            if flight.recording:
+                status = cache_status.forward(fwd, stored=ctl.store)
+            else:
+                status = cache_status.forward(fwd, detail=RESPONSE_TOO_LARGE)
+        else:
+            status = cache_status.forward(fwd)
+        return await respond.from_flight(call, flight, reader, head, status)
+    finally:
+        reader.close()
+
+
+async def _follow(call: Call, flight: Flight, reader: Reader) -> web.StreamResponse | None:
+    """Answer from the leader's flight; None when it failed (nothing was sent: the caller makes its own call)."""
+    settings = call.rt.settings
+    try:
+        head = await asyncio.wait_for(flight.head(), settings.coalesce.max_wait)
+    except (TimeoutError, FlightFailed, aiohttp.ClientError, OSError):
+        return None
+    if not head.ok:
+        return None
+    if not head.is_stream:  # a stream is followed live from its first event; a cut reaches every reader alike
+        await flight.settled()
+        if flight.error is not None:
+            return None
+    call.tel.status = "coalesced"
+    call.state.counters.coalesced += 1
+    status = cache_status.hit(detail="coalesced-peer" if head.from_cache else "coalesced")
+    return await respond.from_flight(call, flight, reader, head, status)
 
 
 async def _fly(call: Call, flight: Flight, *, registered: bool) -> None:
@@ -102,7 +131,7 @@ async def _fly(call: Call, flight: Flight, *, registered: bool) -> None:
             time_limit=route.timeout,
             trace_context=call.tel.context,
         )
-        if call.ctl.store and flight.error is None:
+        if call.ctl.store and flight.error is None and flight.recording:
             await _store(call, flight, elapsed=time.perf_counter() - started)
     finally:
         if registered:

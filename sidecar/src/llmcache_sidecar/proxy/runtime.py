@@ -12,6 +12,7 @@ import hashlib
 import logging
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -58,6 +59,8 @@ class Runtime:
     is then an `Unavailable` stand-in, and cacheable requests pass through uncached."""
     tenant_salt: bytes = b""
     """The install's secret salt of the tenant hash (`tenantSaltFile`); empty when none is set."""
+    max_response_bytes: int = 64 * 2**20
+    """The largest answer recorded for the cache (`maxResponseBytes`, or sized to the memory limit)."""
     semantic: SemanticCache | None = None
     semantic_error: str | None = None
     """Why the semantic cache could not be built: exact caching goes on without it."""
@@ -100,9 +103,46 @@ def build_runtime(settings: Settings, *, previous: Runtime | None = None) -> Run
         prices=telemetry.PriceBook(settings.telemetry.price_table),
         backend_error=backend_error,
         tenant_salt=salt,
+        max_response_bytes=response_limit(settings),
         semantic=semantic,
         semantic_error=semantic_error,
     )
+
+
+MEMORY_LIMIT_FILES = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
+"""Where the container's memory limit is: cgroup v2, then v1."""
+RESPONSE_SHARE = 16
+"""`maxResponseBytes` by default: this fraction of the memory limit (docs/security.md says why)."""
+RESPONSE_LIMIT_RANGE = (2**20, 64 * 2**20)
+
+
+def response_limit(settings: Settings, limit_files: tuple[str, ...] = MEMORY_LIMIT_FILES) -> int:
+    """`maxResponseBytes`, or when unset a sixteenth of the container's memory limit, within 1-64 MiB.
+
+    Recording an answer of n bytes and storing it costs a few times n at its peak (the
+    recording, the entry, its encoding, the JSON read for token usage): measured in
+    docs/security.md, so that one such answer fits beside the sidecar's own ~45 MiB.
+    """
+    if settings.max_response_bytes is not None:
+        return settings.max_response_bytes
+    low, high = RESPONSE_LIMIT_RANGE
+    memory = memory_limit(limit_files)
+    if memory is None:
+        return high
+    return max(low, min(high, memory // RESPONSE_SHARE))
+
+
+def memory_limit(files: tuple[str, ...] = MEMORY_LIMIT_FILES) -> int | None:
+    """The container's memory limit in bytes (cgroup); None when there is none or it cannot be read."""
+    for name in files:
+        try:
+            text = Path(name).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit() and int(text) < 2**62:  # v1 writes "no limit" as a huge number, v2 as "max"
+            return int(text)
+        return None
+    return None
 
 
 def _backend(settings: Settings, previous: Runtime | None) -> tuple[CacheBackend, bytes, str | None]:

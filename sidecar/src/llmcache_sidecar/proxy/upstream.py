@@ -165,9 +165,15 @@ async def fetch_into(
             raw_headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in resp.raw_headers]
             if span is not None:
                 span.set_attribute("http.response.status_code", resp.status)
-            flight.set_head(Head(resp.status, tuple(raw_headers), is_event_stream(raw_headers)))
+            flight.set_head(
+                Head(resp.status, tuple(raw_headers), is_event_stream(raw_headers)), length=resp.content_length
+            )
             async for chunk in resp.content.iter_any():
                 flight.publish(chunk)
+                if not flight.recording and not await flight.room():
+                    # Too large to store, and every caller left: nobody needs the rest.
+                    flight.finish(FlightFailed("every reader of an answer too large to store left"))
+                    return
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:
         if span is not None:
             span.set_attribute("error.type", type(exc).__name__)

@@ -99,8 +99,13 @@ def _gemini_usage(body: Json) -> Usage:
     )
 
 
+def is_error(name: str | None, parsed: Json | None) -> bool:
+    """An event that reports an error (by its name, or an `error` field): its stream is never stored."""
+    return name == "error" or (parsed is not None and "error" in parsed)
+
+
 def _has_error(events: Iterable[Event]) -> bool:
-    return any(e.name == "error" or (e.json is not None and "error" in e.json) for e in events)
+    return any(is_error(e.name, e.json) for e in events)
 
 
 def _openai_stream_complete(events: list[Event]) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from llmcache_sidecar.proxy import route_tail
 from llmcache_sidecar.wire import paths
 
 
@@ -51,3 +52,16 @@ def test_a_path_whose_decoding_could_reach_another_resource_is_refused(raw: str)
 def test_a_request_target_splits_into_raw_path_and_raw_query() -> None:
     assert paths.split_query("/openai/v1/x?a=%2B&b=1") == ("/openai/v1/x", "a=%2B&b=1")
     assert paths.split_query("/openai/v1/x") == ("/openai/v1/x", "")
+
+
+@pytest.mark.parametrize(
+    ("target", "tail"),
+    [
+        ("/openai/v1/chat/completions?x=1", "v1/chat/completions"),
+        ("/op%65nai/v1/chat%20x", "v1/chat%20x"),
+        ("/openai/", ""),
+        ("http://127.0.0.1:8787/openai/v1/embeddings?x=%2F", "v1/embeddings"),
+    ],
+)
+def test_the_raw_tail_of_a_route_is_the_path_after_its_name_as_sent(target: str, tail: str) -> None:
+    assert route_tail(target) == tail

@@ -44,8 +44,14 @@ async def handle(request: web.Request) -> web.StreamResponse:
 
 
 def route_tail(raw_target: str) -> str:
-    """The raw path after `/<name>/` in an origin-form request target (its query left out)."""
+    """The raw path after `/<name>/` in a request target (its query left out).
+
+    Origin form (`/openai/v1/...`), or absolute form (`http://host/openai/v1/...`), which
+    aiohttp routes by its path alike.
+    """
     raw_path = paths.split_query(raw_target)[0]
+    if not raw_path.startswith("/"):
+        raw_path = "/" + raw_path.partition("://")[2].partition("/")[2]
     return raw_path.split("/", 2)[2] if raw_path.count("/") >= 2 else ""
 
 

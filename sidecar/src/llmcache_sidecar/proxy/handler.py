@@ -40,7 +40,9 @@ async def handle(request: web.Request) -> web.StreamResponse:
         return respond.error(
             404, "unknown_provider", f"llmcache: no provider named {request.match_info['provider']!r} is configured"
         )
-    return await serve(request, route, route_tail(request.raw_path))
+    raw = request.raw_path
+    # Without a percent sign the router's decoded tail is the raw one (the common case, for free).
+    return await serve(request, route, request.match_info["path"] if "%" not in raw else route_tail(raw))
 
 
 def route_tail(raw_target: str) -> str:
@@ -49,10 +51,11 @@ def route_tail(raw_target: str) -> str:
     Origin form (`/openai/v1/...`), or absolute form (`http://host/openai/v1/...`), which
     aiohttp routes by its path alike.
     """
-    raw_path = paths.split_query(raw_target)[0]
-    if not raw_path.startswith("/"):
+    raw_path = raw_target.partition("?")[0]
+    if raw_path[:1] != "/":
         raw_path = "/" + raw_path.partition("://")[2].partition("/")[2]
-    return raw_path.split("/", 2)[2] if raw_path.count("/") >= 2 else ""
+    name_end = raw_path.find("/", 1)
+    return raw_path[name_end + 1 :] if name_end > 0 else ""
 
 
 async def serve(request: web.Request, route: Route, raw_tail: str) -> web.StreamResponse:

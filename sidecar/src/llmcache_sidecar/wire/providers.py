@@ -50,14 +50,20 @@ class ProviderKind:
         None when it carries none. All of them, not the first: behind a gateway a shared key
         (`api-key`) may come with the caller's own (`Ocp-Apim-Subscription-Key`).
         """
-        found = [f"{name}:{value}" for name in self.credential_headers if (value := headers.get(name))]
+        # Values in a fixed order; a header value holds no line break. Two requests that
+        # show the same secrets are one caller, whichever header carried each. (Loops, not
+        # comprehensions: this runs on every hit.)
+        found: str | None = None
+        for name in self.credential_headers:
+            if value := headers.get(name):
+                found = value if found is None else f"{found}\n{value}"
         for name in extra_headers:
             if value := headers.get(name):
-                found.append(f"{name}:{value}")
+                found = value if found is None else f"{found}\n{value}"
         for name in self.credential_query:
             if value := query.get(name):
-                found.append(f"?{name}:{value}")
-        return "\n".join(found) if found else None
+                found = value if found is None else f"{found}\n{value}"
+        return found
 
 
 def _int(value: Any) -> int:

@@ -66,8 +66,8 @@ from tests.operator.caches import MODELS, SHARED
         (
             {"listen": "0.0.0.0:80"},
             "spec.listen: unknown key; known keys: backend, coalesce, customProviders, flush, interception,"
-            " isolation, keyParams, maxBodyBytes, mode, namespace, podSelector, providers, replay, semantic, sidecar,"
-            " telemetry, transparent, ttl",
+            " isolation, keyParams, maxBodyBytes, maxResponseBytes, mode, namespace, podSelector, providers, replay,"
+            " semantic, sidecar, telemetry, transparent, ttl",
         ),
         ({"podSelektor": {}}, "spec.podSelektor: unknown key; did you mean podSelector?"),
         ({"interception": "iptables"}, "spec.interception: iptables needs mode: transparent"),

@@ -23,7 +23,7 @@ help:
 	@echo "make test    install everything the tests need, lint, run the whole suite"
 	@echo "make test-lowest  the sidecar's own tests with its dependencies at their lowest allowed versions"
 	@echo "make demo    offline demo: a fake provider, the sidecar, the openai SDK asking twice"
-	@echo "make bench   hit/miss latency and throughput, RSS (figures in docs/benchmarks.md)"
+	@echo "make bench   hit/miss latency and throughput, RSS, a large answer's peak RSS (docs/benchmarks.md, docs/security.md)"
 	@echo "make bench-install   make test's Python install from the lock: pip vs uv, cold and warm caches"
 	@echo "make bench-semantic  sidecar RSS per stored prompt and a lookup's CPU (figures in docs/semantic.md)"
 	@echo "make lint    ruff, mypy --strict, import-linter"
@@ -161,6 +161,7 @@ bench: $(STAMP) system-deps
 	$(BIN)/python -m bench.sidecar
 	$(BIN)/python -m bench.backends
 	$(BIN)/python -m bench.render
+	$(BIN)/python -m bench.large_answers
 
 # How long make test's Python install takes from the lock: pip vs uv, cold and warm caches.
 bench-install: $(UV)

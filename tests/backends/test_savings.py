@@ -12,6 +12,7 @@ import uuid
 import pytest
 
 from llmcache_sidecar.backends import KEPT_SECONDS, CacheBackend, Savings, build_backend, ledger_of
+from llmcache_sidecar.wire import keys
 from tests.backends.conftest import Case, unwrap
 
 SHARED = ["redis", "redis-cluster", "redis-sentinel", "dual-redis"]
@@ -61,5 +62,5 @@ async def test_a_minute_is_kept_two_hours_then_goes(case: Case, backend: CacheBa
     namespace, minute = a_namespace(), 29_000_100
     await ledger.add_savings(namespace, minute, Savings(requests=1))
     client = unwrap(backend).client  # type: ignore[attr-defined]
-    ttl = await client.ttl(f"llmc:savings:{{{namespace}}}:{minute}")
+    ttl = await client.ttl(keys.savings_key(namespace, minute))
     assert KEPT_SECONDS - 60 < ttl <= KEPT_SECONDS == 7200

@@ -38,7 +38,7 @@ async def test_a_repeated_chat_completion_is_answered_from_the_cache(sidecar: Si
     assert second_headers["cache-status"] == "llmcache; hit"
     assert int(second_headers["age"]) >= 0
     assert first_headers["x-llmcache-key"] == second_headers["x-llmcache-key"]
-    assert first_headers["x-llmcache-key"].startswith("llmc:1:default:e0:")
+    assert first_headers["x-llmcache-key"].startswith("llmc:2:default:e0:")
 
 
 async def test_a_hit_returns_the_original_body_bytes_and_content_type(sidecar: Sidecar, upstream: Upstream) -> None:

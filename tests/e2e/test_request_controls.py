@@ -71,8 +71,8 @@ async def test_x_llmcache_namespace_keeps_entries_apart_below_the_configured_one
 
     assert sub["Cache-Status"].startswith("llmcache; fwd=miss")
     assert sub_again["Cache-Status"] == "llmcache; hit"
-    assert sub["x-llmcache-key"].startswith("llmc:1:default/experiment-1:")
-    assert plain["x-llmcache-key"].startswith("llmc:1:default:")
+    assert sub["x-llmcache-key"].startswith("llmc:2:default/experiment-1:")
+    assert plain["x-llmcache-key"].startswith("llmc:2:default:")
 
 
 async def test_a_namespace_header_that_tries_to_escape_is_refused_and_the_call_still_goes_through(

@@ -34,7 +34,7 @@ def saved(server: RedisServer, namespace: str) -> dict[str, float]:
     """Every minute of `namespace`, summed, as the operator reads them."""
     client = redis.Redis(port=server.port)
     total: dict[str, float] = {}
-    for key in client.scan_iter(f"llmc:savings:{{{namespace}}}:*"):
+    for key in client.scan_iter(f"llmc:2:{namespace}:savings:*"):
         for field, value in client.hgetall(key).items():
             total[field.decode()] = total.get(field.decode(), 0) + float(value)
     client.close()
@@ -111,7 +111,7 @@ async def test_requests_hits_tokens_and_money_reach_the_shared_backend(
     assert found["hits"] == hits_seen() >= 2
     assert found["tokens"] > 0 and found["costUSD"] > 0
     # Only the minute of the report holds them (one minute, or two across a boundary).
-    minutes = list(redis.Redis(port=own_redis.port).scan_iter("llmc:savings:{team-a}:*"))
+    minutes = list(redis.Redis(port=own_redis.port).scan_iter("llmc:2:team-a:savings:*"))
     assert 1 <= len(minutes) <= 2
     assert abs(int(minutes[0].rsplit(b":", 1)[1]) - time.time() // 60) <= 1
 
@@ -158,4 +158,4 @@ async def test_a_memory_cache_keeps_no_savings_and_reports_nothing(upstream: Ups
         await asyncio.sleep(0.3)
     finally:
         await server.close()
-    assert list(redis.Redis(port=own_redis.port).scan_iter("llmc:savings:*")) == []
+    assert list(redis.Redis(port=own_redis.port).scan_iter("llmc:*:savings:*")) == []

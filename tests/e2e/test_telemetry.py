@@ -45,7 +45,7 @@ async def test_a_miss_and_a_hit_give_a_server_span_each_with_lookup_upstream_and
     assert server.attributes["gen_ai.system"] == "openai"
     assert server.attributes["gen_ai.operation.name"] == "chat"
     assert server.attributes["gen_ai.request.model"] == "gpt-4o-mini"
-    assert server.attributes["llmcache.key"].startswith("llmc:1:")
+    assert server.attributes["llmcache.key"].startswith("llmc:2:")
     assert {"llmcache.lookup", "POST", "llmcache.store"} <= set(by_name)
     client = by_name["POST"]
     assert client.kind == SpanKind.CLIENT

@@ -60,7 +60,9 @@ async def record(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Record every request that reaches the fake, before anything can refuse it."""
     body = await request.read()
     headers = {name.lower(): value for name, value in request.headers.items()}
-    request.app[FAKE].record(Received(request.method, request.path, dict(request.query), headers, body))
+    request.app[FAKE].record(
+        Received(request.method, request.path, dict(request.query), headers, body, request.raw_path)
+    )
     return await handler(request)
 
 

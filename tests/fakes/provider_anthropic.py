@@ -14,6 +14,7 @@ from .provider_core import (
     SseEvent,
     Stream,
     bearer,
+    caller_id,
     endpoint,
     sse_json,
 )
@@ -53,6 +54,10 @@ class AnthropicDialect(Dialect):
         error = error_json(529)
         del error["request_id"]
         return sse_json(error, "error")
+
+    def caller_headers(self, request: web.Request, serial: int) -> dict[str, str]:
+        caller = caller_id(request, "x-api-key")
+        return {"request-id": f"req_{serial}", "anthropic-organization-id": f"org-{caller}"}
 
 
 def messages(call: Call) -> Reply:

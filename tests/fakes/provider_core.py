@@ -8,6 +8,7 @@ only describe *what* a provider answers; this module decides *how* it is deliver
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from abc import ABC, abstractmethod
 from collections import deque
@@ -31,6 +32,8 @@ class Received:
     query: dict[str, str]
     headers: dict[str, str]
     body: bytes
+    raw_path: str = ""
+    """The request target as sent, percent-encoding and query included."""
 
     def json(self) -> Any:
         return json.loads(self.body) if self.body else None
@@ -110,6 +113,9 @@ class FakeProvider:
     (e.g. a fake LLM judge that says SAME or DIFFERENT per a rule the test controls)."""
     reported_tokens: tuple[int, int] | None = None
     """(input, output) token counts chat completions report instead of the word counts (openai only)."""
+    gateway_header: str | None = None
+    """Act as an API gateway (Azure APIM, LiteLLM): a request carrying this header (the caller's
+    subscription key) is accepted without the provider's own credential (openai only)."""
     _planned: deque[Behaviour] = field(default_factory=deque, init=False, repr=False)
     _serial: int = field(default=0, init=False)
 
@@ -134,6 +140,7 @@ class FakeProvider:
         self.embedding_dim = 8
         self.reply_rule = None
         self.reported_tokens = None
+        self.gateway_header = None
 
     def reply_to(self, body: Json) -> str | None:
         return self.reply_rule(body) if self.reply_rule is not None else None
@@ -245,6 +252,16 @@ class Dialect(ABC):
     def error_response(self, status: int, headers: Mapping[str, str] | None = None) -> web.Response:
         return web.json_response(self.error_body(status), status=status, headers=headers)
 
+    def caller_headers(self, request: web.Request, serial: int) -> dict[str, str]:
+        """What the provider says about who called and which call this was (organization, request id)."""
+        return {}
+
+
+def caller_id(request: web.Request, *names: str) -> str:
+    """A stable short id of the caller's credential (the first of `names` it sends, or Bearer)."""
+    value = next((request.headers[n] for n in names if request.headers.get(n)), None) or bearer(request) or "none"
+    return hashlib.sha256(value.encode()).hexdigest()[:8]
+
 
 @dataclass(frozen=True)
 class Call:
@@ -272,7 +289,7 @@ def endpoint(dialect: Dialect, build: Builder) -> Handler:
         fake = request.app[FAKE]
         behaviour = fake.next_behaviour(request.headers)
         serial = fake.next_serial()
-        headers = {SERIAL_HEADER: str(serial)}
+        headers = {SERIAL_HEADER: str(serial), **dialect.caller_headers(request, serial)}
         await sleep_ms(behaviour.delay_ms)
         if behaviour.hang_up:
             if request.transport is not None:

@@ -23,12 +23,14 @@ from .provider_answers import (
     words,
 )
 from .provider_core import (
+    FAKE,
     Call,
     Dialect,
     Reply,
     SseEvent,
     Stream,
     bearer,
+    caller_id,
     endpoint,
     sse_json,
 )
@@ -75,6 +77,9 @@ def error_json(status: int) -> Json:
 
 class OpenAIDialect(Dialect):
     def reject(self, request: web.Request) -> web.Response | None:
+        gateway = request.app[FAKE].gateway_header
+        if gateway is not None and request.headers.get(gateway):
+            return None
         if bearer(request) is None:
             body = {
                 "error": {
@@ -92,6 +97,16 @@ class OpenAIDialect(Dialect):
 
     def stream_error(self, index: int) -> SseEvent:
         return sse_json(error_json(500))
+
+    def caller_headers(self, request: web.Request, serial: int) -> dict[str, str]:
+        gateway = request.app[FAKE].gateway_header
+        caller = caller_id(request, *([gateway] if gateway else []))
+        return {
+            "openai-organization": f"org-{caller}",
+            "openai-project": f"proj_{caller}",
+            "x-request-id": f"req_{serial}",
+            "openai-processing-ms": "12",
+        }
 
 
 class AzureDialect(OpenAIDialect):

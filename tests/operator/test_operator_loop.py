@@ -79,8 +79,11 @@ async def test_a_new_llmcache_gets_its_config_map_and_a_ready_status(
     assert config_file(kmock, "shared") == {
         "backend": {"type": "redis", "redis": {"url": redis_server.url}},
         "namespace": NS,
-        "providers": {"openai": {"kind": "openai", "upstream": "https://api.openai.com", "timeout": 600}},
+        "providers": {"openai": {"kind": "openai", "upstream": "https://api.openai.com"}},
     }
+    salt = kmock.objects["v1/secrets", NS, "llmcache-shared-salt"]  # the tenant salt, made once
+    assert salt["metadata"]["ownerReferences"][0]["uid"] == "uid-shared"
+    assert len(salt["stringData"]["salt"]) >= 32
 
 
 async def test_an_edit_re_renders_the_config_map_and_a_flush_is_recorded(kmock: kmock_lib.KubernetesEmulator) -> None:

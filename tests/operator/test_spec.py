@@ -66,9 +66,9 @@ from tests.operator.caches import MODELS, SHARED
         (
             {"listen": "0.0.0.0:80"},
             "spec.listen: unknown key; known keys: backend, coalesce, customProviders, flush, interception,"
-            "spec.listen: unknown key; known keys: backend, coalesce, customProviders, flush, interception,"
-            " isolation, keyParams, maxBodyBytes, mode, namespace, podSelector, providers, recording, recordingTtl,"
-            " replay, rules, semantic, shareStreamEntries, sidecar, staleIfError, telemetry, transparent, ttl",
+            " isolation, keyParams, maxBodyBytes, maxResponseBytes, mode, namespace, podSelector, providers, recording,"
+            " recordingTtl, replay, rules, semantic, shareStreamEntries, sidecar, staleIfError, telemetry, transparent,"
+            " ttl",
         ),
         ({"podSelektor": {}}, "spec.podSelektor: unknown key; did you mean podSelector?"),
         ({"interception": "iptables"}, "spec.interception: iptables needs mode: transparent"),

@@ -165,7 +165,11 @@ async def test_a_labelled_pod_gets_the_sidecar_and_a_second_pass_changes_nothing
     assert patched["metadata"]["annotations"]["llmcache.dev/injected"] == "shared"
     env = {e["name"]: e["value"] for e in patched["spec"]["containers"][1]["env"]}
     assert env["OPENAI_BASE_URL"] == "http://127.0.0.1:8787/openai/v1"
-    assert {v["name"] for v in patched["spec"]["volumes"]} == {"llmcache-config", "llmcache-redis-password"}
+    assert {v["name"] for v in patched["spec"]["volumes"]} == {
+        "llmcache-config",
+        "llmcache-redis-password",
+        "llmcache-tenant-salt",
+    }
     kubernetes_validate.validate(patched, "1.30.0", strict=True)
     assert second_patch == []
     assert "patchType" not in again

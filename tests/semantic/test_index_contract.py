@@ -27,7 +27,7 @@ from qdrant_client import AsyncQdrantClient
 from llmcache_sidecar.semantic.embedder import Vector
 from llmcache_sidecar.semantic.index import MemoryIndex, Stored, VectorIndex
 from llmcache_sidecar.semantic.qdrant_index import QdrantIndex
-from llmcache_sidecar.semantic.redis_index import PREFIX, RedisIndex
+from llmcache_sidecar.semantic.redis_index import RedisIndex
 from tests.realparts import RedisServer
 
 BOUND = 4
@@ -66,7 +66,7 @@ async def held(index: VectorIndex, redis_server: RedisServer) -> AsyncIterator[H
 
     async def count(bucket: str) -> int:
         if isinstance(index, RedisIndex):
-            return int(await client.llen(PREFIX + bucket))
+            return int(await client.llen(bucket))
         total = await index.count()
         assert total is not None
         return total

@@ -80,26 +80,35 @@ def test_a_key_carries_format_namespace_epoch_and_tenant() -> None:
     assert keys.short(key) == "d" * 12
 
 
-def test_a_caller_chosen_key_is_still_scoped_to_provider_and_endpoint() -> None:
-    one = keys.caller_digest(provider="openai", path="v1/chat/completions", caller_key="k")
-    assert one != keys.caller_digest(provider="anthropic", path="v1/messages", caller_key="k")
-    assert one == keys.caller_digest(provider="openai", path="v1/chat/completions", caller_key="k")
+def test_a_caller_chosen_key_is_still_scoped_to_provider_upstream_and_endpoint() -> None:
+    one = keys.caller_digest(provider="openai", upstream="https://a", path="v1/chat/completions", caller_key="k")
+    assert one != keys.caller_digest(provider="anthropic", upstream="https://a", path="v1/messages", caller_key="k")
+    assert one != keys.caller_digest(
+        provider="openai", upstream="https://b", path="v1/chat/completions", caller_key="k"
+    )
+    assert one == keys.caller_digest(
+        provider="openai", upstream="https://a", path="v1/chat/completions", caller_key="k"
+    )
 
 
 def test_the_digest_memo_tells_apart_every_input_and_forgets_the_oldest() -> None:
     memo = keys.DigestMemo(size=2)
-    base = keys.DigestMemo.key("openai", "v1/chat/completions", "", (None,), b'{"model":"m"}')
+    up = "https://a.openai.azure.com"
+    base = keys.DigestMemo.key("openai", up, "v1/chat/completions", "", (None,), b'{"model":"m"}')
     memo.put(base, "d1", "m", AS_STORED, CACHE)
-    again = keys.DigestMemo.key("openai", "v1/chat/completions", "", (None,), b'{"model":"m"}')
+    again = keys.DigestMemo.key("openai", up, "v1/chat/completions", "", (None,), b'{"model":"m"}')
     assert memo.get(again) == ("d1", "m", AS_STORED, CACHE)
     for other in (
-        keys.DigestMemo.key("vllm", "v1/chat/completions", "", (None,), b'{"model":"m"}'),
-        keys.DigestMemo.key("openai", "v1/completions", "", (None,), b'{"model":"m"}'),
-        keys.DigestMemo.key("openai", "v1/chat/completions", "api-version=1", (None,), b'{"model":"m"}'),
-        keys.DigestMemo.key("openai", "v1/chat/completions", "", ("beta",), b'{"model":"m"}'),
-        keys.DigestMemo.key("openai", "v1/chat/completions", "", (None,), b'{"model": "m"}'),
+        keys.DigestMemo.key("vllm", up, "v1/chat/completions", "", (None,), b'{"model":"m"}'),
+        keys.DigestMemo.key(
+            "openai", "https://b.openai.azure.com", "v1/chat/completions", "", (None,), b'{"model":"m"}'
+        ),
+        keys.DigestMemo.key("openai", up, "v1/completions", "", (None,), b'{"model":"m"}'),
+        keys.DigestMemo.key("openai", up, "v1/chat/completions", "api-version=1", (None,), b'{"model":"m"}'),
+        keys.DigestMemo.key("openai", up, "v1/chat/completions", "", ("beta",), b'{"model":"m"}'),
+        keys.DigestMemo.key("openai", up, "v1/chat/completions", "", (None,), b'{"model": "m"}'),
     ):
         assert memo.get(other) is None
-    memo.put(keys.DigestMemo.key("a", "", "", (), b"1"), "d2", None, AS_STORED, CACHE)
-    memo.put(keys.DigestMemo.key("a", "", "", (), b"2"), "d3", None, AS_STORED, CACHE)
+    memo.put(keys.DigestMemo.key("a", "", "", "", (), b"1"), "d2", None, AS_STORED, CACHE)
+    memo.put(keys.DigestMemo.key("a", "", "", "", (), b"2"), "d3", None, AS_STORED, CACHE)
     assert memo.get(base) is None  # the oldest went first

@@ -10,7 +10,14 @@ from llmcache_sidecar.proxy.coalesce import Head
 from llmcache_sidecar.wire.providers import KINDS
 
 SSE = (("Content-Type", "text/event-stream"),)
-JSON = (("Content-Type", "application/json"), ("x-ratelimit-remaining-requests", "99"), ("x-request-id", "r"))
+JSON = (
+    ("Content-Type", "application/json"),
+    ("x-ratelimit-remaining-requests", "99"),
+    ("openai-processing-ms", "12"),
+    ("x-request-id", "r"),
+    ("OpenAI-Organization", "org-a"),
+    ("openai-project", "proj_a"),
+)
 
 OPENAI_DONE = [
     b'data: {"id":"c1","choices":[{"delta":{"content":"Hi"}}]}\n\n',
@@ -94,13 +101,42 @@ def test_an_error_status_is_never_stored() -> None:
     assert entry_of("openai", [b'{"error": {}}'], status=500, headers=JSON) is None
 
 
-def test_a_json_answer_keeps_its_headers_but_not_rate_limits() -> None:
+def test_a_json_answer_keeps_its_headers_but_not_rate_limits_nor_who_called() -> None:
     entry = entry_of("openai", [b'{"id":"x","usage":{"prompt_tokens":1,"completion_tokens":2}}'], headers=JSON)
     assert entry is not None
     assert entry.usage == Usage(1, 2)
-    assert dict(entry.headers) == {"Content-Type": "application/json", "x-request-id": "r"}
+    assert dict(entry.headers) == {"Content-Type": "application/json", "openai-processing-ms": "12"}
 
 
 def test_a_2xx_answer_that_is_not_json_is_not_stored() -> None:
     assert entry_of("openai", [b"<html>"], headers=(("Content-Type", "text/html"),)) is None
     assert entry_of("openai", [b"{broken"], headers=JSON) is None
+
+
+# --- a large JSON answer: its usage read from its end, never the whole parsed (issue 15, finding 7) ---
+
+BIG = b'{"object":"list","data":[' + b",".join([b'{"embedding":[0.125,0.25,-0.5],"index":0}'] * 20_000) + b"]"
+assert len(BIG) > streaming.WHOLE_PARSE_BYTES
+
+
+@pytest.mark.parametrize(
+    ("kind", "end", "usage"),
+    [
+        ("openai", b',"model":"m","usage":{"prompt_tokens":7,"total_tokens":7}}', Usage(7, 0)),
+        ("openai", b',"usage":{"prompt_tokens":3,"completion_tokens":4,"details":{"x":1}},"system_fingerprint":"f"}', Usage(3, 4)),
+        ("gemini", b',"usageMetadata":{"promptTokenCount":5,"candidatesTokenCount":6}}', Usage(5, 6)),
+        ("openai", b',"note":"text that says \\"usage\\": {\\"prompt_tokens\\": 99}"}', Usage(0, 0)),
+    ],
+    ids=["usage-last", "usage-then-more", "gemini", "usage-only-in-a-string"],
+)  # fmt: skip
+def test_a_large_json_answer_has_its_usage_read_from_its_end(kind: str, end: bytes, usage: Usage) -> None:
+    entry = entry_of(kind, [BIG[:1000], BIG[1000:], end], headers=JSON)
+    assert entry is not None
+    assert entry.usage == usage
+    assert entry.body == BIG + end
+
+
+def test_a_large_answer_that_does_not_end_its_json_object_is_not_stored() -> None:
+    """The cheap check of a large answer (a cut body is otherwise caught by the HTTP framing)."""
+    assert entry_of("openai", [BIG, b',"usage":{"prompt_tokens":1'], headers=JSON) is None
+    assert entry_of("openai", [b"[" + BIG[1:], b"]"], headers=JSON) is None

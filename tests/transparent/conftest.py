@@ -151,7 +151,8 @@ async def make_proxy(pki: Pki, tls_upstream: TlsUpstream) -> AsyncIterator[Proxy
     """Start sidecars in transparent mode, served by `DataSite` as `cli.serve` does."""
     runners: list[web.AppRunner] = []
 
-    async def start(**overrides: Any) -> Proxy:
+    async def start(*, resolve: Mapping[str, int] | None = None, **overrides: Any) -> Proxy:
+        """`resolve`: upstream names -> local TLS ports (default: every provider host -> `tls_upstream`)."""
         data: dict[str, Any] = {
             "listen": "127.0.0.1:0",
             "transparent": {"enabled": True, "caCertFile": str(pki.ca_cert_file), "caKeyFile": str(pki.ca_key_file)},
@@ -162,7 +163,8 @@ async def make_proxy(pki: Pki, tls_upstream: TlsUpstream) -> AsyncIterator[Proxy
         trust = pki.client_context(trust_intercept=False)
 
         def connector() -> aiohttp.BaseConnector:
-            return aiohttp.TCPConnector(resolver=StaticResolver(dict.fromkeys(names, tls_upstream.port)), ssl=trust)
+            ports = resolve if resolve is not None else dict.fromkeys(names, tls_upstream.port)
+            return aiohttp.TCPConnector(resolver=StaticResolver(ports), ssl=trust)
 
         app = make_app(settings, upstream_connector=connector)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)

@@ -11,6 +11,7 @@ import dataclasses
 import datetime
 import logging
 import os
+import secrets
 from collections.abc import Mapping
 from typing import Any, NoReturn
 
@@ -157,6 +158,8 @@ async def reconcile_fn(
     refusal = refusal or await secret_refs.check(rt.api, cache)
     if refusal is not None:
         _refuse(body, patch, status, refusal, generation, rt)
+    # The tenant salt: made once (a Secret that exists already is kept, whoever made it).
+    await rt.api.create_secret(reconcile.salt_secret(cache, uid=meta["uid"], value=secrets.token_urlsafe(32)))
     try:
         rendered, transparent = await applying.apply(rt, cache, meta["uid"])
     except k8s.NotOwned as exc:

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from llmcache_operator import __version__, allowlist, interception, patching, reconcile
+from llmcache_operator import __version__, allowlist, interception, patching, reconcile, spec
 from llmcache_operator.allowlist import Allowlist
 from llmcache_operator.spec import Cache, LabelSelector
 from llmcache_sidecar import config
@@ -44,6 +44,8 @@ Not one an app container is likely to share: not 65532 (distroless and Chainguar
 2102). An app under the sidecar's UID could read the CA key through /proc/<pid>/root when
 the pod shares its process namespace, and the iptables variant would never redirect it.
 `LLMCACHE_OPERATOR_SIDECAR_UID` changes it for a cluster whose apps use this one."""
+SALT_VOLUME = "llmcache-tenant-salt"
+SALT_ENV = config.variable_for("tenantSaltFile")
 SYSTEM_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease"})
 NATIVE_SIDECARS_SINCE = (1, 29)
 NATIVE_SIDECARS_POSSIBLE_SINCE = (1, 28)  # alpha, behind the SidecarContainers feature gate
@@ -290,6 +292,8 @@ def sidecar_container(cache: Cache, policy: Policy, *, native: bool) -> dict[str
         mounts.append({"name": DISK_VOLUME, "mountPath": disk})
     if cache.transparent:
         mounts.append(interception.sidecar_mount())
+    if salted(cache):
+        mounts.append({"name": SALT_VOLUME, "mountPath": spec.SALT_DIR, "readOnly": True})
     resources = {
         part: dict(values)
         for part, values in (("requests", side.resources.requests), ("limits", side.resources.limits))
@@ -309,6 +313,8 @@ def sidecar_container(cache: Cache, policy: Policy, *, native: bool) -> dict[str
         "readinessProbe": {**_probe(side.admin_port, "/healthz"), "periodSeconds": 5, "failureThreshold": 2},
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
+    if salted(cache):
+        container["env"] = [{"name": SALT_ENV, "value": f"{spec.SALT_DIR}/{spec.SALT_KEY}"}]
     if side.image_pull_policy:
         container["imagePullPolicy"] = side.image_pull_policy
     if native:
@@ -320,6 +326,16 @@ def sidecar_container(cache: Cache, policy: Policy, *, native: bool) -> dict[str
         # after this hook returns, so the app starts with the sidecar listening (Istio's trick).
         container["lifecycle"] = {"postStart": {"exec": {"command": _wait_until_healthy(side.admin_port)}}}
     return container
+
+
+def salted(cache: Cache) -> bool:
+    """The sidecar gets the cache's tenant salt: only the operator's own image, which knows the
+    setting (an older image pinned by `spec.sidecar.image` would refuse an unknown variable).
+
+    An environment variable, not a key in the ConfigMap: running pods of an older sidecar
+    hot-reload the ConfigMap, and the salt comes with this pod's own volume.
+    """
+    return cache.sidecar.image is None
 
 
 def sidecar_args(cache: Cache) -> list[str]:
@@ -362,6 +378,10 @@ def volumes(cache: Cache) -> list[dict[str, Any]]:
         for m in cache.secrets
     ]
     volumes = [config, *secrets]
+    if salted(cache):
+        # optional, like the others: until the Secret is there the sidecar does not cache.
+        salt = {"secretName": cache.salt_secret, "items": [{"key": spec.SALT_KEY, "path": spec.SALT_KEY}]}
+        volumes.append({"name": SALT_VOLUME, "secret": {**salt, "optional": True}})
     if cache.transparent:
         volumes += interception.volumes(cache)
     if disk_path(cache) is not None:

@@ -60,7 +60,9 @@ def config_text(cache: Cache) -> str:
     """The sidecar's YAML: non-default settings, plus namespace and providers always."""
     data = config.to_mapping(cache.settings, omit_defaults=True)
     data["namespace"] = cache.settings.namespace
-    data["providers"] = {name: config.to_mapping(p) for name, p in cache.settings.providers.items()}
+    # Each provider with its defaults left out too: a setting added to providers later must not
+    # reach the file (and older sidecars) unless it is used.
+    data["providers"] = {name: config.to_mapping(p, omit_defaults=True) for name, p in cache.settings.providers.items()}
     return yaml.safe_dump(data, sort_keys=True)
 
 
@@ -104,6 +106,26 @@ def render(cache: Cache, *, uid: str, intercepted: Mapping[str, str] | None = No
         "data": {CONFIG_FILE: text},
     }
     return Rendered(text=text, config_hash=digest, config_map=body)
+
+
+def salt_secret(cache: Cache, *, uid: str, value: str) -> dict[str, Any]:
+    """The Secret with `cache`'s tenant salt `value` (random, from the caller), owned by its LLMCache.
+
+    Created once and never replaced: a new salt turns every entry keyed by credential
+    into a miss. The sidecars read it as a file (`tenantSaltFile`).
+    """
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {
+            "name": cache.salt_secret,
+            "namespace": cache.namespace,
+            "labels": {**COMMON_LABELS, CACHE_LABEL: cache.name},
+            "ownerReferences": [owner_reference(cache, uid)],
+        },
+        "stringData": {spec.SALT_KEY: value},
+    }
 
 
 def read_status(raw: Mapping[str, Any] | None) -> Status:

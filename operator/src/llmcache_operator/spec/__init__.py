@@ -8,7 +8,16 @@ referenced, never copied) is `view`, read from each field's declaration. `parse`
 the sidecar will read. `status` is what the operator writes back.
 """
 
-from llmcache_operator.spec.cache import CA_DIR, IPTABLES_PORT, SIDECAR_HOST, Cache, config_map_name, parse
+from llmcache_operator.spec.cache import (
+    CA_DIR,
+    IPTABLES_PORT,
+    SALT_DIR,
+    SALT_KEY,
+    SIDECAR_HOST,
+    Cache,
+    config_map_name,
+    parse,
+)
 from llmcache_operator.spec.resource import (
     API_VERSION,
     GROUP,
@@ -40,6 +49,8 @@ __all__ = [
     "KIND",
     "PLURAL",
     "QUANTITY_PATTERN",
+    "SALT_DIR",
+    "SALT_KEY",
     "SECRET_ROOT",
     "SHORT_NAMES",
     "SIDECAR_HOST",

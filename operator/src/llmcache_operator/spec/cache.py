@@ -20,6 +20,9 @@ from llmcache_sidecar.config import CacheSettings, ConfigError, ProviderSettings
 SIDECAR_HOST = "127.0.0.1"
 CA_DIR = f"{SECRET_ROOT}/ca"
 """Where a transparent cache's CA (tls.crt, tls.key) is mounted in the sidecar, and only there."""
+SALT_DIR = f"{SECRET_ROOT}/tenant-salt"
+SALT_KEY = "salt"
+"""Where the cache's tenant salt (its Secret's key `salt`) is mounted in the sidecar, and only there."""
 IPTABLES_PORT = 15001
 """The sidecar's port for connections the iptables variant redirects."""
 
@@ -57,6 +60,11 @@ class Cache:
     def ca_secret(self) -> str:
         """The Secret holding this cache's interception CA (transparent mode)."""
         return f"llmcache-{self.name}-ca"
+
+    @property
+    def salt_secret(self) -> str:
+        """The Secret holding this cache's tenant salt, made once by the operator (see reconcile.salt_secret)."""
+        return f"llmcache-{self.name}-salt"
 
 
 def config_map_name(cache_name: str) -> str:

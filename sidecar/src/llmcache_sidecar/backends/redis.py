@@ -5,13 +5,14 @@ not by redis-py's `socket_timeout`, whose write path costs an `asyncio.wait_for`
 per command; connecting is bounded by `socket_connect_timeout`. Cluster and Sentinel
 clients also retry and rediscover internally, which the same deadline holds. Values
 are `entry.encode()` bytes stored with a millisecond TTL (`SET key value PX ttl`).
-Epochs are plain counters (`INCR`), leases `SET NX PX`.
+Epochs are plain counters (`INCR`), leases `SET NX PX`, both named by `wire.keys` under
+their namespace's prefix, so that one ACL key pattern per namespace covers them.
 
 Every command touches exactly one key, so all of them work on a Redis Cluster
 (no cross-slot multi-key commands, no Lua, no MULTI). What a cache saved (`savings`)
-is a hash per namespace and minute, `llmc:savings:{<namespace>}:<minute>`: a report
-is one pipeline of increments on that one key, and the hash tag keeps a namespace's
-minutes on one shard, so the operator reads an hour of them in one pipeline too. A namespace's epoch is one key
+is a hash per namespace and minute (`keys.savings_key`): a report is one pipeline of
+increments on that one key, and the key's hash tag keeps a namespace's minutes on one
+shard, so the operator reads an hour of them in one pipeline too. A namespace's epoch is one key
 and lives on one shard; entries of every shard carry the epoch in their key, so a
 flush takes effect on all shards at once without visiting them.
 
@@ -43,6 +44,7 @@ from llmcache_sidecar.backends.autopipeline import AutoPipeline
 from llmcache_sidecar.backends.base import BackendError, BackendStats
 from llmcache_sidecar.backends.savings import KEPT_SECONDS, Savings
 from llmcache_sidecar.entry import CachedResponse
+from llmcache_sidecar.wire import keys
 
 logger = logging.getLogger(__name__)
 Client = aioredis.Redis | RedisCluster
@@ -58,7 +60,6 @@ class RedisCache:
         self,
         client: Client,
         *,
-        prefix: str = "llmc:",
         also_close: Sequence[aioredis.Redis] = (),
         self_bounded: bool = True,
         pipeline_timeout: float | None = None,
@@ -74,9 +75,6 @@ class RedisCache:
                 raise ValueError("a Redis Cluster client cannot pipeline lookups: one batch would span shards")
             self._batcher = AutoPipeline(client, timeout=pipeline_timeout)
         self.self_bounded = self_bounded
-        self._epoch_prefix = f"{prefix}epoch:"
-        self._lease_prefix = f"{prefix}lease:"
-        self._savings_prefix = f"{prefix}savings:"
         self._also_close = tuple(also_close)
         # redis-py's asyncio RedisCluster races when its first commands run concurrently
         # (several coroutines initialise the topology at once and some get a half-made
@@ -196,21 +194,21 @@ class RedisCache:
         return bool(await self._call(lambda: self._client.delete(key)))
 
     async def get_epoch(self, namespace: str) -> int:
-        value = await self._call(lambda: self._client.get(self._epoch_prefix + namespace))
+        value = await self._call(lambda: self._client.get(keys.epoch_key(namespace)))
         try:
             return int(value) if value is not None else 0
         except ValueError as exc:
             raise BackendError(f"epoch of {namespace!r} is not a number") from exc
 
     async def bump_epoch(self, namespace: str) -> int:
-        return int(await self._call(lambda: self._client.incr(self._epoch_prefix + namespace)))
+        return int(await self._call(lambda: self._client.incr(keys.epoch_key(namespace))))
 
     async def acquire_lease(self, key: str, ttl: float) -> bool:
         px = max(1, int(ttl * 1000))
-        return bool(await self._call(lambda: self._client.set(self._lease_prefix + key, b"1", nx=True, px=px)))
+        return bool(await self._call(lambda: self._client.set(keys.lease_key(key), b"1", nx=True, px=px)))
 
     async def release_lease(self, key: str) -> None:
-        await self._call(lambda: self._client.delete(self._lease_prefix + key))
+        await self._call(lambda: self._client.delete(keys.lease_key(key)))
 
     async def keys(self, prefix: str, limit: int) -> list[str]:
         """SCAN (every primary of a cluster), a batch at a time: never KEYS, which blocks Redis."""
@@ -256,7 +254,7 @@ class RedisCache:
         return total
 
     def _savings_key(self, namespace: str, minute: int) -> str:
-        return f"{self._savings_prefix}{{{namespace}}}:{minute}"
+        return keys.savings_key(namespace, minute)
 
     async def stats(self) -> BackendStats:
         """Counts the whole Redis database (every shard of a cluster): give llmcache its own."""

@@ -11,6 +11,7 @@ Settings are never mutated: a reload parses a new `Settings` and swaps one refer
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Literal, get_args
@@ -22,6 +23,7 @@ from llmcache_sidecar.config.semantic import SemanticSettings
 from llmcache_sidecar.config.telemetry import TelemetrySettings
 from llmcache_sidecar.config.transparent import TransparentSettings
 
+_HEADER_NAME_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # an RFC 9110 token
 Isolation = Literal["credential", "namespace"]
 ProviderKind = Literal["openai", "azure", "anthropic", "gemini"]
 ReplayMode = Literal["fast", "paced"]
@@ -38,6 +40,26 @@ class ProviderSettings:
         "upstream", "Base URL requests are forwarded to, e.g. https://api.openai.com.", default=None
     )
     timeout: float = setting("timeout", "Longest time an upstream call may take.", default=600.0, duration=True)
+    credential_headers: tuple[str, ...] = setting(
+        "credentialHeaders",
+        "Request headers that carry the caller's credential besides the kind's own (authorization, api-key,"
+        " x-api-key, x-goog-api-key): a gateway's, such as Ocp-Apim-Subscription-Key or x-litellm-api-key. With"
+        " isolation: credential, every one a request carries is part of its tenant.",
+        default=(),
+    )
+    allow_anonymous: bool = setting(
+        "allowAnonymous",
+        "With isolation: credential, also cache requests that carry no credential this provider knows (all such"
+        " callers share one tenant): for an upstream that needs no key. Off: they pass through uncached"
+        " (Cache-Status detail=no-credential).",
+        default=False,
+    )
+
+    def _check(self, path: str) -> None:
+        for i, name in enumerate(self.credential_headers):
+            if not _HEADER_NAME_RE.match(name):
+                raise ConfigError(f"{path}.credentialHeaders[{i}]", f"not an HTTP header name: {name!r}")
+        object.__setattr__(self, "credential_headers", tuple(name.lower() for name in self.credential_headers))
 
 
 BUILTIN_PROVIDERS: Mapping[str, ProviderSettings] = {
@@ -115,8 +137,24 @@ class CacheSettings:
         "credential: entries are also keyed by a hash of the caller's API key; namespace: shared by all callers.",
         default="credential",
     )
+    tenant_salt_file: str | None = setting(
+        "tenantSaltFile",
+        "File holding a secret salt of the credential hash in every key (a mounted Secret; the operator makes one"
+        " per LLMCache): without it, a key's tenant part is the same hash of an API key in every install. A new"
+        " salt turns the entries keyed by credential into misses.",
+        default=None,
+        operator_owned=True,
+    )
     max_body_bytes: int = setting(
         "maxBodyBytes", "Larger request bodies pass through uncached.", default=10 * 2**20, minimum=1
+    )
+    max_response_bytes: int | None = setting(
+        "maxResponseBytes",
+        "Largest answer recorded for the cache: a larger one streams on to the caller as it comes, is not stored"
+        " (Cache-Status detail=response-too-large) and is never held whole. Unset: a sixteenth of the"
+        " container's memory limit, between 1 MiB and 64 MiB (64 MiB without a limit).",
+        default=None,
+        minimum=1,
     )
     replay: ReplayMode = setting(
         "replay", "How a cached stream is replayed: fast, or paced with the original gaps.", default="fast"

@@ -6,8 +6,9 @@ sidecar's own traffic (matched by its UID), e.g.
 Such a connection carries no host name. `SO_ORIGINAL_DST` gives the address it was going
 to, and the server name of the TLS ClientHello (SNI), *peeked* so that it stays in the
 socket for whoever does the handshake, says whether it is for a listed LLM host. A listed
-host is intercepted exactly as after a CONNECT; anything else (another name, no name, not
-TLS) is tunnelled to the original address untouched. Linux only (netfilter).
+host is intercepted exactly as after a CONNECT (the name checked as a CONNECT line's host is);
+anything else (another name, no name, a name that is not a DNS name, not TLS) is tunnelled
+to the original address untouched. Linux only (netfilter).
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, Final, Protocol
 
 from llmcache_sidecar.intercept import clienthello
+from llmcache_sidecar.intercept.target import host_name
 
 logger = logging.getLogger(__name__)
 
@@ -102,9 +104,18 @@ class Dispatcher(Protocol):
 class RedirectListener:
     """Accepts redirected connections and sends each to interception or to a tunnel."""
 
-    def __init__(self, service: Dispatcher, host: str, port: int) -> None:
+    def __init__(
+        self,
+        service: Dispatcher,
+        host: str,
+        port: int,
+        *,
+        destination: Callable[[socket.socket], tuple[str, int] | None] = original_destination,
+    ) -> None:
+        """`destination` finds where a connection was going: the kernel's record (tests replace it)."""
         self._service = service
         self._address = (host, port)
+        self._destination = destination
         self._sock: socket.socket | None = None
         self._task: asyncio.Task[None] | None = None
         self.port: int | None = None
@@ -157,7 +168,7 @@ class RedirectListener:
 
     async def _dispatch(self, conn: socket.socket) -> bool:
         """Hand `conn` on; False when it was refused (the caller closes it)."""
-        destination = original_destination(conn)
+        destination = self._destination(conn)
         if destination is None or destination == conn.getsockname()[:2]:
             # Not redirected: a direct connection here would otherwise loop back to itself.
             logger.info("redirect port: a connection that iptables did not redirect was closed")
@@ -167,7 +178,9 @@ class RedirectListener:
         except (TimeoutError, ConnectionError) as exc:
             logger.debug("redirect port: no ClientHello from a client: %s", exc)
             return False
-        name = hello.server_name if hello is not None else None
+        # The SNI is read as strictly as a CONNECT line's host: a name that is not a DNS name
+        # (`a/b.openai.azure.com`) is never intercepted, so it is tunnelled untouched.
+        name = host_name(hello.server_name) if hello is not None and hello.server_name else None
         if name is not None and self._service.provider_for(name) is not None:
             return await self._service.intercept_socket(conn, name, destination[1])
         return await self._service.tunnel_socket(conn, destination)

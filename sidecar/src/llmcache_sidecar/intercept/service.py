@@ -30,7 +30,7 @@ import socket
 import ssl
 import weakref
 from collections.abc import AsyncIterator, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Final
 
 from aiohttp import web
@@ -308,13 +308,15 @@ class Transparent:
         provider = provider_for(rt.settings.transparent.hosts, target.host)
         if provider is None:
             default = 443 if scheme == "https" else 80
-            return Route(target.host, PASSTHROUGH, f"{scheme}://{target.authority(default)}", PASSTHROUGH_TIMEOUT)
+            return Route(
+                target.host, PASSTHROUGH, f"{scheme}://{target.authority(default)}", PASSTHROUGH_TIMEOUT, opaque=True
+            )
         # A listed host is always called over verified TLS, even when the app spoke plain HTTP.
         port = target.port if target.port not in (80, 443) else 443
         upstream = f"https://{Target(target.host, port).authority(443)}"
         configured = rt.routes.get(provider)
         if configured is not None:
-            return Route(configured.name, configured.kind, upstream, configured.timeout)
+            return replace(configured, upstream=upstream)
         return Route(provider, KINDS[provider], upstream, 600.0)
 
 
@@ -341,23 +343,30 @@ async def handle(request: web.Request) -> web.StreamResponse:
     """The one handler of intercepted and absolute-form connections."""
     service = request.app[TRANSPARENT]
     rt = request.app[STATE].runtime
-    tail = request.match_info["tail"]
+    raw = request.raw_path
     transport = request.transport
     target = service.intercepted.get(transport) if transport is not None else None
     if target is not None:
+        tail = raw.partition("?")[0][1:] if raw.startswith("/") else _raw_tail(raw)
         return await proxy.serve(request, service.route(rt, target, "https"), tail)
-    if request.raw_path.startswith("/"):
+    if raw.startswith("/"):
         # Origin form on a connection that began with a proxy request: reverse-proxy mode.
-        name, _, path = tail.partition("/")
+        name = request.match_info["tail"].partition("/")[0]
         route = rt.routes.get(name)
         if route is None:
             return _error(404, f"no provider named {name!r} is configured")
-        return await proxy.serve(request, route, path)
-    url = URL(request.raw_path)
+        return await proxy.serve(request, route, proxy.route_tail(raw))
+    url = URL(raw)
     if url.scheme not in ("http", "https") or not url.host:
         return _error(400, "expected an absolute http:// URL")
     port = url.port or (443 if url.scheme == "https" else 80)
-    return await proxy.serve(request, service.route(rt, Target(url.host.lower(), port), url.scheme), tail)
+    return await proxy.serve(request, service.route(rt, Target(url.host.lower(), port), url.scheme), _raw_tail(raw))
+
+
+def _raw_tail(absolute: str) -> str:
+    """The path of an absolute-form target as sent (`http://host/a/b?q` -> `a/b`), never normalised."""
+    after_authority = absolute.partition("://")[2].partition("/")[2]
+    return after_authority.partition("?")[0].partition("#")[0]
 
 
 def _is_loopback(host: str) -> bool:

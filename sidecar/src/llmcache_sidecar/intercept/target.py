@@ -33,12 +33,22 @@ def parse_authority(value: str) -> Target | None:
     host, sep, port = value.rpartition(":")
     if not sep or not port.isdigit() or not 0 < int(port) < 65536:
         return None
-    host = host.lower().rstrip(".")
-    if m := _IPV6_RE.match(host):
-        host = m.group(1)
-    elif not _HOST_RE.match(host):
-        return None
-    return Target(host, int(port))
+    if m := _IPV6_RE.match(host.lower()):
+        name: str | None = m.group(1)
+    else:
+        name = host_name(host)
+    return Target(name, int(port)) if name is not None else None
+
+
+def host_name(value: str) -> str | None:
+    """`value` as a DNS name (lower case, no final dot), or None when it is not one.
+
+    The one check of a name that `provider_for` may match, from a CONNECT line or from the
+    SNI of a redirected connection alike: `a/b.openai.azure.com` is not a name, so it can
+    never match `*.openai.azure.com`.
+    """
+    name = value.lower().rstrip(".")
+    return name if _HOST_RE.match(name) else None
 
 
 def provider_for(hosts: Mapping[str, str], host: str) -> str | None:

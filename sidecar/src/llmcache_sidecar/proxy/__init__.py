@@ -8,7 +8,7 @@ interception (`intercept`). `runtime` holds what a request reads (`State`, `Runt
 the recording of a stream.
 """
 
-from llmcache_sidecar.proxy.handler import handle, serve
+from llmcache_sidecar.proxy.handler import handle, route_tail, serve
 from llmcache_sidecar.proxy.runtime import STATE, Route, Runtime, State, build_runtime
 
-__all__ = ["STATE", "Route", "Runtime", "State", "build_runtime", "handle", "serve"]
+__all__ = ["STATE", "Route", "Runtime", "State", "build_runtime", "handle", "route_tail", "serve"]

@@ -29,7 +29,9 @@ class Call(NamedTuple):
     """The runtime this request started with: a reload swaps `state.runtime`, never this."""
     route: Route
     tail: str
-    """The path below the provider's upstream."""
+    """The path below the provider's upstream, decoded: what the cache classifies and keys."""
+    raw_tail: str
+    """The same path as the app sent it: what goes upstream (see `wire.paths`)."""
     body: bytes
     """The body as it goes upstream (a `cache` control field taken out)."""
     ctl: RequestControls

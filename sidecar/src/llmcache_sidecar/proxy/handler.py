@@ -22,7 +22,7 @@ from llmcache_sidecar.proxy import fallback, miss, recording, relay, respond
 from llmcache_sidecar.proxy.call import Call
 from llmcache_sidecar.proxy.runtime import STATE, Route, Runtime, State
 from llmcache_sidecar.telemetry import RequestTrace
-from llmcache_sidecar.wire import cache_status, controls, freshness, keys, render
+from llmcache_sidecar.wire import cache_status, controls, freshness, keys, paths, render
 from llmcache_sidecar.wire.controls import ControlError, RequestControls
 from llmcache_sidecar.wire.freshness import Use
 from llmcache_sidecar.wire.policy import CACHE, Decision
@@ -31,6 +31,9 @@ EPOCH_REFRESH_SECONDS = 1.0
 """How stale this pod's view of a flush made by another pod may be."""
 BACKEND_UNAVAILABLE = "backend-unavailable"
 """Cache-Status detail while the configured backend cannot be built."""
+NO_CREDENTIAL = "no-credential"
+"""Cache-Status detail of a request without a credential under `isolation: credential`: whose it is
+cannot be told, so it is not cached (a provider's `allowAnonymous` caches it, shared)."""
 
 
 async def handle(request: web.Request) -> web.StreamResponse:
@@ -40,19 +43,45 @@ async def handle(request: web.Request) -> web.StreamResponse:
         return respond.error(
             404, "unknown_provider", f"llmcache: no provider named {request.match_info['provider']!r} is configured"
         )
-    return await serve(request, route, request.match_info["path"])
+    raw = request.raw_path
+    # Without a percent sign the router's decoded tail is the raw one (the common case, for free).
+    return await serve(request, route, request.match_info["path"] if "%" not in raw else route_tail(raw))
 
 
-async def serve(request: web.Request, route: Route, tail: str) -> web.StreamResponse:
-    """Answer one request bound for `route` (path `tail` below its upstream), from the cache if possible.
+def route_tail(raw_target: str) -> str:
+    """The raw path after `/<name>/` in a request target (its query left out).
 
-    Both modes end here: reverse proxy (`handle`) and transparent interception.
+    Origin form (`/openai/v1/...`), or absolute form (`http://host/openai/v1/...`), which
+    aiohttp routes by its path alike.
     """
+    raw_path = raw_target.partition("?")[0]
+    if raw_path[:1] != "/":
+        raw_path = "/" + raw_path.partition("://")[2].partition("/")[2]
+    name_end = raw_path.find("/", 1)
+    return raw_path[name_end + 1 :] if name_end > 0 else ""
+
+
+async def serve(request: web.Request, route: Route, raw_tail: str) -> web.StreamResponse:
+    """Answer one request bound for `route` (raw path `raw_tail` below its upstream), from the cache if possible.
+
+    Both modes end here: reverse proxy (`handle`) and transparent interception. The raw
+    path is what goes upstream; its decoded form (checked to name the same resource, see
+    `wire.paths`) is what the cache classifies and keys.
+    """
+    if route.opaque:
+        tail = raw_tail
+    else:
+        try:
+            tail = paths.decode(raw_tail)
+        except paths.PathError as exc:
+            return respond.error(400, "invalid_path", f"llmcache: refused: {exc}; it could reach another path upstream")
     state = request.app[STATE]
     rt = state.runtime
     match = route.kind.cacheable.match(tail) if request.method == "POST" and rt.caching else None
     endpoint = match.group("endpoint") if match else "other"
-    tel = RequestTrace(request, route.name, route.kind.name, endpoint, rt.trace_ratio)
+    # A pass-through route is named after the host the app chose: a bounded label (telemetry.labels).
+    provider = state.aggregates.hosts(route.name) if route.opaque else route.name
+    tel = RequestTrace(request, provider, route.kind.name, endpoint, rt.trace_ratio)
     response: web.StreamResponse | None = None
     token = otel_context.attach(tel.context) if tel.context is not None else None  # log lines carry the trace id
     try:
@@ -60,9 +89,9 @@ async def serve(request: web.Request, route: Route, tail: str) -> web.StreamResp
             if rt.settings.recording == "replay":  # nothing goes upstream in replay mode
                 response = recording.not_replayable(f"{request.method} /{route.name}/{tail} is not cacheable")
                 return response
-            response = await relay.relay(request, route, tail, request.content, status_header=None)
+            response = await relay.relay(request, route, raw_tail, request.content, status_header=None)
         else:
-            response = await _serve_cacheable(request, state, rt, route, tail, tel)
+            response = await _serve_cacheable(request, state, rt, route, tail, raw_tail, tel)
         return response
     finally:
         if response is None:
@@ -75,14 +104,14 @@ async def serve(request: web.Request, route: Route, tail: str) -> web.StreamResp
 
 
 async def _serve_cacheable(
-    request: web.Request, state: State, rt: Runtime, route: Route, tail: str, tel: RequestTrace
+    request: web.Request, state: State, rt: Runtime, route: Route, tail: str, raw_tail: str, tel: RequestTrace
 ) -> web.StreamResponse:
     """Read, key and look up a cacheable request; past a miss, `miss.answer` takes over."""
     body, complete = await _read_capped(request, rt.settings.max_body_bytes)
     if not complete:
-        return await _bypass(request, route, tail, relay.chain(body, request.content), "too-large", tel)
+        return await _bypass(request, route, raw_tail, relay.chain(body, request.content), "too-large", tel)
     key_headers = tuple(request.headers.get(h) for h in route.kind.key_headers)
-    memo_key = rt.digests.key(route.name, tail, request.query_string, key_headers, body)
+    memo_key = rt.digests.key(route.name, route.upstream, tail, request.query_string, key_headers, body)
     parsed: dict[str, Any] | None = None
     known = rt.digests.get(memo_key)
     decision: Decision
@@ -98,7 +127,7 @@ async def _serve_cacheable(
         except orjson.JSONDecodeError:
             loaded = None
         if not isinstance(loaded, dict):
-            return await _bypass(request, route, tail, body, "not-json", tel)
+            return await _bypass(request, route, raw_tail, body, "not-json", tel)
         parsed, digest = loaded, None
         tel.set_model(route.kind.model(tail, parsed))
         shape = render.shape_of(route.kind.name, tel.endpoint, parsed, share=rt.settings.share_stream_entries)
@@ -111,26 +140,29 @@ async def _serve_cacheable(
     try:
         ctl = controls.parse(request.headers, body_cache)
     except ControlError as exc:
-        return await _bypass(request, route, tail, body, exc.reason, tel)
+        return await _bypass(request, route, raw_tail, body, exc.reason, tel)
     if decision.bypass is not None:
-        return await _bypass(request, route, tail, body, decision.bypass, tel)
+        return await _bypass(request, route, raw_tail, body, decision.bypass, tel)
     if decision is not CACHE:
         ctl = decision.applied(ctl)
     if rt.settings.recording != "live":
         ctl = ctl.recording(rt.settings.recording, rt.settings.recording_ttl)
     if rt.backend_error is not None:  # no backend could be built (a secret file is unreadable)
         telemetry.backend_failed(rt.backend.name, "get", telemetry.UNAVAILABLE)
-        return await _bypass(request, route, tail, body, BACKEND_UNAVAILABLE, tel)
+        return await _bypass(request, route, raw_tail, body, BACKEND_UNAVAILABLE, tel)
+    tenant = _tenant(request, rt, route)
+    if tenant is None:
+        return await _bypass(request, route, raw_tail, body, NO_CREDENTIAL, tel)
     if ctl.key is not None:
-        digest = keys.caller_digest(provider=route.name, path=tail, caller_key=ctl.key)
+        digest = keys.caller_digest(provider=route.name, upstream=route.upstream, path=tail, caller_key=ctl.key)
     elif digest is None:
         assert parsed is not None
         digest = _request_digest(request, rt, route, tail, parsed, shape)
         if body_cache is None:
             rt.digests.put(memo_key, digest, tel.model or None, shape, decision)
 
-    key = tel.key = await _key(request, state, rt, route, ctl, digest)
-    call = Call(request, state, rt, route, tail, body, ctl, key, tel, shape)
+    key = tel.key = await _key(state, rt, ctl, tenant, digest)
+    call = Call(request, state, rt, route, tail, raw_tail, body, ctl, key, tel, shape)
     stale: CachedResponse | None = None  # past its ttl: stands in if the provider fails
     if ctl.lookup:
         backend = rt.backend
@@ -168,14 +200,19 @@ async def _serve_cacheable(
 
 
 async def _bypass(
-    request: web.Request, route: Route, tail: str, data: bytes | AsyncIterator[bytes], reason: str, tel: RequestTrace
+    request: web.Request,
+    route: Route,
+    raw_tail: str,
+    data: bytes | AsyncIterator[bytes],
+    reason: str,
+    tel: RequestTrace,
 ) -> web.StreamResponse:
     """A cacheable endpoint, but this request cannot be cached: forward it, say why."""
     if request.app[STATE].runtime.settings.recording == "replay":  # nothing goes upstream in replay mode
         return recording.not_replayable(f"this request cannot be cached ({reason})")
     request.app[STATE].counters.bypasses += 1
     tel.status = "bypass"
-    return await relay.relay(request, route, tail, data, cache_status.forward("bypass", detail=reason))
+    return await relay.relay(request, route, raw_tail, data, cache_status.forward("bypass", detail=reason))
 
 
 def _request_digest(
@@ -198,14 +235,20 @@ def _request_digest(
     )
 
 
-async def _key(request: web.Request, state: State, rt: Runtime, route: Route, ctl: RequestControls, digest: str) -> str:
+def _tenant(request: web.Request, rt: Runtime, route: Route) -> str | None:
+    """Whose entries a request reads and writes; None: it carries no credential and may not be cached."""
+    if rt.settings.isolation != "credential":
+        return keys.SHARED_TENANT
+    credential = route.kind.credential(request.headers, request.query, route.credential_headers)
+    if credential is None:
+        return keys.ANONYMOUS_TENANT if route.allow_anonymous else None
+    return keys.tenant_of(credential, rt.tenant_salt)
+
+
+async def _key(state: State, rt: Runtime, ctl: RequestControls, tenant: str, digest: str) -> str:
     """The full key: namespace (and sub-namespace), flush epoch, tenant, digest."""
     settings = rt.settings
     namespace = settings.namespace if ctl.namespace is None else f"{settings.namespace}/{ctl.namespace}"
-    if settings.isolation == "credential":
-        tenant = keys.tenant_of(route.kind.credential(request.headers, request.query))
-    else:
-        tenant = keys.SHARED_TENANT
     return keys.compose(namespace, await _epoch(state, rt), tenant, digest)
 
 

@@ -29,12 +29,16 @@ from llmcache_sidecar.backends import accepting_writes
 from llmcache_sidecar.entry import CachedResponse
 from llmcache_sidecar.proxy import fallback, recording, respond, streaming, upstream
 from llmcache_sidecar.proxy.call import Call
-from llmcache_sidecar.proxy.coalesce import Flight, FlightFailed, Head
+from llmcache_sidecar.proxy.coalesce import Flight, FlightFailed, Head, Reader
 from llmcache_sidecar.proxy.runtime import Runtime
 from llmcache_sidecar.wire import cache_status, freshness, keys, render
 
 logger = logging.getLogger(__name__)
 _LEASE_POLL = (0.02, 0.25)  # first and longest gap between polls for another pod's answer
+
+
+RESPONSE_TOO_LARGE = "response-too-large"
+"""Cache-Status detail of an answer past `maxResponseBytes`: streamed to the caller, not stored."""
 
 
 async def answer(call: Call, stale: CachedResponse | None = None) -> web.StreamResponse:
@@ -44,49 +48,73 @@ async def answer(call: Call, stale: CachedResponse | None = None) -> web.StreamR
     """
     state, settings, ctl, key = call.state, call.rt.settings, call.ctl, call.key
     coalescing = settings.coalesce.enabled and ctl.lookup
-    if coalescing and (flight := state.coalescer.join(key)) is not None:
-        answered = await _follow(call, flight, stale)
+    if coalescing and (joined := state.coalescer.join(key)) is not None:
+        flight, reader = joined
+        try:
+            answered = await _follow(call, flight, reader, stale)
+        finally:
+            reader.close()
         if answered is not None:
             return answered
         coalescing = False  # the leader's answer is not this caller's: its own call, uncoalesced
 
     state.counters.misses += 1
     call.tel.status = "miss"
-    flight = state.coalescer.lead(key, call.shape) if coalescing else Flight(call.shape)
-    state.spawn(_fly(call, flight, registered=coalescing))
-    try:
-        head = await flight.head()
-        if stale is not None and head.ok and not head.is_stream:
-            await flight.body()  # a plain answer that breaks off can still be replaced by the stale one
-    except (FlightFailed, aiohttp.ClientError, TimeoutError, OSError) as exc:
-        state.counters.upstream_errors += 1
-        if stale is not None:
-            cause = exc.__cause__ if isinstance(exc, FlightFailed) and exc.__cause__ is not None else exc
-            answered = await fallback.stale_on_error(call, stale, status=None, error=cause)
-            if answered is not None:  # (a response is a mapping: never tested for truth)
-                return answered
-        name = call.route.name
-        logger.warning("upstream %s unreachable for %s: %s", name, keys.short(key), exc)
-        return respond.error(502, "upstream_unreachable", f"llmcache: the {name} upstream could not be reached: {exc}")
-    if stale is not None and not head.ok and freshness.fallback_on(head.status):
-        answered = await fallback.stale_on_error(call, stale, status=head.status)
-        if answered is not None:
-            return answered
-    # RFC 9211's fwd=stale: an entry was found, past its ttl (not one max-age refused).
-    fwd = "stale" if stale is not None and stale.staleness(time.time()) > 0 else "miss"
-    if head.from_cache:
-        call.tel.status = "coalesced"
-        status = cache_status.hit(detail="coalesced-peer")
-    elif head.ok:
-        stored = ctl.store and accepting_writes(call.rt.backend)
-        status = cache_status.forward(fwd if ctl.lookup else "request", stored=stored)
+    limit = call.rt.max_response_bytes
+    if coalescing:
+        flight, reader = state.coalescer.lead(key, limit, call.shape)
     else:
-        status = cache_status.forward(fwd if ctl.lookup else "request")
-    return await respond.from_flight(call, flight, head, status)
+        flight = Flight(limit, call.shape)
+        reader = flight.attach()
+    try:
+        state.spawn(_fly(call, flight, registered=coalescing))
+        try:
+            head = await flight.head()
+            if stale is not None and head.ok and not head.is_stream:
+                await flight.settled()  # a plain answer that breaks off can still be replaced by the stale one
+                if flight.error is not None:
+                    raise FlightFailed(str(flight.error)) from flight.error
+        except (FlightFailed, aiohttp.ClientError, TimeoutError, OSError) as exc:
+            state.counters.upstream_errors += 1
+            if stale is not None:
+                cause = exc.__cause__ if isinstance(exc, FlightFailed) and exc.__cause__ is not None else exc
+                answered = await fallback.stale_on_error(call, stale, status=None, error=cause)
+                if answered is not None:  # (a response is a mapping: never tested for truth)
+                    return answered
+            name = call.route.name
+            logger.warning("upstream %s unreachable for %s: %s", name, keys.short(key), exc)
+            return respond.error(
+                502, "upstream_unreachable", f"llmcache: the {name} upstream could not be reached: {exc}"
+            )
+        if stale is not None and not head.ok and freshness.fallback_on(head.status):
+            answered = await fallback.stale_on_error(call, stale, status=head.status)
+            if answered is not None:
+                return answered
+        # RFC 9211's fwd=stale: an entry was found, past its ttl (not one max-age refused).
+        fwd = "stale" if stale is not None and stale.staleness(time.time()) > 0 else "miss"
+        if not ctl.lookup:
+            fwd = "request"
+        if head.from_cache:
+            call.tel.status = "coalesced"
+            status = cache_status.hit(detail="coalesced-peer")
+        elif head.ok:
+            if not head.is_stream:
+                await flight.settled()  # whole, or known to be too large: the header can say which
+            if flight.recording:
+                status = cache_status.forward(fwd, stored=ctl.store and accepting_writes(call.rt.backend))
+            else:
+                status = cache_status.forward(fwd, detail=RESPONSE_TOO_LARGE)
+        else:
+            status = cache_status.forward(fwd)
+        return await respond.from_flight(call, flight, reader, head, status)
+    finally:
+        reader.close()
 
 
-async def _follow(call: Call, flight: Flight, stale: CachedResponse | None) -> web.StreamResponse | None:
-    """A follower's answer from the leader's flight; None when it must make its own call."""
+async def _follow(
+    call: Call, flight: Flight, reader: Reader, stale: CachedResponse | None
+) -> web.StreamResponse | None:
+    """A follower's answer from the leader's flight; None when it must make its own call (nothing was sent)."""
     state = call.state
     try:
         head = await asyncio.wait_for(flight.head(), call.rt.settings.coalesce.max_wait)
@@ -101,21 +129,20 @@ async def _follow(call: Call, flight: Flight, stale: CachedResponse | None) -> w
         return None
     status = cache_status.hit(detail="coalesced-peer" if head.from_cache else "coalesced")
     if render.same_delivery(flight.shape, call.shape):
+        if not head.is_stream:  # a stream is followed live from its first event; a cut reaches every reader alike
+            await flight.settled()
+            if flight.error is not None:
+                return await _stale_or_none(call, stale, flight.error)
         call.tel.status = "coalesced"
-        if head.is_stream:  # live from the first event; a cut reaches every reader alike
-            state.counters.coalesced += 1
-            return await respond.from_flight(call, flight, head, status)
-        try:
-            body = await flight.body()
-        except FlightFailed as exc:  # nothing was sent yet: a stale entry, or this caller's own call
-            return await _stale_or_none(call, stale, exc)
         state.counters.coalesced += 1
-        return respond.buffered(head, body, call.key, status)
-    # The other delivery: the whole answer, rendered as this caller asked.
+        return await respond.from_flight(call, flight, reader, head, status)
+    # The other delivery: the whole answer, rendered as this caller asked (never past the limit).
     try:
         await flight.body()
-    except FlightFailed as exc:
-        return await _stale_or_none(call, stale, exc)
+    except FlightFailed:
+        if flight.error is None:  # past the limit: never held whole, so never rendered; an own call
+            return None
+        return await _stale_or_none(call, stale, flight.error)
     whole = streaming.to_entry(head, flight.chunks, flight.times, kind=call.route.kind, model=None)
     fitted = render.fit(whole, call.shape) if whole is not None else None
     if fitted is None:
@@ -125,11 +152,11 @@ async def _follow(call: Call, flight: Flight, stale: CachedResponse | None) -> w
     return await respond.hit(call, fitted, call.key, status=status)
 
 
-async def _stale_or_none(call: Call, stale: CachedResponse | None, exc: FlightFailed) -> web.StreamResponse | None:
+async def _stale_or_none(call: Call, stale: CachedResponse | None, error: BaseException) -> web.StreamResponse | None:
     """After the leader's answer broke off: the stale entry if there is one (else None: an own call)."""
     if stale is None:
         return None
-    return await fallback.stale_on_error(call, stale, status=None, error=exc.__cause__ or exc)
+    return await fallback.stale_on_error(call, stale, status=None, error=error)
 
 
 async def _fly(call: Call, flight: Flight, *, registered: bool) -> None:
@@ -153,13 +180,13 @@ async def _fly(call: Call, flight: Flight, *, registered: bool) -> None:
             session,
             flight,
             method=request.method,
-            url=upstream.url(route.upstream, call.tail, request.query_string),
+            url=upstream.url(route.upstream, call.raw_tail, request.rel_url.raw_query_string),
             headers=upstream.request_headers(request.headers, cacheable=True),
             body=call.body,
             time_limit=route.timeout,
             trace_context=call.tel.context,
         )
-        if call.ctl.store and flight.error is None:
+        if call.ctl.store and flight.error is None and flight.recording:
             await _store(call, flight, elapsed=time.perf_counter() - started)
     finally:
         if registered:

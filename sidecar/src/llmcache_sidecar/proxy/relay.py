@@ -23,17 +23,17 @@ logger = logging.getLogger(__name__)
 async def relay(
     request: web.Request,
     route: Route,
-    tail: str,
+    raw_tail: str,
     data: bytes | aiohttp.StreamReader | AsyncIterator[bytes],
     status_header: str | None,
 ) -> web.StreamResponse:
-    """Forward a request we do not cache and stream the answer back as it comes."""
+    """Forward a request we do not cache and stream the answer back as it comes (`raw_tail` as the app sent it)."""
     state = request.app[STATE]
     assert state.session is not None
     try:
         resp = await state.session.request(
             request.method,
-            upstream.url(route.upstream, tail, request.query_string),
+            upstream.url(route.upstream, raw_tail, request.rel_url.raw_query_string),
             headers=upstream.request_headers(request.headers, cacheable=False),
             data=data,
             allow_redirects=False,

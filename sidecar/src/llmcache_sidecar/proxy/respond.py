@@ -18,7 +18,7 @@ from multidict import CIMultiDict
 from llmcache_sidecar.entry import CachedResponse
 from llmcache_sidecar.proxy import streaming, upstream
 from llmcache_sidecar.proxy.call import Call
-from llmcache_sidecar.proxy.coalesce import Flight, FlightFailed, Head
+from llmcache_sidecar.proxy.coalesce import Flight, FlightFailed, Head, Reader
 from llmcache_sidecar.wire import cache_status, keys
 
 logger = logging.getLogger(__name__)
@@ -54,18 +54,26 @@ async def hit(
     return response
 
 
-async def from_flight(call: Call, flight: Flight, head: Head, status: str) -> web.StreamResponse:
-    """Answer with what `flight` brings: buffered, or streamed live from its first chunk."""
+async def from_flight(call: Call, flight: Flight, reader: Reader, head: Head, status: str) -> web.StreamResponse:
+    """Answer with what `flight` brings: buffered, or streamed live from its first chunk through `reader`.
+
+    An answer that is not a stream is buffered unless it is too large to be held (past
+    `maxResponseBytes`): it is then streamed as it comes, with the provider's Content-Length.
+    """
     if not head.is_stream:
-        try:
-            body = await flight.body()
-        except FlightFailed as exc:
-            return error(502, "upstream_broken", f"llmcache: the upstream answer broke off: {exc}")
-        return buffered(head, body, call.key, status)
+        await flight.settled()
+        if flight.recording:
+            try:
+                body = await flight.body()
+            except FlightFailed as exc:
+                return error(502, "upstream_broken", f"llmcache: the upstream answer broke off: {exc}")
+            return buffered(head, body, call.key, status)
     response = web.StreamResponse(status=head.status, headers=_flight_headers(head, call.key, status))
+    if not head.is_stream and (length := _content_length(head)) is not None:
+        response.content_length = length
     try:
         await response.prepare(call.request)
-        async for chunk in flight.read():
+        async for chunk in reader.chunks():
             await response.write(chunk)
         await response.write_eof()
     except FlightFailed:
@@ -77,6 +85,11 @@ async def from_flight(call: Call, flight: Flight, head: Head, status: str) -> we
 
 def buffered(head: Head, body: bytes, key: str, status: str) -> web.Response:
     return web.Response(status=head.status, body=body, headers=_flight_headers(head, key, status))
+
+
+def _content_length(head: Head) -> int | None:
+    value = next((v for k, v in head.headers if k.lower() == "content-length"), None)
+    return int(value) if value is not None and value.isdigit() else None
 
 
 def _flight_headers(head: Head, key: str, status: str) -> CIMultiDict[str]:

@@ -12,6 +12,7 @@ import hashlib
 import logging
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -19,7 +20,7 @@ from aiohttp import web
 
 from llmcache_sidecar import telemetry
 from llmcache_sidecar.backends import CacheBackend, Unavailable, build_backend
-from llmcache_sidecar.config import SecretFileError, Settings
+from llmcache_sidecar.config import SecretFileError, Settings, read_secret
 from llmcache_sidecar.proxy.coalesce import Coalescer
 from llmcache_sidecar.semantic import SemanticCache, SemanticCounters, build_semantic
 from llmcache_sidecar.telemetry import Aggregates
@@ -39,6 +40,13 @@ class Route:
     kind: WireFormat
     upstream: str
     timeout: float
+    opaque: bool = False
+    """A transparent-mode pass-through to a host that is not intercepted: its path goes on
+    exactly as the app sent it, unread and unchecked (nothing is cached, no base path added)."""
+    credential_headers: tuple[str, ...] = ()
+    """Headers that carry a credential besides the kind's own (`providers.<name>.credentialHeaders`)."""
+    allow_anonymous: bool = False
+    """With isolation: credential, cache requests that carry no credential (one shared tenant)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +59,10 @@ class Runtime:
     backend_error: str | None = None
     """Why the configured backend could not be built (a secret file is unreadable): `backend`
     is then an `Unavailable` stand-in, and cacheable requests pass through uncached."""
+    tenant_salt: bytes = b""
+    """The install's secret salt of the tenant hash (`tenantSaltFile`); empty when none is set."""
+    max_response_bytes: int = 64 * 2**20
+    """The largest answer recorded for the cache (`maxResponseBytes`, or sized to the memory limit)."""
     semantic: SemanticCache | None = None
     semantic_error: str | None = None
     """Why the semantic cache could not be built: exact caching goes on without it."""
@@ -70,7 +82,15 @@ class Runtime:
 
 def routes_for(settings: Settings) -> dict[str, Route]:
     return {
-        name: Route(name, KINDS[p.kind or name], p.upstream or "", p.timeout) for name, p in settings.providers.items()
+        name: Route(
+            name,
+            KINDS[p.kind or name],
+            p.upstream or "",
+            p.timeout,
+            credential_headers=p.credential_headers,
+            allow_anonymous=p.allow_anonymous,
+        )
+        for name, p in settings.providers.items()
     }
 
 
@@ -80,7 +100,7 @@ def build_runtime(settings: Settings, *, previous: Runtime | None = None) -> Run
     Never raises for an unreadable secret file: the part that needs it is left out (and
     `previous` runtimes that lacked it are retried), logged at ERROR once per reason.
     """
-    backend, backend_error = _backend(settings, previous)
+    backend, salt, backend_error = _backend(settings, previous)
     semantic, semantic_error = _semantic(settings, previous)
     return Runtime(
         settings,
@@ -89,17 +109,58 @@ def build_runtime(settings: Settings, *, previous: Runtime | None = None) -> Run
         prices=telemetry.PriceBook(settings.telemetry.price_table),
         trace_ratio=telemetry.root_ratio(settings.telemetry),
         backend_error=backend_error,
+        tenant_salt=salt,
+        max_response_bytes=response_limit(settings),
         semantic=semantic,
         semantic_error=semantic_error,
         policy=Policy(settings.rules) if settings.recording == "live" else Policy((), builtin=False),
     )
 
 
-def _backend(settings: Settings, previous: Runtime | None) -> tuple[CacheBackend, str | None]:
+MEMORY_LIMIT_FILES = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
+"""Where the container's memory limit is: cgroup v2, then v1."""
+RESPONSE_SHARE = 16
+"""`maxResponseBytes` by default: this fraction of the memory limit (docs/security.md says why)."""
+RESPONSE_LIMIT_RANGE = (2**20, 64 * 2**20)
+
+
+def response_limit(settings: Settings, limit_files: tuple[str, ...] = MEMORY_LIMIT_FILES) -> int:
+    """`maxResponseBytes`, or when unset a sixteenth of the container's memory limit, within 1-64 MiB.
+
+    Recording an answer of n bytes and storing it costs a few times n at its peak (the
+    recording, the entry, its encoding, the JSON read for token usage): measured in
+    docs/security.md, so that one such answer fits beside the sidecar's own ~45 MiB.
+    """
+    if settings.max_response_bytes is not None:
+        return settings.max_response_bytes
+    low, high = RESPONSE_LIMIT_RANGE
+    memory = memory_limit(limit_files)
+    if memory is None:
+        return high
+    return max(low, min(high, memory // RESPONSE_SHARE))
+
+
+def memory_limit(files: tuple[str, ...] = MEMORY_LIMIT_FILES) -> int | None:
+    """The container's memory limit in bytes (cgroup); None when there is none or it cannot be read."""
+    for name in files:
+        try:
+            text = Path(name).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit() and int(text) < 2**62:  # v1 writes "no limit" as a huge number, v2 as "max"
+            return int(text)
+        return None
+    return None
+
+
+def _backend(settings: Settings, previous: Runtime | None) -> tuple[CacheBackend, bytes, str | None]:
+    """The backend, and the tenant salt: without the salt (an unreadable `tenantSaltFile`) no
+    key can be made, so the cache is unavailable as when the backend's own secret is missing."""
     name = settings.backend.type
-    if previous is not None and previous.settings.backend == settings.backend and previous.backend_error is None:
-        return previous.backend, None
     try:
+        salt = (read_secret(settings.tenant_salt_file, "tenantSaltFile") or "").encode()
+        if previous is not None and previous.settings.backend == settings.backend and previous.backend_error is None:
+            return previous.backend, salt, None
         backend = build_backend(settings.backend, lambda op, reason: telemetry.backend_failed(name, op, reason))
     except SecretFileError as exc:
         if previous is None or previous.backend_error != str(exc):
@@ -109,10 +170,10 @@ def _backend(settings: Settings, previous: Runtime | None) -> tuple[CacheBackend
                 name,
                 exc,
             )
-        return Unavailable(name, str(exc)), str(exc)
+        return Unavailable(name, str(exc)), b"", str(exc)
     if previous is not None and previous.backend_error is not None:
         logger.info("cache backend %s is built now: caching resumes", name)
-    return backend, None
+    return backend, salt, None
 
 
 def _semantic(settings: Settings, previous: Runtime | None) -> tuple[SemanticCache | None, str | None]:

@@ -9,6 +9,8 @@ names, data and order; `chunk_times` lets a paced replay keep the original gaps.
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import time
 
 import orjson
@@ -18,7 +20,7 @@ from llmcache_sidecar.entry import CachedResponse, Usage
 from llmcache_sidecar.proxy.coalesce import Head
 from llmcache_sidecar.proxy.upstream import stored_headers
 from llmcache_sidecar.wire import sse
-from llmcache_sidecar.wire.providers import WireFormat
+from llmcache_sidecar.wire.providers import WireFormat, is_error
 
 
 def to_entry(
@@ -36,10 +38,9 @@ def to_entry(
         return None
     body = b"".join(chunks)
     if head.is_stream:
-        events = sse.parse(body)
-        if not kind.stream_complete(events):
+        usage = _stream_usage(body, kind)
+        if usage is None:
             return None
-        usage = _stream_usage(events, kind)
         start = times[0] if times else 0.0
         offsets, end = [], 0
         for chunk, at in zip(chunks, times, strict=True):
@@ -49,11 +50,9 @@ def to_entry(
     else:
         if not _is_json(head):
             return None
-        try:
-            parsed = orjson.loads(body)
-        except orjson.JSONDecodeError:
+        usage = _json_usage(body, kind)
+        if usage is None:
             return None
-        usage = kind.usage(parsed) if isinstance(parsed, dict) else Usage()
         chunk_times = ()
     return CachedResponse(
         status=head.status,
@@ -69,18 +68,69 @@ def to_entry(
     )
 
 
+WHOLE_PARSE_BYTES = 256 * 2**10
+"""Up to this size an answer is read whole for its usage; a larger one only at its end."""
+_TAIL_BYTES = 64 * 2**10
+_USAGE_KEY = re.compile(r'[{,]\s*"(usage|usageMetadata)"\s*:\s*')
+
+
+def _json_usage(body: bytes, kind: WireFormat) -> Usage | None:
+    """The token usage of a JSON answer; None when it is not a JSON object (it is not stored).
+
+    A large answer (an embeddings batch of megabytes) is not parsed whole for a few
+    numbers: its parsed form is several times its size. Its usage is read from the last
+    64 KiB, where providers put it, as the last `"usage"` (or Gemini's `"usageMetadata"`)
+    object there; found nowhere, it counts as no tokens. Such an answer is checked to be
+    one JSON object by its first and last bytes: a body cut short is an error of the HTTP
+    framing (Content-Length, chunked), which never reaches the store.
+    """
+    if len(body) <= WHOLE_PARSE_BYTES:
+        try:
+            parsed = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return None
+        return kind.usage(parsed) if isinstance(parsed, dict) else Usage()
+    if not (body.lstrip()[:1] == b"{" and body.rstrip()[-1:] == b"}"):
+        return None
+    tail = body[-_TAIL_BYTES:].decode("utf-8", "replace")
+    for match in reversed(list(_USAGE_KEY.finditer(tail))):
+        try:
+            value, _ = _DECODER.raw_decode(tail, match.end())
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            return kind.usage({match.group(1): value})
+    return Usage()
+
+
+_DECODER = json.JSONDecoder()
+
+
 def _is_json(head: Head) -> bool:
     return any(k.lower() == "content-type" and "json" in v for k, v in head.headers)
 
 
-def _stream_usage(events: list[sse.Event], kind: WireFormat) -> Usage:
-    """Providers spread usage over events (Anthropic: input at start, output at the end)."""
+def _stream_usage(body: bytes, kind: WireFormat) -> Usage | None:
+    """A recorded stream's usage, or None when it is not complete (no end marker, an error event).
+
+    One pass, an event at a time, each parsed once and let go: a long stream is never held
+    as all its parsed events. Providers spread usage over events (Anthropic: input at the
+    start, output at the end): the largest counts seen are its usage.
+    """
     input_tokens = output_tokens = 0
-    for event in events:
-        if event.json is not None:
-            usage = kind.usage(event.json)
+    last = None
+    for event in sse.iter_events(body):
+        parsed = event.json
+        if is_error(event.name, parsed):
+            return None
+        if parsed is not None:
+            usage = kind.usage(parsed)
             input_tokens = max(input_tokens, usage.input_tokens)
             output_tokens = max(output_tokens, usage.output_tokens)
+        last = event
+    # Every event was checked for an error above: the kind's own rule needs only the last one.
+    if last is None or not kind.stream_complete([last]):
+        return None
     return Usage(input_tokens, output_tokens)
 
 

@@ -40,24 +40,52 @@ HOP_BY_HOP: Final = frozenset(
     }
 )
 # Response headers never replayed from the cache: they describe one delivery, or the
-# caller's rate-limit state at that moment, not the answer.
-_NOT_STORED: Final = HOP_BY_HOP | {
-    "content-encoding",
-    "date",
-    "age",
-    "set-cookie",
-    "retry-after",
-    "cache-status",
-    "server",
-    "alt-svc",
-    "cf-ray",
-}
-_NOT_STORED_PREFIXES: Final = ("x-ratelimit", "anthropic-ratelimit", "x-llmcache-", "x-envoy-")
+# caller's rate-limit state at that moment, not the answer; or they say who the caller
+# was (organization, project, the request's id), which another caller must never see.
+PER_CALLER: Final = frozenset(
+    {
+        "openai-organization",
+        "openai-project",
+        "anthropic-organization-id",
+        "x-request-id",
+        "request-id",
+        "apim-request-id",
+        "x-ms-request-id",
+        "x-ms-client-request-id",
+        "x-amzn-requestid",
+        "x-amz-request-id",
+        "x-cloud-trace-context",
+        "traceparent",
+        "tracestate",
+        "traceresponse",
+    }
+)
+_NOT_STORED: Final = (
+    HOP_BY_HOP
+    | PER_CALLER
+    | {
+        "content-encoding",
+        "date",
+        "age",
+        "set-cookie",
+        "retry-after",
+        "cache-status",
+        "server",
+        "alt-svc",
+        "cf-ray",
+    }
+)
+# x-litellm-*: a LiteLLM gateway's view of that call and that key (spend, budget, call id).
+_NOT_STORED_PREFIXES: Final = ("x-ratelimit", "anthropic-ratelimit", "x-llmcache-", "x-envoy-", "x-litellm-")
 
 
-def url(base: str, tail: str, query: str) -> str:
-    """Where a request for `tail` (below a provider's `base` URL) goes, with the caller's query."""
-    return f"{base}/{tail}?{query}" if query else f"{base}/{tail}"
+def url(base: str, raw_tail: str, raw_query: str) -> str:
+    """Where a request for `raw_tail` (below a provider's `base` URL) goes, with the caller's query.
+
+    Both raw, as the app sent them: decoding them first would let `..%2f` climb out of
+    `base` and an encoded `&` split a query value (`wire.paths` refuses what could mislead).
+    """
+    return f"{base}/{raw_tail}?{raw_query}" if raw_query else f"{base}/{raw_tail}"
 
 
 def request_headers(headers: CIMultiDictProxy[str], *, cacheable: bool) -> CIMultiDict[str]:
@@ -137,9 +165,15 @@ async def fetch_into(
             raw_headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in resp.raw_headers]
             if span is not None:
                 span.set_attribute("http.response.status_code", resp.status)
-            flight.set_head(Head(resp.status, tuple(raw_headers), is_event_stream(raw_headers)))
+            flight.set_head(
+                Head(resp.status, tuple(raw_headers), is_event_stream(raw_headers)), length=resp.content_length
+            )
             async for chunk in resp.content.iter_any():
                 flight.publish(chunk)
+                if not flight.recording and not await flight.room():
+                    # Too large to store, and every caller left: nobody needs the rest.
+                    flight.finish(FlightFailed("every reader of an answer too large to store left"))
+                    return
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:
         if span is not None:
             span.set_attribute("error.type", type(exc).__name__)

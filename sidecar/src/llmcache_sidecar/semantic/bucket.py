@@ -66,8 +66,7 @@ def probe(
     digest = keys.request_digest(
         provider=provider, upstream=upstream, path=tail, query=query, headers=headers, fields=rest
     )
-    bucket = hashlib.sha256(f"{keys.scope(key)}\0{digest}".encode()).hexdigest()[:40]
-    return Probe(bucket, text)
+    return Probe(keys.semantic_bucket(key, digest), text)
 
 
 def split_last_user_message(body: Json) -> tuple[Json, str] | None:

@@ -38,7 +38,6 @@ if left >= 0 and left < tonumber(ARGV[1]) or left == -1 then
 end
 return left
 """
-PREFIX = "llmc:sem:"
 
 
 class RedisIndex:
@@ -57,7 +56,7 @@ class RedisIndex:
 
     async def search(self, bucket: str, vector: Vector, *, limit: int, threshold: float) -> list[Candidate]:
         try:
-            raw = await self._client.lrange(PREFIX + bucket, 0, self.max_per_bucket - 1)
+            raw = await self._client.lrange(bucket, 0, self.max_per_bucket - 1)
         except RedisError as exc:
             raise VectorIndexError(str(exc)) from exc
         entries: list[Stored] = []
@@ -73,7 +72,7 @@ class RedisIndex:
         ttl_ms = int((stored.expires_at - time.time()) * 1000)
         if ttl_ms <= 0:
             return
-        name = PREFIX + bucket
+        name = bucket  # the Redis key itself: llmc:<format>:<namespace>:sem:<hash> (wire.keys)
         try:
             async with self._client.pipeline(transaction=False) as pipe:
                 pipe.lpush(name, pack(stored))

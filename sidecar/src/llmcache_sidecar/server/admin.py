@@ -1,7 +1,10 @@
 """The admin port: health, readiness, stats, flush, one key at a time, export and import.
 
 It listens on 127.0.0.1 by default: it can flush the cache and read stored answers,
-so it must not be reachable from outside the pod.
+so it must not be reachable from outside the pod. Whoever reaches it acts on this
+sidecar's namespace only: a flush moves this namespace's epoch, and the key operations
+take entry keys of this namespace and its sub-namespaces, never another namespace's
+entries (on a shared backend) nor the epoch, lease or semantic keys.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from llmcache_sidecar import __version__
 from llmcache_sidecar.backends import BackendError, ListingUnsupported
 from llmcache_sidecar.config import ConfigError, parse_duration
 from llmcache_sidecar.proxy import STATE, State, recording
+from llmcache_sidecar.wire import keys
 
 METRICS = web.AppKey("metrics_registry", CollectorRegistry)
 
@@ -161,12 +165,25 @@ async def flush(request: web.Request) -> web.Response:
     return _json({"namespace": namespace, "epoch": epoch, "flushed": True})
 
 
-def _key_or_400(request: web.Request) -> str:
+def _own_key(request: web.Request) -> str:
+    """The entry key in the path, if it is one of this sidecar's namespace; else a 400 or a 403."""
     key = request.match_info["key"]
-    if not key.startswith("llmc:"):
+    namespace = keys.entry_namespace(key)
+    if namespace is None:
         raise web.HTTPBadRequest(
             text=orjson.dumps(
-                {"error": "not an llmcache key: use the value of an answer's x-llmcache-key header"}
+                {
+                    "error": "not an llmcache entry key: use the value of an answer's x-llmcache-key header"
+                    " (epoch, lease and semantic index keys are not entries)"
+                }
+            ).decode(),
+            content_type="application/json",
+        )
+    own = request.app[STATE].runtime.settings.namespace
+    if not keys.within(namespace, own):
+        raise web.HTTPForbidden(
+            text=orjson.dumps(
+                {"error": f"a key of namespace {namespace!r}: this admin port acts on {own!r} and its sub-namespaces"}
             ).decode(),
             content_type="application/json",
         )
@@ -174,7 +191,7 @@ def _key_or_400(request: web.Request) -> str:
 
 
 async def get_key(request: web.Request) -> web.Response:
-    key = _key_or_400(request)
+    key = _own_key(request)
     entry = await request.app[STATE].runtime.backend.get(key)
     if entry is None:
         return _json({"error": "no such key (never stored, expired, or flushed)"}, 404)
@@ -204,7 +221,7 @@ async def get_key(request: web.Request) -> web.Response:
 
 
 async def delete_key(request: web.Request) -> web.Response:
-    key = _key_or_400(request)
+    key = _own_key(request)
     deleted = await request.app[STATE].runtime.backend.delete(key)
     return _json({"key": key, "deleted": deleted}, 200 if deleted else 404)
 

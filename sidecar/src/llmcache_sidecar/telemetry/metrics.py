@@ -22,6 +22,7 @@ from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Observation
 
 from llmcache_sidecar.telemetry import histograms
+from llmcache_sidecar.telemetry.labels import MAX_HOSTS, MAX_MODELS, LabelCap
 
 SCOPE_NAME = "llmcache_sidecar"
 meter = metrics.get_meter(SCOPE_NAME)
@@ -42,6 +43,10 @@ class Aggregates:
     """The per-call deadline of the remote backend (seconds); None for an in-process one."""
     semantic: Any = None
     """The semantic cache's counters (lookups by outcome, rejections by reason), when it runs."""
+    models: LabelCap = field(default_factory=lambda: LabelCap(MAX_MODELS))
+    """The model label's bound (see `labels`): the request body names the model."""
+    hosts: LabelCap = field(default_factory=lambda: LabelCap(MAX_HOSTS))
+    """The provider label's bound for transparent pass-through, where the app names the host."""
 
 
 HIT_STATUSES = frozenset({"hit", "coalesced", "semantic"})

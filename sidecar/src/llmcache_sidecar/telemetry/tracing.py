@@ -182,12 +182,13 @@ class RequestTrace:
     def finish(self, *, http_status: int, aggregates: Aggregates, prices: PriceBook) -> None:
         """Close the span and count the request (and what an answer from the cache saved)."""
         duration = time.perf_counter() - self.start
-        model, status, usage = self.model, self.status, self.saved_usage
+        status, usage = self.status, self.saved_usage
+        model = aggregates.models(self.model)  # a bounded label (telemetry.labels); spans keep the real one
         aggregates.requests[(self.provider, model, self.endpoint, status)] += 1
         if usage is not None:
             aggregates.tokens_saved[(self.provider, model, "input")] += usage.input_tokens
             aggregates.tokens_saved[(self.provider, model, "output")] += usage.output_tokens
-            price = prices.get(model) if model else None
+            price = prices.get(self.model) if self.model else None
             if price is not None:
                 aggregates.cost_saved[(self.provider, model)] += (
                     usage.input_tokens * price.input + usage.output_tokens * price.output
@@ -199,8 +200,8 @@ class RequestTrace:
         if span is not None:
             # One call: each set_attribute takes the span's lock and validates on its own.
             outcome: dict[str, str | int] = {"llmcache.status": status, "http.response.status_code": http_status}
-            if model:
-                outcome["gen_ai.request.model"] = model
+            if self.model:
+                outcome["gen_ai.request.model"] = self.model
             if self.key is not None:
                 outcome["llmcache.key"] = self.key
             if usage is not None:
@@ -215,7 +216,7 @@ class RequestTrace:
                 "request",
                 extra={
                     "provider": self.provider,
-                    "model": model,
+                    "model": self.model,
                     "endpoint": self.endpoint,
                     "status": status,
                     "http_status": http_status,

@@ -43,16 +43,28 @@ class WireFormat:
             return m.group(1)
         return None
 
-    def credential(self, headers: Mapping[str, str], query: Mapping[str, str]) -> str | None:
+    def credential(
+        self, headers: Mapping[str, str], query: Mapping[str, str], extra_headers: tuple[str, ...] = ()
+    ) -> str | None:
+        """Every credential the request carries, in this kind's headers, `extra_headers` and query, as one string.
+
+        None when it carries none. All of them, not the first: behind a gateway a shared key
+        (`api-key`) may come with the caller's own (`Ocp-Apim-Subscription-Key`).
+        """
+        # Values in a fixed order; a header value holds no line break. Two requests that
+        # show the same secrets are one caller, whichever header carried each. (Loops, not
+        # comprehensions: this runs on every hit.)
+        found: str | None = None
         for name in self.credential_headers:
-            value = headers.get(name)
-            if value:
-                return value
+            if value := headers.get(name):
+                found = value if found is None else f"{found}\n{value}"
+        for name in extra_headers:
+            if value := headers.get(name):
+                found = value if found is None else f"{found}\n{value}"
         for name in self.credential_query:
-            value = query.get(name)
-            if value:
-                return value
-        return None
+            if value := query.get(name):
+                found = value if found is None else f"{found}\n{value}"
+        return found
 
 
 def _int(value: Any) -> int:
@@ -94,8 +106,13 @@ def _gemini_usage(body: Json) -> Usage:
     )
 
 
+def is_error(name: str | None, parsed: Json | None) -> bool:
+    """An event that reports an error (by its name, or an `error` field): its stream is never stored."""
+    return name == "error" or (parsed is not None and "error" in parsed)
+
+
 def _has_error(events: Iterable[Event]) -> bool:
-    return any(e.name == "error" or (e.json is not None and "error" in e.json) for e in events)
+    return any(is_error(e.name, e.json) for e in events)
 
 
 def _openai_stream_complete(events: list[Event]) -> bool:

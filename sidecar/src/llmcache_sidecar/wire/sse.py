@@ -7,8 +7,8 @@ read its usage; never on a hit, which replays the recorded bytes as they are.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any
 
 import orjson
@@ -23,8 +23,10 @@ class Event:
     name: str | None
     data: bytes
 
-    @cached_property
+    @property
     def json(self) -> dict[str, Any] | None:
+        """The data as a JSON object, read on each access: not kept, so that a long stream's
+        events do not all hold their parsed form at once (the recording is bounded, its parse too)."""
         try:
             value = orjson.loads(self.data)
         except orjson.JSONDecodeError:
@@ -34,8 +36,17 @@ class Event:
 
 def parse(body: bytes) -> list[Event]:
     """The complete events in `body`; a trailing event without its blank line is dropped."""
-    blocks = _EVENT_SPLIT.split(body)
-    return [e for e in map(_event, blocks[:-1]) if e is not None]
+    return list(iter_events(body))
+
+
+def iter_events(body: bytes) -> Iterator[Event]:
+    """`parse`, one event at a time: a long stream is read without all its events at once."""
+    start = 0
+    for boundary in _EVENT_SPLIT.finditer(body):
+        event = _event(body[start : boundary.start()])
+        start = boundary.end()
+        if event is not None:
+            yield event
 
 
 def _event(block: bytes) -> Event | None:

@@ -16,8 +16,8 @@ from llmcache_sidecar.backends import BackendError
 from llmcache_sidecar.backends.redis import RedisCache
 from llmcache_sidecar.entry import CachedResponse
 from llmcache_sidecar.wire import keys
-from tests.backends.servers import Servers
 from tests.e2e.test_redis_acl import DOCS, DOCUMENTED_USER, documented_acl
+from tests.realparts import Servers
 
 
 def cluster_addition() -> list[str]:

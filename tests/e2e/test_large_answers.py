@@ -30,7 +30,7 @@ from llmcache_sidecar.config import Settings, parse
 from llmcache_sidecar.proxy.runtime import response_limit
 from tests.conftest import SidecarFactory
 from tests.fakes.large_answers import DELTA, EMBEDDINGS, LargeAnswers, make_large_provider
-from tests.operator.realparts import free_port
+from tests.realparts import free_port
 
 MiB = 2**20
 TOO_LARGE = "llmcache; fwd=miss; detail=response-too-large"

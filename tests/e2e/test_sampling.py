@@ -27,7 +27,7 @@ from llmcache_sidecar import config, telemetry
 from llmcache_sidecar.telemetry import Aggregates, PriceBook, RequestTrace
 from tests.conftest import Otel, SidecarFactory, Upstream
 from tests.e2e.test_otlp_and_logs import Receiver
-from tests.redis_server import free_port
+from tests.realparts import free_port
 
 SAMPLED = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 UNSAMPLED = "00-5bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"

@@ -19,14 +19,15 @@ from aiohttp.test_utils import TestServer
 
 from llmcache_sidecar.server.app import make_app
 from tests.conftest import Upstream, sidecar_settings
-from tests.redis_server import RedisServer, free_port, running_redis
+from tests.realparts import RedisServer, free_port
+from tests.realparts import redis as real_redis
 
 POLLS = 100
 
 
 @pytest.fixture
 def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    with running_redis(tmp_path) as server:
+    with real_redis(tmp_path) as server:
         yield server
 
 
@@ -132,7 +133,7 @@ async def test_a_report_the_backend_missed_is_added_to_the_next_one(upstream: Up
     port = free_port()
     for folder in ("first", "second"):
         (tmp_path / folder).mkdir()
-    with running_redis(tmp_path / "first", port=port) as first:
+    with real_redis(tmp_path / "first", port=port) as first:
         server = await start(upstream, first.url, "team-c", "100ms")
         await ask(server, "before the outage")
         await until_saved(first, "team-c", 1)
@@ -141,7 +142,7 @@ async def test_a_report_the_backend_missed_is_added_to_the_next_one(upstream: Up
         for i in range(3):
             await ask(server, f"during the outage {i}")
         await asyncio.sleep(0.5)  # several reports fail meanwhile
-        with running_redis(tmp_path / "second", port=port) as second:  # back, empty
+        with real_redis(tmp_path / "second", port=port) as second:  # back, empty
             found = await until_saved(second, "team-c", 3)
             assert found["hits"] == 0
     finally:

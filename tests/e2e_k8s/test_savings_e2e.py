@@ -30,7 +30,8 @@ import yaml
 
 from tests.e2e_k8s.test_operator_e2e import ROOT, llmcache, namespace, operator_process, wait_until
 from tests.k8s.controlplane import ControlPlane, stop_process
-from tests.operator.realparts import RedisServer, free_port, make_tls, start_redis
+from tests.realparts import RedisServer, free_port, make_tls
+from tests.realparts import redis as real_redis
 
 pytestmark = pytest.mark.e2e_k8s
 
@@ -174,11 +175,12 @@ def test_kubectl_get_shows_each_caches_hit_ratio_and_savings_through_pod_deaths_
     plane: ControlPlane, tmp_path: Path
 ) -> None:
     tls = make_tls(tmp_path / "tls")
-    redis_proc, redis = start_redis(tmp_path, PASSWORD)
+    servers = contextlib.ExitStack()
+    redis = servers.enter_context(real_redis(tmp_path, password=PASSWORD))
     secret = {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": {"name": "redis", "namespace": SHARED_NS},
+        "metadata": {"name": "redis", "namespace": SHARED_NS, "labels": {"llmcache.dev/usable": "true"}},
         "stringData": {"password": PASSWORD},
     }
     shared = {
@@ -240,5 +242,4 @@ def test_kubectl_get_shows_each_caches_hit_ratio_and_savings_through_pod_deaths_
             ("secret", "redis", SHARED_NS),
         ):
             plane.kubectl("delete", kind, name, "-n", ns, "--ignore-not-found", "--wait=false")
-        redis_proc.terminate()
-        redis_proc.wait(timeout=10)
+        servers.close()

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from tests.redis_server import free_port
+from tests.realparts import free_port
 
 STARTUP_SECONDS = 30
 

@@ -32,14 +32,15 @@ from typing import Any
 import aiohttp
 import redis
 import yaml
+from llmcache_embedder.app import create_app
 from llmcache_embedder.model import HashEncoder
-from llmcache_embedder.server import create_app
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import Upstream
 from tests.monitoring.conftest import DASHBOARD, RULES
 from tests.monitoring.prometheus import Target, running_prometheus
-from tests.redis_server import free_port, running_redis
+from tests.realparts import free_port
+from tests.realparts import redis as real_redis
 from tests.semantic.test_judge import FakeJudge
 
 COMMAND = str(Path(sys.executable).with_name("llmcache-sidecar"))
@@ -241,7 +242,7 @@ async def test_every_panel_query_returns_series_and_the_hit_ratio_is_the_traffic
         "judge": {"enabled": True, "provider": "openai", "model": "judge-mini", "apiKeyFile": str(judge_key)},
     }
     async with AsyncExitStack() as stack:
-        redis_server = stack.enter_context(running_redis(tmp_path))
+        redis_server = stack.enter_context(real_redis(tmp_path))
         redis_client = stack.enter_context(redis.Redis(port=redis_server.port))
         memory_url, memory_admin, memory_metrics = await stack.enter_async_context(
             sidecar(tmp_path, "memory", {"providers": providers, "semantic": semantic})

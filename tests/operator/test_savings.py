@@ -10,7 +10,7 @@ from llmcache_operator import crd, savings
 from llmcache_operator.spec import SecretKeyRef
 from llmcache_sidecar import backends, config
 from llmcache_sidecar.backends import Savings
-from tests.operator.realparts import RedisServer, free_port
+from tests.realparts import RedisServer, free_port
 
 NOW = datetime.datetime(2026, 12, 1, 10, 30, 15, tzinfo=datetime.UTC)
 MINUTE = int(NOW.timestamp() // 60)

@@ -24,7 +24,7 @@ from pathlib import Path
 import aiohttp
 import yaml
 from aiohttp import web
-from tests.redis_server import free_port
+from tests.realparts import free_port
 
 from tests.fakes.large_answers import CHAT, EMBEDDINGS, LargeAnswers, make_large_provider
 

@@ -24,9 +24,9 @@ from pathlib import Path
 import aiohttp
 import yaml
 from aiohttp import web
-from tests.realparts import free_port
 
 from tests.fakes.large_answers import CHAT, EMBEDDINGS, LargeAnswers, make_large_provider
+from tests.realparts import free_port
 
 MiB = 2**20
 COMMAND = str(Path(sys.executable).with_name("llmcache-sidecar"))

@@ -1,15 +1,16 @@
-"""Which content words of two prompts are the same word: the verifier's alignment.
+"""Which content words of two prompts stand for each other: the verifier's alignment.
 
-Equal words first (by their normalised form), then WordNet synonyms (phrasal verbs
-included), derived forms and typos, then acronyms spelled by the other prompt's
-initials (AKS for Azure Kubernetes Service). What is left over on either side, and
-whether a leftover word names something (`salient`), is what the verifier judges.
+Content words are matched one to one, most certain first: the same word (where a word
+occurs more than once, the occurrence whose neighbours also match), then WordNet
+synonyms (a phrasal verb as one: `call off` / `cancel`), then forms of one word and
+typos (never two different English words), then acronyms spelled by the other prompt's
+initials (`AKS` / `Azure Kubernetes Service`). What is left over on either side is what
+changed, and the verifier's rules read it.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from llmcache_sidecar.semantic import lexicon, wordnet
@@ -98,10 +99,10 @@ def _similar(x: Token, y: Token) -> bool:
     short, long_ = (p, q) if len(p) <= len(q) else (q, p)
     if len(short) >= 5 and long_.startswith(short) and len(long_) - len(short) <= 5:
         return True  # derived forms: differ/difference, autoscaler/autoscaling
-    return _typo(x.word, y.word) or _typo(p, q)
+    return typo(x.word, y.word) or typo(p, q)
 
 
-def _typo(x: str, y: str) -> bool:
+def typo(x: str, y: str) -> bool:
     """One edit apart (two for long words), and not two different English words."""
     if x == y:
         return True
@@ -118,7 +119,7 @@ def _typo_of_function_word(token: Token, other: Prompt) -> bool:
     """`shoud`, `waht`: a typo of a word the verifier ignores anyway."""
     if lexicon.known(token.word):
         return False
-    return any(t.kind == "word" and t.word in lexicon.STOP_WORDS and _typo(token.word, t.word) for t in other.tokens)
+    return any(t.kind == "word" and t.word in lexicon.STOP_WORDS and typo(token.word, t.word) for t in other.tokens)
 
 
 def _acronyms(a: Prompt, left_a: list[int], b: Prompt, left_b: list[int]) -> list[tuple[int, list[int]]]:
@@ -141,23 +142,3 @@ def _acronyms(a: Prompt, left_a: list[int], b: Prompt, left_b: list[int]) -> lis
                 free -= set(consumed)
                 break
     return found
-
-
-def salient(token: Token) -> bool:
-    """A word that names something: capitalised mid-sentence, not English, rare, or with digits."""
-    word = token.word
-    if token.kind == "code":
-        return True
-    if len(word) < 2:
-        return token.capital and token.text not in ("I", "A")  # vitamin C, plan B; not x, y: variables
-    if token.capital:
-        return True
-    if any(c.isdigit() for c in word):
-        return True
-    if not word.isalpha():
-        return False
-    return not lexicon.known(word) or lexicon.frequency(word) < lexicon.RARE_BELOW
-
-
-def same_words(x: Sequence[str], y: Sequence[str]) -> bool:
-    return len(x) == len(y) and all(p == q or _typo(p, q) for p, q in zip(x, y, strict=True))

@@ -195,7 +195,8 @@ def _word_facets(prompt: Prompt, tokens: list[Token], i: int, previous: Token | 
     if norm in _FORMATS or (norm in _CONTEXT_FORMATS and _after_as(tokens, i)):
         prompt.formats.add(norm)
     compound_part = "-" in token.text and token.kind == "word"
-    if not compound_part and (
+    letter = token.capital and len(token.text) == 1  # type A blood, plan B: a name, not an article
+    if not (compound_part or letter) and (
         word in lexicon.STOP_WORDS or word in lexicon.DIRECTIONAL or word in lexicon.ORDER_PREPOSITIONS
     ):
         return  # function words; but `check-in` / `check-out` differ in a part that is one

@@ -34,13 +34,14 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, get_args
 
-from llmcache_sidecar.semantic import lexicon, wordnet
-from llmcache_sidecar.semantic.alignment import Alignment, align, salient, same_words
+from llmcache_sidecar.semantic import alignment, lexicon, qualifiers, wordnet
+from llmcache_sidecar.semantic.alignment import Alignment, align
 from llmcache_sidecar.semantic.text import Prompt
+from llmcache_sidecar.semantic.tokens import Token
 
 Reason = Literal[
     "role",
@@ -56,12 +57,13 @@ Reason = Literal[
     "antonym",
     "comparative",
     "scope",
+    "qualifier",
     "entity",
     "substitution",
     "order",
 ]
 REASONS: tuple[Reason, ...] = get_args(Reason)
-UNSURE: frozenset[Reason] = frozenset({"substitution", "order"})
+UNSURE: frozenset[Reason] = frozenset({"qualifier", "substitution", "order"})
 """Rejections that mean "cannot tell", not "a fact changed": a judge with `decideUnsure` may overrule them."""
 
 
@@ -103,7 +105,7 @@ class RuleVerifier:
             yield reason
         if (a.times, a.days, a.months, a.relative) != (b.times, b.days, b.months, b.relative):
             yield "datetime"
-        if a.negations != b.negations:
+        if _negations(a) != _negations(b):
             yield "negation"
         if a.languages != b.languages:
             yield "language"
@@ -119,12 +121,14 @@ class RuleVerifier:
             yield "comparative"
         if a.universal != b.universal:
             yield "scope"
-        alignment = align(a, b)
-        if any(salient(a.tokens[i]) for i in alignment.left_a) or any(salient(b.tokens[j]) for j in alignment.left_b):
+        matched = align(a, b)
+        if qualifiers.added(matched, a, b):
+            yield "qualifier"
+        if any(_salient(a.tokens[i]) for i in matched.left_a) or any(_salient(b.tokens[j]) for j in matched.left_b):
             yield "entity"
-        if _replaced_in_place(alignment):
+        if _replaced_in_place(matched):
             yield "substitution"
-        if not _order_kept(a, b, alignment):
+        if not _order_kept(a, b, matched):
             yield "order"
 
 
@@ -146,6 +150,20 @@ def _replaced_in_place(alignment: Alignment) -> bool:
         if any(i1 < i < i2 for i in left_a) and any(j1 < j < j2 for j in left_b):
             return True
     return False
+
+
+def _negations(prompt: Prompt) -> int:
+    """Negation cues, and words that negate another with a prefix (`unresponsive`, `non-toxic`, `illegal`).
+
+    A prefix counts only where WordNet records the word as the antonym of its stem, so
+    `not responding` / `unresponsive` agree, `toxic` / `non-toxic` do not, and `discover`
+    or `install` negate nothing.
+    """
+    wn = wordnet.load()
+    if wn is None:
+        return prompt.negations
+    prefixed = sum(wn.negated_stem(prompt.tokens[i].word) is not None for i in prompt.content)
+    return prompt.negations + prefixed
 
 
 def _opposed(a: Prompt, b: Prompt) -> bool:
@@ -211,11 +229,31 @@ def _quotes_found(a: Prompt, b: Prompt) -> bool:
     b_words = [t.norm for t in b.tokens if t.kind in ("word", "number") and not t.word.startswith("⟦")]
     for quote in a.quotes:
         if b.quotes:
-            if not any(same_words(quote, other) for other in b.quotes):
+            if not any(_same_words(quote, other) for other in b.quotes):
                 return False
-        elif not any(same_words(quote, b_words[k : k + len(quote)]) for k in range(len(b_words) - len(quote) + 1)):
+        elif not any(_same_words(quote, b_words[k : k + len(quote)]) for k in range(len(b_words) - len(quote) + 1)):
             return False
     return True
+
+
+def _same_words(x: Sequence[str], y: Sequence[str]) -> bool:
+    return len(x) == len(y) and all(p == q or alignment.typo(p, q) for p, q in zip(x, y, strict=True))
+
+
+def _salient(token: Token) -> bool:
+    """A word that names something: capitalised mid-sentence, not English, rare, or with digits."""
+    word = token.word
+    if token.kind == "code":
+        return True
+    if len(word) < 2:
+        return token.capital and token.text not in ("I", "A")  # vitamin C, plan B; not x, y: variables
+    if token.capital:
+        return True
+    if any(c.isdigit() for c in word):
+        return True
+    if not word.isalpha():
+        return False
+    return not lexicon.known(word) or lexicon.frequency(word) < lexicon.RARE_BELOW
 
 
 def _order_kept(a: Prompt, b: Prompt, alignment: Alignment) -> bool:

@@ -143,6 +143,9 @@ CLAUSE_WORDS = frozenset(
 )
 """Pronouns, auxiliaries and question words: a word after one of them starts a clause, not a noun's modifiers."""
 
+FIRST_PERSON = frozenset({"i", "me", "my", "mine", "myself", "we", "us", "our", "ours", "ourselves"})
+"""A sentence with one of these tells about the asker (`My food processor broke last week.`)."""
+
 PASSIVE_AUXILIARIES = frozenset({"is", "are", "was", "were", "be", "been", "being", "get", "gets", "got", "gotten"})
 """Before a past participle these make a clause passive (`is approved`, `got deleted`)."""
 

@@ -36,6 +36,8 @@ a judge with `decideUnsure` may overrule it (`qualifier` is an "unsure" reason).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from llmcache_sidecar.semantic import lexicon, wordnet
 from llmcache_sidecar.semantic.alignment import Alignment
 from llmcache_sidecar.semantic.text import Prompt
@@ -47,16 +49,62 @@ _PREPOSITIONS = lexicon.ORDER_PREPOSITIONS | lexicon.PARTICLES | {"without", "li
 def added(alignment: Alignment, a: Prompt, b: Prompt) -> bool:
     """Either prompt has a qualifier that the other lacks (see the module docstring)."""
     pairs = alignment.pairs
-    return _qualified(a, b, dict(pairs), alignment.left_a, alignment.left_b) or _qualified(
-        b, a, {j: i for i, j in pairs}, alignment.left_b, alignment.left_a
+    by_a, by_b = dict(pairs), {j: i for i, j in pairs}
+    if _says_who_asks(a, by_a) or _says_who_asks(b, by_b):
+        return True
+    return _qualified(a, b, by_a, alignment.left_a, alignment.left_b) or _qualified(
+        b, a, by_b, alignment.left_b, alignment.left_a
     )
+
+
+def context(p: Prompt, anchors: Iterable[int]) -> set[int]:
+    """The numbers of `p`'s sentences of context: about the asker, sharing no content word with the other prompt.
+
+    `We had a party last night and someone spilled.` before `How do I remove a red wine
+    stain from a carpet?`: a statement (not a question) in the first person, none of whose
+    words the other prompt has. What it says happened around the question, not in it.
+    """
+    sentence = sentences(p)
+    anchored = {sentence[k] for k in anchors}
+    told: set[int] = set()
+    asked: set[int] = set()
+    for k, token in enumerate(p.tokens):
+        if token.kind == "word" and token.word in lexicon.FIRST_PERSON:
+            told.add(sentence[k])
+        elif token.word == "?":
+            asked.add(sentence[k])
+    return told - anchored - asked
+
+
+def _says_who_asks(p: Prompt, partner: dict[int, int]) -> bool:
+    """A sentence of context says who the asker is (`I'm a vegan.`, `I am a nurse.`): that can change the answer.
+
+    The asker's identity is an audience, as `explain it to a nurse` is: a person noun
+    (WordNet's noun.person) right after `I am` / `I'm` (`a`/`an` between).
+    """
+    wn = wordnet.load()
+    if wn is None:
+        return False
+    aside = context(p, partner)
+    sentence = sentences(p)
+    words = p.tokens
+    for k, token in enumerate(words):
+        if token.word != "i" or sentence[k] not in aside:
+            continue
+        n = k + 1
+        for skip in ("am", "a", "an"):
+            if n < len(words) and words[n].word == skip:
+                n += 1
+        if n < len(words) and n > k + 1 and words[n].kind == "word" and wn.person(words[n].word):
+            return True
+    return False
 
 
 def _qualified(p: Prompt, q: Prompt, partner: dict[int, int], left: list[int], left_q: list[int]) -> bool:
     wn = wordnet.load()
     if wn is None:
         return False
-    sentence = _sentences(p)
+    sentence = sentences(p)
     anchored = {sentence[k] for k in partner}
     leftover = set(left)
     anchors = sorted(partner)
@@ -175,7 +223,7 @@ def _verb_form(word: str) -> bool:
     return wn is not None and word.endswith(("ed", "ing")) and wn.verb_form(word)
 
 
-def _sentences(p: Prompt) -> list[int]:
+def sentences(p: Prompt) -> list[int]:
     """The sentence number of each token."""
     numbers, n = [], 0
     for token in p.tokens:

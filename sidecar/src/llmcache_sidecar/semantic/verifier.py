@@ -34,11 +34,11 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, get_args
 
-from llmcache_sidecar.semantic import alignment, lexicon, qualifiers, wordnet
+from llmcache_sidecar.semantic import alignment, lexicon, qualifiers, voice, wordnet
 from llmcache_sidecar.semantic.alignment import Alignment, align
 from llmcache_sidecar.semantic.text import Prompt
 from llmcache_sidecar.semantic.tokens import Token
@@ -96,6 +96,7 @@ class RuleVerifier:
 
     def failures(self, a: Prompt, b: Prompt, *, first_only: bool = False) -> Iterator[Reason]:
         """Every rule that `a` and `b` fail, in the order of the module docstring."""
+        matched = _lazy_alignment(a, b)
         if Counter(a.code) != Counter(b.code):
             yield "code"
         if not (_quotes_found(a, b) and _quotes_found(b, a)):
@@ -103,7 +104,7 @@ class RuleVerifier:
         reason = "number" if a.operators != b.operators else _numbers(a, b)
         if reason is not None:
             yield reason
-        if (a.times, a.days, a.months, a.relative) != (b.times, b.days, b.months, b.relative):
+        if (a.times, a.days, a.months) != (b.times, b.days, b.months) or not _same_relative_dates(a, b, matched()):
             yield "datetime"
         if _negations(a) != _negations(b):
             yield "negation"
@@ -121,14 +122,13 @@ class RuleVerifier:
             yield "comparative"
         if a.universal != b.universal:
             yield "scope"
-        matched = align(a, b)
-        if qualifiers.added(matched, a, b):
+        if qualifiers.added(matched(), a, b):
             yield "qualifier"
-        if any(_salient(a.tokens[i]) for i in matched.left_a) or any(_salient(b.tokens[j]) for j in matched.left_b):
+        if any(_salient(a.tokens[i]) for i in matched().left_a) or any(_salient(b.tokens[j]) for j in matched().left_b):
             yield "entity"
-        if _replaced_in_place(matched):
+        if _replaced_in_place(matched()):
             yield "substitution"
-        if not _order_kept(a, b, matched):
+        if not _order_kept(a, b, matched()):
             yield "order"
 
 
@@ -150,6 +150,38 @@ def _replaced_in_place(alignment: Alignment) -> bool:
         if any(i1 < i < i2 for i in left_a) and any(j1 < j < j2 for j in left_b):
             return True
     return False
+
+
+def _lazy_alignment(a: Prompt, b: Prompt) -> Callable[[], Alignment]:
+    """The alignment of `a` and `b`, computed once and only if a rule needs it."""
+    found: list[Alignment] = []
+
+    def get() -> Alignment:
+        if not found:
+            found.append(align(a, b))
+        return found[0]
+
+    return get
+
+
+def _same_relative_dates(a: Prompt, b: Prompt, matched: Alignment) -> bool:
+    """Times said relative to now agree, leaving out those in a sentence of context that only one prompt has.
+
+    `We had a party last night. How do I remove a wine stain?` asks what `How do I remove a
+    wine stain?` asks: `last night` is when the stain happened, not what is asked about.
+    Months, weekdays, holidays and clock times are compared wherever they are.
+    """
+    if a.relative == b.relative:
+        return True
+    return _asked_relative(a, {i for i, _ in matched.pairs}) == _asked_relative(b, {j for _, j in matched.pairs})
+
+
+def _asked_relative(prompt: Prompt, anchors: set[int]) -> set[str]:
+    aside = qualifiers.context(prompt, anchors)
+    sentence = qualifiers.sentences(prompt)
+    told = {key for k, key in prompt.said_when if sentence[k] in aside}
+    asked = {key for k, key in prompt.said_when if sentence[k] not in aside}
+    return {key for key in prompt.relative if key not in told or key in asked}
 
 
 def _negations(prompt: Prompt) -> int:
@@ -197,10 +229,14 @@ def _same_degrees(a: Prompt, b: Prompt) -> bool:
 
 
 def _roles_flipped(a: Prompt, b: Prompt) -> bool:
-    """One person moves from subject to object (`my coworker reports to me` / `I report to my coworker`)."""
-    for person in a.cases.keys() | b.cases.keys():
-        subject_a, object_a = a.cases.get(person, (0, 0))
-        subject_b, object_b = b.cases.get(person, (0, 0))
+    """One person moves from subject to object (`my coworker reports to me` / `I report to my coworker`).
+
+    Read in the active voice: `Can I be fired by my employer?` has `I` as the object.
+    """
+    cases_a, cases_b = voice.cases(a), voice.cases(b)
+    for person in cases_a.keys() | cases_b.keys():
+        subject_a, object_a = cases_a.get(person, (0, 0))
+        subject_b, object_b = cases_b.get(person, (0, 0))
         if (subject_a - subject_b) * (object_a - object_b) < 0:
             return True
     return False
@@ -289,32 +325,21 @@ def _order_kept(a: Prompt, b: Prompt, alignment: Alignment) -> bool:
                         ids[k] = (token.word, governed[1] + 1)
                         break
     shared = set(ids_a.values()) & set(ids_b.values())
-    seq_a = [ids_a[k] for k in sorted(ids_a) if ids_a[k] in shared]
-    seq_b = [ids_b[k] for k in sorted(ids_b) if ids_b[k] in shared]
+    # A passive clause is read in the active order: `the loan is approved by a bank` as
+    # `a bank approves the loan`, so that a change of voice moves nobody.
+    seq_a = [ids_a[k] for k in voice.order(a) if k in ids_a and ids_a[k] in shared]
+    seq_b = [ids_b[k] for k in voice.order(b) if k in ids_b and ids_b[k] in shared]
     rank = {key: r for r, key in enumerate(seq_a)}
     order = [rank[key] for key in seq_b]
-    if _passive(a) != _passive(b):
-        return True  # `a bank approves the loan` / `the loan is approved by a bank`: voice moves the participants
     swapped = _transposition(order)
     first, second = (seq_a[swapped[0]], seq_a[swapped[1]]) if swapped is not None else (("", 0), ("", 0))
-    if swapped is not None and not (_coordinated(a, ids_a, first, second) or _coordinated(b, ids_b, first, second)):
+    if swapped is not None and not (
+        _coordinated(a, ids_a, first, second)
+        or _coordinated(b, ids_b, first, second)
+        or _compound_of(a, ids_a, b, ids_b, first, second)
+    ):
         return False  # `the airline owes me` / `I owe the airline`: two participants traded places
     return one_block_move(order)
-
-
-def _passive(prompt: Prompt) -> bool:
-    """A form of `be` or `get` followed closely by a past participle (WordNet knows its verb)."""
-    wn = wordnet.load()
-    if wn is None:
-        return False
-    words = [t for t in prompt.tokens if t.kind == "word"]
-    for k, token in enumerate(words):
-        if token.word in lexicon.PASSIVE_AUXILIARIES:
-            for nxt in words[k + 1 : k + 4]:
-                participle = nxt.word.endswith(("ed", "en", "wn", "ne", "lt", "nt", "ght"))
-                if participle and not nxt.capital and wn.verb_form(nxt.word):
-                    return True  # not `the United States`
-    return False
 
 
 def _transposition(order: list[int]) -> tuple[int, int] | None:
@@ -332,6 +357,34 @@ def _coordinated(
     where = {key: k for k, key in ids.items()}
     start, end = sorted((where[first], where[second]))
     return any(t.kind == "word" and t.word in ("and", "or", "nor") for t in prompt.tokens[start + 1 : end])
+
+
+def _compound_of(
+    a: Prompt,
+    ids_a: dict[int, tuple[str, int]],
+    b: Prompt,
+    ids_b: dict[int, tuple[str, int]],
+    first: tuple[str, int],
+    second: tuple[str, int],
+) -> bool:
+    """`an itinerary for Lisbon` / `a Lisbon itinerary`: a noun's complement said as a compound before it.
+
+    The two swapped words stand side by side in one prompt and are joined by `of`, `for`,
+    `in`, `on` or `at` in the other: a noun phrase said two ways, not two participants.
+    """
+    for p, ids, q, ids_q in ((a, ids_a, b, ids_b), (b, ids_b, a, ids_a)):
+        where, where_q = {key: k for k, key in ids.items()}, {key: k for k, key in ids_q.items()}
+        start, end = sorted((where[first], where[second]))
+        start_q, end_q = sorted((where_q[first], where_q[second]))
+        between = [t.word for t in p.tokens[start + 1 : end] if t.kind != "punct" or t.word == ","]
+        between_q = [t for t in q.tokens[start_q + 1 : end_q] if t.word != "-"]
+        joined = bool(between) and between[0] in _COMPLEMENT_PREPOSITIONS
+        if not between_q and joined and all(word in lexicon.DETERMINERS for word in between[1:]):
+            return True
+    return False
+
+
+_COMPLEMENT_PREPOSITIONS = frozenset({"of", "for", "in", "on", "at"})
 
 
 def one_block_move(order: list[int]) -> bool:

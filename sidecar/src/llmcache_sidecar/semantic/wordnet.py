@@ -126,6 +126,10 @@ class WordNet:
     def known(self, word: str) -> bool:
         return bool(self.lemmas(word))
 
+    def person(self, word: str) -> bool:
+        """`word` can name a kind of person (`nurse`, `vegan`, `beginner`): WordNet's noun.person."""
+        return any(synset.lexname() == "noun.person" for synset in self._reader.synsets(word, "n"))
+
     def noun(self, word: str) -> bool:
         """`word` can be a noun (`root`, `foods`, `while`), as written or as a plural."""
         return "n" in self.parts_of_speech(word)

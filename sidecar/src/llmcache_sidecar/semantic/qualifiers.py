@@ -37,6 +37,7 @@ a judge with `decideUnsure` may overrule it (`qualifier` is an "unsure" reason).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Literal
 
 from llmcache_sidecar.semantic import lexicon, wordnet
 from llmcache_sidecar.semantic.alignment import Alignment
@@ -116,7 +117,10 @@ def _qualified(p: Prompt, q: Prompt, partner: dict[int, int], left: list[int], l
             continue
         before = max((k for k in anchors if k < i), default=None)
         after = min((k for k in anchors if k > i), default=None)
-        if not _inserted_here(q, word, partner, before, after, set(left_q)):
+        found = _in_place(q, word, partner, before, after, set(left_q))
+        if found == "judged":
+            return True
+        if found != "inserted":
             continue  # the other prompt has a content word, or a synonym, in its place
         if _before_noun(p, i, after, partner, q, leftover):
             return True
@@ -148,22 +152,33 @@ def _candidates(p: Prompt, leftover: set[int], partner: dict[int, int]) -> list[
     return sorted(found)
 
 
-def _inserted_here(
+def _in_place(
     q: Prompt, word: str, partner: dict[int, int], before: int | None, after: int | None, left_q: set[int]
-) -> bool:
-    """Between the matched words around the insertion, the other prompt has no content word and no synonym of it."""
+) -> Literal["inserted", "synonym", "substituted", "judged"]:
+    """What the other prompt has between the matched words around the insertion.
+
+    Nothing (`inserted`), a synonym or a typo of it among its function words (`better` for
+    `improved`, `dose` for `does`),
+    a content word (`substituted`: the substitution rule decides), or a judging adjective of
+    the request's framing in its place (`good` for dogs / `toxic` for dogs: `judged`).
+    """
     start = partner[before] if before is not None else -1
     end = partner[after] if after is not None else len(q.tokens)
     if start >= end:
-        return True  # the matched words moved: nothing stands in the same place
+        return "inserted"  # the matched words moved: nothing stands in the same place
     wn = wordnet.load()
+    judged = False
     for k in range(start + 1, end):
         if k in left_q:
-            return False
+            return "substituted"
         other = q.tokens[k]
         if other.kind == "word" and wn is not None and wn.synonyms(word, other.word):
-            return False
-    return True
+            return "synonym"
+        if other.kind == "word" and min(len(word), len(other.word)) >= 4 and lexicon.within_edits(word, other.word, 1):
+            return "synonym"  # `what time dose the museum close`: a typo of `does`
+        judged = judged or other.word in lexicon.FRAMING_WORDS
+    adjective = wn is not None and "a" in wn.parts_of_speech(word)
+    return "judged" if judged and adjective else "inserted"
 
 
 def _before_noun(p: Prompt, i: int, after: int | None, partner: dict[int, int], q: Prompt, leftover: set[int]) -> bool:

@@ -73,15 +73,17 @@ _COUNTRY_SPELLINGS = frozenset({"usa", "u.s", "u.s.a"})
 
 
 def tokenize(text: str) -> Iterator[Token]:
-    previous = ""
+    previous, previous_kind = "", ""
     for token in _tokens(_JOINED_PREFIX.sub(r"\1", text)):
-        if token.kind in ("word", "code") and (
+        if previous_kind == "number":
+            yield token  # `100 US dollars`: the currency's country, read with the unit
+        elif token.kind in ("word", "code") and (
             token.word in _COUNTRY_SPELLINGS or (token.word == "us" and (token.text == "US" or previous == "the"))
         ):
             yield from (Token(token.text, word, word, "word", capital=True) for word in _COUNTRY)
         else:
             yield token
-        previous = token.word if token.kind != "punct" else ""
+        previous, previous_kind = (token.word if token.kind != "punct" else ""), token.kind
 
 
 def _tokens(text: str) -> Iterator[Token]:

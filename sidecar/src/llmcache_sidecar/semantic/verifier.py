@@ -140,9 +140,22 @@ def _replaced_in_place(alignment: Alignment) -> bool:
     and a verifier cannot tell a synonym phrase it does not know from a different thing.
     The start and the end of the prompts count as matched words.
     """
+    kept = _kept_in_order(sorted(alignment.pairs))
+    return _replaced_between(alignment.pairs, alignment) or (
+        len(kept) < len(alignment.pairs) and _replaced_between(kept, alignment)
+    )
+
+
+def _replaced_between(pairs: list[tuple[int, int]], alignment: Alignment) -> bool:
+    """The check above, with `pairs` as the matched words (all of them, or those that kept their order).
+
+    With only the words that kept their order, a word that moved no longer hides a phrase
+    put in another's place (`10 flashcards on X as question and answer pairs` / `a
+    10-question multiple-choice quiz on X`: `question` moved, `flashcards` became `quiz`).
+    """
     end = 1 << 30
-    by_a = [(-1, -1), *sorted(alignment.pairs), (end, end)]
-    rank_b = {j: r for r, j in enumerate(sorted([-1, end, *(j for _, j in alignment.pairs)]))}
+    by_a = [(-1, -1), *sorted(pairs), (end, end)]
+    rank_b = {j: r for r, j in enumerate(sorted([-1, end, *(j for _, j in pairs)]))}
     left_a, left_b = alignment.left_a, alignment.left_b
     for (i1, j1), (i2, j2) in itertools.pairwise(by_a):
         if rank_b[j2] != rank_b[j1] + 1:
@@ -150,6 +163,15 @@ def _replaced_in_place(alignment: Alignment) -> bool:
         if any(i1 < i < i2 for i in left_a) and any(j1 < j < j2 for j in left_b):
             return True
     return False
+
+
+def _kept_in_order(pairs: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The longest run of `pairs` (sorted by the first prompt) that is in order in the second prompt too."""
+    best: list[list[tuple[int, int]]] = []
+    for pair in pairs:
+        longest = max((run for run in best if run[-1][1] < pair[1]), key=len, default=[])
+        best.append([*longest, pair])
+    return max(best, key=len, default=[])
 
 
 def _lazy_alignment(a: Prompt, b: Prompt) -> Callable[[], Alignment]:

@@ -110,6 +110,7 @@ def _participle(p: Prompt, k: int) -> int | None:
             continue
         word = token.word
         participle = wn.verb_form(word) and not word.endswith(("s", "ing"))  # weighed, paid, made
+        participle = participle or (word.endswith("ed") and not wn.known(word))  # entitiled: a typo'd one
         if not participle and m == k + 1 and tokens[k].word in _BARE_BE:
             participle = "v" in wn.parts_of_speech(word)  # can environment variables be read
         if participle:

@@ -107,8 +107,10 @@ class WordNet:
         self.lemmas = lru_cache(maxsize=_CACHED_WORDS)(self._lemmas)
         self.parts_of_speech = lru_cache(maxsize=_CACHED_WORDS)(self._parts_of_speech)
         self.negated_stem = lru_cache(maxsize=_CACHED_WORDS)(self._negated_stem)
+        self.degree = lru_cache(maxsize=_CACHED_WORDS)(self._degree)
+        self.verb_form = lru_cache(maxsize=_CACHED_WORDS)(self._verb_form)
 
-    def degree(self, word: str) -> str | None:
+    def _degree(self, word: str) -> str | None:
         """The adjective or adverb that `word` is the comparative or superlative of (`largest` -> `large`)."""
         if word in _DEGREE_WORDS:
             return word
@@ -118,7 +120,7 @@ class WordNet:
                 return str(base)
         return None
 
-    def verb_form(self, word: str) -> bool:
+    def _verb_form(self, word: str) -> bool:
         """`word` is an inflected form of a verb (approved, written, shared)."""
         base = self._reader.morphy(word, "v")
         return base is not None and base != word

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from llmcache_sidecar.semantic import normalise, text, wordnet
+from llmcache_sidecar.semantic.order import one_block_move
 from llmcache_sidecar.semantic.text import Number
-from llmcache_sidecar.semantic.verifier import RuleVerifier, one_block_move
+from llmcache_sidecar.semantic.verifier import RuleVerifier
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 RULES = RuleVerifier()

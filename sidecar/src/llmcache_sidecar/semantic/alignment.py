@@ -5,12 +5,14 @@ occurs more than once, the occurrence whose neighbours also match), then WordNet
 synonyms (a phrasal verb as one: `call off` / `cancel`), then forms of one word and
 typos (never two different English words), then acronyms spelled by the other prompt's
 initials (`AKS` / `Azure Kubernetes Service`). What is left over on either side is what
-changed, and the verifier's rules read it.
+changed, and whether a leftover word names something (`salient`) is what the verifier
+judges first.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from llmcache_sidecar.semantic import lexicon, wordnet
@@ -30,7 +32,7 @@ class Alignment:
 
 def align(a: Prompt, b: Prompt) -> Alignment:
     """Match the content words of `a` and `b` one to one: equal, then derived or typo'd, then acronyms."""
-    pairs, left_a, left_b = _same_words(a, b)
+    pairs, left_a, left_b = _equal_words(a, b)
     wn = wordnet.load()
     if wn is not None:
         for i in list(left_a):
@@ -72,7 +74,7 @@ def align(a: Prompt, b: Prompt) -> Alignment:
     return Alignment(pairs, left_a, left_b, matched_a, matched_b)
 
 
-def _same_words(a: Prompt, b: Prompt) -> tuple[list[tuple[int, int]], list[int], list[int]]:
+def _equal_words(a: Prompt, b: Prompt) -> tuple[list[tuple[int, int]], list[int], list[int]]:
     """Equal words, paired one to one; a repeated word pairs the occurrences whose neighbours agree.
 
     `I just bought a cast iron pan. How do I season a cast iron pan?` / `How do I season a
@@ -134,10 +136,10 @@ def _similar(x: Token, y: Token) -> bool:
     short, long_ = (p, q) if len(p) <= len(q) else (q, p)
     if len(short) >= 5 and long_.startswith(short) and len(long_) - len(short) <= 5:
         return True  # derived forms: differ/difference, autoscaler/autoscaling
-    return typo(x.word, y.word) or typo(p, q)
+    return _typo(x.word, y.word) or _typo(p, q)
 
 
-def typo(x: str, y: str) -> bool:
+def _typo(x: str, y: str) -> bool:
     """One edit apart (two for long words), and not two different English words."""
     if x == y:
         return True
@@ -154,7 +156,7 @@ def _typo_of_function_word(token: Token, other: Prompt) -> bool:
     """`shoud`, `waht`: a typo of a word the verifier ignores anyway."""
     if lexicon.known(token.word):
         return False
-    return any(t.kind == "word" and t.word in lexicon.STOP_WORDS and typo(token.word, t.word) for t in other.tokens)
+    return any(t.kind == "word" and t.word in lexicon.STOP_WORDS and _typo(token.word, t.word) for t in other.tokens)
 
 
 def _acronyms(a: Prompt, left_a: list[int], b: Prompt, left_b: list[int]) -> list[tuple[int, list[int]]]:
@@ -177,3 +179,24 @@ def _acronyms(a: Prompt, left_a: list[int], b: Prompt, left_b: list[int]) -> lis
                 free -= set(consumed)
                 break
     return found
+
+
+def salient(token: Token) -> bool:
+    """A word that names something: capitalised mid-sentence, not English, rare, or with digits."""
+    word = token.word
+    if token.kind == "code":
+        return True
+    if len(word) < 2:
+        return token.capital and token.text not in ("I", "A")  # vitamin C, plan B; not x, y: variables
+    if token.capital:
+        return True
+    if any(c.isdigit() for c in word):
+        return True
+    if not word.isalpha():
+        return False
+    return not lexicon.known(word) or lexicon.frequency(word) < lexicon.RARE_BELOW
+
+
+def same_words(x: Sequence[str], y: Sequence[str]) -> bool:
+    """The same words in the same order, typos allowed: a quoted span found again."""
+    return len(x) == len(y) and all(p == q or _typo(p, q) for p, q in zip(x, y, strict=True))

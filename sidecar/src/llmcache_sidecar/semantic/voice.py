@@ -104,10 +104,12 @@ def _participle(p: Prompt, k: int) -> int | None:
         token = tokens[m]
         if token.kind == "punct" and token.word != "-":
             return None
-        if token.word in _CLAUSE_BREAKS or token.word in lexicon.ORDER_PREPOSITIONS or wn is None:
+        if wn is None or token.word in _CLAUSE_BREAKS:
             return None
-        if token.kind != "word" or token.capital:
-            continue
+        if token.word in lexicon.ORDER_PREPOSITIONS and not _inside_patient(p, k, m):
+            return None
+        if token.kind != "word" or token.capital or _hyphenated(p, m):
+            continue  # `hand-written cheques`: a part of a hyphenated word is no participle
         word = token.word
         participle = wn.verb_form(word) and not word.endswith(("s", "ing"))  # weighed, paid, made
         participle = participle or (word.endswith("ed") and not wn.known(word))  # entitiled: a typo'd one
@@ -116,6 +118,19 @@ def _participle(p: Prompt, k: int) -> int | None:
         if participle:
             return None if _before_noun(p, m) else m  # `get improved sleep`: an adjective, not a passive
     return None
+
+
+def _hyphenated(p: Prompt, m: int) -> bool:
+    return (m > 0 and p.tokens[m - 1].word == "-") or (m + 1 < len(p.tokens) and p.tokens[m + 1].word == "-")
+
+
+def _inside_patient(p: Prompt, k: int, m: int) -> bool:
+    """The preposition at `m` belongs to the noun phrase after the auxiliary at `k`, not to a new phrase.
+
+    `are carry-on bags weighed`: the second half of a hyphenated word; `is diabetes in
+    cats diagnosed`: a participant is already named between the auxiliary and it.
+    """
+    return p.tokens[m - 1].word == "-" or _has_word(p, k + 1, m)
 
 
 def _before_noun(p: Prompt, m: int) -> bool:

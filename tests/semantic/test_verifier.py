@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from llmcache_sidecar.semantic import normalise, text, wordnet
+from llmcache_sidecar.semantic.order import one_block_move
 from llmcache_sidecar.semantic.text import Number
-from llmcache_sidecar.semantic.verifier import RuleVerifier, one_block_move
+from llmcache_sidecar.semantic.verifier import RuleVerifier
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 RULES = RuleVerifier()
@@ -41,12 +42,15 @@ def test_the_verifier_is_symmetric_on_the_pair_sets(name: str) -> None:
     assert [accepted(r["a"], r["b"]) for r in rows] == [accepted(r["b"], r["a"]) for r in rows]
 
 
-@pytest.mark.parametrize(("name", "floor"), [("semantic_pairs.jsonl", 0.58), ("semantic_pairs_holdout.jsonl", 0.60)])
+@pytest.mark.parametrize(("name", "floor"), [("semantic_pairs.jsonl", 0.52), ("semantic_pairs_holdout.jsonl", 0.60)])
 def test_most_paraphrases_are_accepted(name: str, floor: float) -> None:
     """A floor under recall, so that a rule made stricter by accident shows up here.
 
-    Measured 60.8% and 63.3% since issue 18 (the share-of-words rule, which these sets were
-    written against, gave 70%+; it also served 5.9% of the fresh near-misses).
+    Measured 60.2% and 63.3% after issue 18's first round (the share-of-words rule, which
+    these sets were written against, gave 70%+; it also served 5.9% of the fresh
+    near-misses); 53.2% and 63.3% after its second round, whose qualifier rule refuses 28
+    of the first set's paraphrases (rewordings that add a word it cannot tell from a
+    narrowing one: `the pandas library`, `a Windows machine`): a cost taken for safety.
     """
     rows = [r for r in pairs(name) if r["label"] == "paraphrase"]
     assert sum(accepted(r["a"], r["b"]) for r in rows) / len(rows) >= floor

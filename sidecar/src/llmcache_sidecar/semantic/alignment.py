@@ -1,9 +1,12 @@
-"""Which content words of two prompts are the same word: the verifier's alignment.
+"""Which content words of two prompts stand for each other: the verifier's alignment.
 
-Equal words first (by their normalised form), then WordNet synonyms (phrasal verbs
-included), derived forms and typos, then acronyms spelled by the other prompt's
-initials (AKS for Azure Kubernetes Service). What is left over on either side, and
-whether a leftover word names something (`salient`), is what the verifier judges.
+Content words are matched one to one, most certain first: the same word (where a word
+occurs more than once, the occurrence whose neighbours also match), then WordNet
+synonyms (a phrasal verb as one: `call off` / `cancel`), then forms of one word and
+typos (never two different English words), then acronyms spelled by the other prompt's
+initials (`AKS` / `Azure Kubernetes Service`). What is left over on either side is what
+changed, and whether a leftover word names something (`salient`) is what the verifier
+judges first.
 """
 
 from __future__ import annotations
@@ -29,18 +32,7 @@ class Alignment:
 
 def align(a: Prompt, b: Prompt) -> Alignment:
     """Match the content words of `a` and `b` one to one: equal, then derived or typo'd, then acronyms."""
-    pairs: list[tuple[int, int]] = []
-    waiting: dict[str, list[int]] = defaultdict(list)
-    for j in b.content:
-        waiting[b.tokens[j].norm].append(j)
-    left_a: list[int] = []
-    for i in a.content:
-        queue = waiting.get(a.tokens[i].norm)
-        if queue:
-            pairs.append((i, queue.pop(0)))
-        else:
-            left_a.append(i)
-    left_b = sorted(j for queue in waiting.values() for j in queue)
+    pairs, left_a, left_b = _equal_words(a, b)
     wn = wordnet.load()
     if wn is not None:
         for i in list(left_a):
@@ -80,6 +72,52 @@ def align(a: Prompt, b: Prompt) -> Alignment:
     left_b = [j for j in left_b if b.tokens[j].norm not in quoted_a and not _typo_of_function_word(b.tokens[j], a)]
     pairs.sort()
     return Alignment(pairs, left_a, left_b, matched_a, matched_b)
+
+
+def _equal_words(a: Prompt, b: Prompt) -> tuple[list[tuple[int, int]], list[int], list[int]]:
+    """Equal words, paired one to one; a repeated word pairs the occurrences whose neighbours agree.
+
+    `I just bought a cast iron pan. How do I season a cast iron pan?` / `How do I season a
+    cast iron pan?`: the second `cast iron pan` is the one asked about, as its neighbour
+    `season` shows, so the first is what the longer prompt adds.
+    """
+    norms_a = [a.tokens[i].norm for i in a.content]
+    norms_b = [b.tokens[j].norm for j in b.content]
+    where_a: dict[str, list[int]] = defaultdict(list)
+    where_b: dict[str, list[int]] = defaultdict(list)
+    for n, norm in enumerate(norms_a):
+        where_a[norm].append(n)
+    for n, norm in enumerate(norms_b):
+        where_b[norm].append(n)
+    pairs: list[tuple[int, int]] = []
+    for norm, xs in where_a.items():
+        ys = where_b.get(norm, [])
+        if len(xs) == 1 and len(ys) == 1:
+            pairs.append((a.content[xs[0]], b.content[ys[0]]))
+            continue
+        ranked = sorted((-_agreement(norms_a, x, norms_b, y), x, y) for x in xs for y in ys)
+        used_x: set[int] = set()
+        used_y: set[int] = set()
+        for _, x, y in ranked:
+            if x not in used_x and y not in used_y:
+                used_x.add(x)
+                used_y.add(y)
+                pairs.append((a.content[x], b.content[y]))
+    paired_a = {i for i, _ in pairs}
+    paired_b = {j for _, j in pairs}
+    return pairs, [i for i in a.content if i not in paired_a], [j for j in b.content if j not in paired_b]
+
+
+def _agreement(norms_a: list[str], x: int, norms_b: list[str], y: int) -> int:
+    """How many of the three content words on either side of positions `x` and `y` agree, nearest weighing most."""
+    score = 0
+    for distance, weight in ((1, 4), (2, 2), (3, 1)):
+        for step in (-distance, distance):
+            p, q = x + step, y + step
+            inside_a, inside_b = 0 <= p < len(norms_a), 0 <= q < len(norms_b)
+            if inside_a and inside_b and norms_a[p] == norms_b[q]:
+                score += weight
+    return score
 
 
 def _phrase(prompt: Prompt, i: int) -> str:
@@ -160,4 +198,5 @@ def salient(token: Token) -> bool:
 
 
 def same_words(x: Sequence[str], y: Sequence[str]) -> bool:
+    """The same words in the same order, typos allowed: a quoted span found again."""
     return len(x) == len(y) and all(p == q or _typo(p, q) for p, q in zip(x, y, strict=True))

@@ -57,11 +57,25 @@ def frequency(word: str) -> int:
     return frequencies().get(word, 0)
 
 
-# Function words and request framing: they never make two prompts different on their
-# own. Negation cues, prepositions that carry direction and number words are NOT here.
-STOP_WORDS = frozenset(
+PARTICLES = frozenset(
     _words(
         """
+    about above across against along among around between through during within per via
+    up down out off over under again further once
+        """
+    )
+)
+"""Prepositions and particles that are function words here (the directional ones are in DIRECTIONAL)."""
+
+FRAMING_WORDS = frozenset(_words("possible sure able good best better nice quick quickly easy easiest simple simply"))
+"""How a request judges what it asks for (`a good way`, `the best way`), not what it asks about."""
+
+# Function words and request framing: they never make two prompts different on their
+# own. Negation cues, prepositions that carry direction and number words are NOT here.
+STOP_WORDS = (
+    frozenset(
+        _words(
+            """
     a an the this that these those there here it its it's itself
     i me my mine myself we us our ours you your yours yourself he him his she her hers they them their theirs
     am is are was were be been being do does did doing done have has had having
@@ -69,18 +83,18 @@ STOP_WORDS = frozenset(
     what which who whom whose when where why how whats hows wheres whos
     and or but if then so because as than too very just also really actually even only still
     some any all each every both either much many more most such own same other another
-    about above across against along among around between through during within per via
-    up down out off over under again further once
     please pls plz thanks thank thx hi hello hey yo lol ugh oops wait ok okay hmm um
     tell give show explain describe let know need want like help get got use using used
     way ways thing things stuff kind sort lot lots bit
     command commands steps method methods tips ideas idea options recommend suggest
     usually typically commonly exactly basically given
-    possible sure able good best better nice quick quickly easy easiest simple simply
     go going gonna wanna gotta make making made
     anyone someone something anything everything one one's ones
         """
+        )
     )
+    | FRAMING_WORDS
+    | PARTICLES
 )
 
 NEGATIONS = frozenset(
@@ -107,6 +121,30 @@ OPPOSITES = frozenset(
      ("more", "less"), ("more", "fewer"), ("most", "least"), ("most", "fewest"), ("max", "min")}
 )  # fmt: skip
 """Function words of opposite sense: a closed class, seen with or without WordNet."""
+
+DETERMINERS = frozenset(
+    _words(
+        """
+    a an the this that these those my your our their his her its whose what which
+    some any all each every both either neither no many much more most few fewer less least several such
+        """
+    )
+)
+"""Words that open a noun phrase: between one and a noun stand the noun's modifiers (`the [free] attractions`)."""
+
+CLAUSE_WORDS = frozenset(
+    _words(
+        """
+    i you he she it we they one me him them us
+    do does did is are was were be been am can could will would shall should may might must have has had
+    how why when where whether if
+        """
+    )
+)
+"""Pronouns, auxiliaries and question words: a word after one of them starts a clause, not a noun's modifiers."""
+
+FIRST_PERSON = frozenset({"i", "me", "my", "mine", "myself", "we", "us", "our", "ours", "ourselves"})
+"""A sentence with one of these tells about the asker (`My food processor broke last week.`)."""
 
 PASSIVE_AUXILIARIES = frozenset({"is", "are", "was", "were", "be", "been", "being", "get", "gets", "got", "gotten"})
 """Before a past participle these make a clause passive (`is approved`, `got deleted`)."""

@@ -64,6 +64,8 @@ class Prompt:
     days: set[str] = field(default_factory=set)
     months: set[int] = field(default_factory=set)
     relative: set[str] = field(default_factory=set)
+    said_when: list[tuple[int, str]] = field(default_factory=list)
+    """Each entry of `relative` with the index of its token: `last night` in a sentence of context can be told apart."""
     negations: int = 0
     languages: set[str] = field(default_factory=set)
     formats: set[str] = field(default_factory=set)
@@ -195,7 +197,8 @@ def _word_facets(prompt: Prompt, tokens: list[Token], i: int, previous: Token | 
     if norm in _FORMATS or (norm in _CONTEXT_FORMATS and _after_as(tokens, i)):
         prompt.formats.add(norm)
     compound_part = "-" in token.text and token.kind == "word"
-    if not compound_part and (
+    letter = token.capital and len(token.text) == 1  # type A blood, plan B: a name, not an article
+    if not (compound_part or letter) and (
         word in lexicon.STOP_WORDS or word in lexicon.DIRECTIONAL or word in lexicon.ORDER_PREPOSITIONS
     ):
         return  # function words; but `check-in` / `check-out` differ in a part that is one
@@ -223,23 +226,33 @@ def _date_word(prompt: Prompt, tokens: list[Token], i: int) -> bool:
     marker = previous.word if previous is not None and previous.word in lexicon.RELATIVE_MARKERS else None
     if day is not None:
         if marker in ("next", "last", "previous", "past") or (marker == "this" and day in ("weekend",)):
-            prompt.relative.add(f"{marker}-{day}")
+            _relative(prompt, i, f"{marker}-{day}")
         else:
             prompt.days.add(day)
         return True
     if word in lexicon.MONTHS and (word not in lexicon.AMBIGUOUS_MONTHS or token.capital or _near_number(tokens, i)):
         prompt.months.add(lexicon.MONTHS[word])
         return True
-    if word in lexicon.RELATIVE_DAYS or word in lexicon.HOLIDAYS:
-        prompt.relative.add(lexicon.RELATIVE_DAYS.get(word, word))
+    if word in lexicon.HOLIDAYS:
+        prompt.relative.add(word)
+        return True
+    if word in lexicon.RELATIVE_DAYS:
+        _relative(prompt, i, lexicon.RELATIVE_DAYS[word])
         return True
     if word in lexicon.DAY_PARTS:
-        prompt.relative.add(token.norm)
+        if previous is None or previous.word != "good":  # `good morning` greets, it dates nothing
+            _relative(prompt, i, token.norm)
         return True
     if marker is not None and token.norm in lexicon.RELATIVE_SPANS:
-        prompt.relative.add(f"{marker}-{token.norm}")
+        _relative(prompt, i, f"{marker}-{token.norm}")
         return True
     return False
+
+
+def _relative(prompt: Prompt, i: int, key: str) -> None:
+    """A time said relative to now (`last night`, `tomorrow`, `next week`): kept with where it was said."""
+    prompt.relative.add(key)
+    prompt.said_when.append((i, key))
 
 
 def _number(prompt: Prompt, tokens: list[Token], i: int) -> None:

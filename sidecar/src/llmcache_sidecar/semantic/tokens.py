@@ -40,7 +40,7 @@ _CONTRACTIONS = {
     "'ve": (),
     "'ll": (),
     "'d": (),
-    "'m": (),
+    "'m": ("am",),
 }
 
 
@@ -63,7 +63,30 @@ class Token:
     """Capitalised where English would not capitalise it: a name (not the sentence's first word)."""
 
 
+_JOINED_PREFIX = re.compile(r"\b(non|anti)-(?=[A-Za-z])", re.I)
+"""`non-toxic`, `anti-virus`: one word, whose prefix says what it is not (or is against)."""
+
+
+_COUNTRY = ("united", "states")
+_COUNTRY_SPELLINGS = frozenset({"usa", "u.s", "u.s.a"})
+"""`the US`, `the us`, `U.S.`, `USA`: the country, not the pronoun (`tell us`)."""
+
+
 def tokenize(text: str) -> Iterator[Token]:
+    previous, previous_kind = "", ""
+    for token in _tokens(_JOINED_PREFIX.sub(r"\1", text)):
+        if previous_kind == "number":
+            yield token  # `100 US dollars`: the currency's country, read with the unit
+        elif token.kind in ("word", "code") and (
+            token.word in _COUNTRY_SPELLINGS or (token.word == "us" and (token.text == "US" or previous == "the"))
+        ):
+            yield from (Token(token.text, word, word, "word", capital=True) for word in _COUNTRY)
+        else:
+            yield token
+        previous, previous_kind = (token.word if token.kind != "punct" else ""), token.kind
+
+
+def _tokens(text: str) -> Iterator[Token]:
     sentence_start = True
     for m in _TOKEN.finditer(text):
         kind = m.lastgroup

@@ -34,11 +34,11 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal, Protocol, get_args
 
-from llmcache_sidecar.semantic import lexicon, wordnet
+from llmcache_sidecar.semantic import lexicon, order, qualifiers, voice, wordnet
 from llmcache_sidecar.semantic.alignment import Alignment, align, salient, same_words
 from llmcache_sidecar.semantic.text import Prompt
 
@@ -56,12 +56,13 @@ Reason = Literal[
     "antonym",
     "comparative",
     "scope",
+    "qualifier",
     "entity",
     "substitution",
     "order",
 ]
 REASONS: tuple[Reason, ...] = get_args(Reason)
-UNSURE: frozenset[Reason] = frozenset({"substitution", "order"})
+UNSURE: frozenset[Reason] = frozenset({"qualifier", "substitution", "order"})
 """Rejections that mean "cannot tell", not "a fact changed": a judge with `decideUnsure` may overrule them."""
 
 
@@ -94,6 +95,7 @@ class RuleVerifier:
 
     def failures(self, a: Prompt, b: Prompt, *, first_only: bool = False) -> Iterator[Reason]:
         """Every rule that `a` and `b` fail, in the order of the module docstring."""
+        matched = _lazy_alignment(a, b)
         if Counter(a.code) != Counter(b.code):
             yield "code"
         if not (_quotes_found(a, b) and _quotes_found(b, a)):
@@ -101,9 +103,9 @@ class RuleVerifier:
         reason = "number" if a.operators != b.operators else _numbers(a, b)
         if reason is not None:
             yield reason
-        if (a.times, a.days, a.months, a.relative) != (b.times, b.days, b.months, b.relative):
+        if (a.times, a.days, a.months) != (b.times, b.days, b.months) or not _same_relative_dates(a, b, matched()):
             yield "datetime"
-        if a.negations != b.negations:
+        if _negations(a) != _negations(b):
             yield "negation"
         if a.languages != b.languages:
             yield "language"
@@ -119,12 +121,13 @@ class RuleVerifier:
             yield "comparative"
         if a.universal != b.universal:
             yield "scope"
-        alignment = align(a, b)
-        if any(salient(a.tokens[i]) for i in alignment.left_a) or any(salient(b.tokens[j]) for j in alignment.left_b):
+        if qualifiers.added(matched(), a, b):
+            yield "qualifier"
+        if any(salient(a.tokens[i]) for i in matched().left_a) or any(salient(b.tokens[j]) for j in matched().left_b):
             yield "entity"
-        if _replaced_in_place(alignment):
+        if _replaced_in_place(matched()):
             yield "substitution"
-        if not _order_kept(a, b, alignment):
+        if not order.kept(a, b, matched()):
             yield "order"
 
 
@@ -136,9 +139,22 @@ def _replaced_in_place(alignment: Alignment) -> bool:
     and a verifier cannot tell a synonym phrase it does not know from a different thing.
     The start and the end of the prompts count as matched words.
     """
+    kept = _kept_in_order(sorted(alignment.pairs))
+    return _replaced_between(alignment.pairs, alignment) or (
+        len(kept) < len(alignment.pairs) and _replaced_between(kept, alignment)
+    )
+
+
+def _replaced_between(pairs: list[tuple[int, int]], alignment: Alignment) -> bool:
+    """The check above, with `pairs` as the matched words (all of them, or those that kept their order).
+
+    With only the words that kept their order, a word that moved no longer hides a phrase
+    put in another's place (`10 flashcards on X as question and answer pairs` / `a
+    10-question multiple-choice quiz on X`: `question` moved, `flashcards` became `quiz`).
+    """
     end = 1 << 30
-    by_a = [(-1, -1), *sorted(alignment.pairs), (end, end)]
-    rank_b = {j: r for r, j in enumerate(sorted([-1, end, *(j for _, j in alignment.pairs)]))}
+    by_a = [(-1, -1), *sorted(pairs), (end, end)]
+    rank_b = {j: r for r, j in enumerate(sorted([-1, end, *(j for _, j in pairs)]))}
     left_a, left_b = alignment.left_a, alignment.left_b
     for (i1, j1), (i2, j2) in itertools.pairwise(by_a):
         if rank_b[j2] != rank_b[j1] + 1:
@@ -146,6 +162,61 @@ def _replaced_in_place(alignment: Alignment) -> bool:
         if any(i1 < i < i2 for i in left_a) and any(j1 < j < j2 for j in left_b):
             return True
     return False
+
+
+def _kept_in_order(pairs: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The longest run of `pairs` (sorted by the first prompt) that is in order in the second prompt too."""
+    best: list[list[tuple[int, int]]] = []
+    for pair in pairs:
+        longest = max((run for run in best if run[-1][1] < pair[1]), key=len, default=[])
+        best.append([*longest, pair])
+    return max(best, key=len, default=[])
+
+
+def _lazy_alignment(a: Prompt, b: Prompt) -> Callable[[], Alignment]:
+    """The alignment of `a` and `b`, computed once and only if a rule needs it."""
+    found: list[Alignment] = []
+
+    def get() -> Alignment:
+        if not found:
+            found.append(align(a, b))
+        return found[0]
+
+    return get
+
+
+def _same_relative_dates(a: Prompt, b: Prompt, matched: Alignment) -> bool:
+    """Times said relative to now agree, leaving out those in a sentence of context that only one prompt has.
+
+    `We had a party last night. How do I remove a wine stain?` asks what `How do I remove a
+    wine stain?` asks: `last night` is when the stain happened, not what is asked about.
+    Months, weekdays, holidays and clock times are compared wherever they are.
+    """
+    if a.relative == b.relative:
+        return True
+    return _asked_relative(a, {i for i, _ in matched.pairs}) == _asked_relative(b, {j for _, j in matched.pairs})
+
+
+def _asked_relative(prompt: Prompt, anchors: set[int]) -> set[str]:
+    aside = qualifiers.context(prompt, anchors)
+    sentence = qualifiers.sentences(prompt)
+    told = {key for k, key in prompt.said_when if sentence[k] in aside}
+    asked = {key for k, key in prompt.said_when if sentence[k] not in aside}
+    return {key for key in prompt.relative if key not in told or key in asked}
+
+
+def _negations(prompt: Prompt) -> int:
+    """Negation cues, and words that negate another with a prefix (`unresponsive`, `non-toxic`, `illegal`).
+
+    A prefix counts only where WordNet records the word as the antonym of its stem, so
+    `not responding` / `unresponsive` agree, `toxic` / `non-toxic` do not, and `discover`
+    or `install` negate nothing.
+    """
+    wn = wordnet.load()
+    if wn is None:
+        return prompt.negations
+    prefixed = sum(wn.negated_stem(prompt.tokens[i].word) is not None for i in prompt.content)
+    return prompt.negations + prefixed
 
 
 def _opposed(a: Prompt, b: Prompt) -> bool:
@@ -179,10 +250,14 @@ def _same_degrees(a: Prompt, b: Prompt) -> bool:
 
 
 def _roles_flipped(a: Prompt, b: Prompt) -> bool:
-    """One person moves from subject to object (`my coworker reports to me` / `I report to my coworker`)."""
-    for person in a.cases.keys() | b.cases.keys():
-        subject_a, object_a = a.cases.get(person, (0, 0))
-        subject_b, object_b = b.cases.get(person, (0, 0))
+    """One person moves from subject to object (`my coworker reports to me` / `I report to my coworker`).
+
+    Read in the active voice: `Can I be fired by my employer?` has `I` as the object.
+    """
+    cases_a, cases_b = voice.cases(a), voice.cases(b)
+    for person in cases_a.keys() | cases_b.keys():
+        subject_a, object_a = cases_a.get(person, (0, 0))
+        subject_b, object_b = cases_b.get(person, (0, 0))
         if (subject_a - subject_b) * (object_a - object_b) < 0:
             return True
     return False
@@ -216,98 +291,3 @@ def _quotes_found(a: Prompt, b: Prompt) -> bool:
         elif not any(same_words(quote, b_words[k : k + len(quote)]) for k in range(len(b_words) - len(quote) + 1)):
             return False
     return True
-
-
-def _order_kept(a: Prompt, b: Prompt, alignment: Alignment) -> bool:
-    """The words both prompts share appear in the same order, up to one moved block."""
-    ids_a: dict[int, tuple[str, int]] = {}
-    ids_b: dict[int, tuple[str, int]] = {}
-    for n, (i, j) in enumerate(alignment.pairs):
-        ids_a[i] = ids_b[j] = ("content", n)
-    # Numbers are anchors too, by value and occurrence: `from 1 to 10` is not `from 10 to 1`.
-    for prompt, ids in ((a, ids_a), (b, ids_b)):
-        seen: Counter[str] = Counter()
-        for k, token in enumerate(prompt.tokens):
-            if token.kind == "number":
-                seen[token.word] += 1
-                ids[k] = (f"number:{token.word}", seen[token.word])
-    # A preposition that occurs once in each prompt is the same word in both; one that
-    # occurs more often is known by the word it governs (`for` + family, `for` + week),
-    # so that moving `for a family of four` to the end keeps the order of the rest.
-    counts_a = Counter(t.word for t in a.tokens if t.kind == "word")
-    counts_b = Counter(t.word for t in b.tokens if t.kind == "word")
-    for prompt, ids in ((a, ids_a), (b, ids_b)):
-        for k, token in enumerate(prompt.tokens):
-            if token.kind != "word" or token.word not in lexicon.ORDER_PREPOSITIONS:
-                continue
-            if counts_a[token.word] == 1 and counts_b[token.word] == 1:
-                ids[k] = (token.word, 0)
-            else:
-                for following in range(k + 1, len(prompt.tokens)):
-                    if prompt.tokens[following].kind == "punct":
-                        break
-                    governed = ids.get(following)
-                    if governed is not None and governed[0] == "content":
-                        ids[k] = (token.word, governed[1] + 1)
-                        break
-    shared = set(ids_a.values()) & set(ids_b.values())
-    seq_a = [ids_a[k] for k in sorted(ids_a) if ids_a[k] in shared]
-    seq_b = [ids_b[k] for k in sorted(ids_b) if ids_b[k] in shared]
-    rank = {key: r for r, key in enumerate(seq_a)}
-    order = [rank[key] for key in seq_b]
-    if _passive(a) != _passive(b):
-        return True  # `a bank approves the loan` / `the loan is approved by a bank`: voice moves the participants
-    swapped = _transposition(order)
-    first, second = (seq_a[swapped[0]], seq_a[swapped[1]]) if swapped is not None else (("", 0), ("", 0))
-    if swapped is not None and not (_coordinated(a, ids_a, first, second) or _coordinated(b, ids_b, first, second)):
-        return False  # `the airline owes me` / `I owe the airline`: two participants traded places
-    return one_block_move(order)
-
-
-def _passive(prompt: Prompt) -> bool:
-    """A form of `be` or `get` followed closely by a past participle (WordNet knows its verb)."""
-    wn = wordnet.load()
-    if wn is None:
-        return False
-    words = [t for t in prompt.tokens if t.kind == "word"]
-    for k, token in enumerate(words):
-        if token.word in lexicon.PASSIVE_AUXILIARIES:
-            for nxt in words[k + 1 : k + 4]:
-                participle = nxt.word.endswith(("ed", "en", "wn", "ne", "lt", "nt", "ght"))
-                if participle and not nxt.capital and wn.verb_form(nxt.word):
-                    return True  # not `the United States`
-    return False
-
-
-def _transposition(order: list[int]) -> tuple[int, int] | None:
-    """The two ranks exchanged when `order` is the identity with two neighbours swapped, else None."""
-    moved = [k for k, r in enumerate(order) if r != k]
-    if len(moved) == 2 and moved[1] == moved[0] + 1:
-        return moved[0], moved[1]
-    return None
-
-
-def _coordinated(
-    prompt: Prompt, ids: dict[int, tuple[str, int]], first: tuple[str, int], second: tuple[str, int]
-) -> bool:
-    """The two swapped words are joined by `and`/`or` (`the driver or the passenger`): order carries no role."""
-    where = {key: k for k, key in ids.items()}
-    start, end = sorted((where[first], where[second]))
-    return any(t.kind == "word" and t.word in ("and", "or", "nor") for t in prompt.tokens[start + 1 : end])
-
-
-def one_block_move(order: list[int]) -> bool:
-    """True when `order` (a permutation of 0..n-1) is the identity with at most one block moved."""
-    n = len(order)
-    start = 0
-    while start < n and order[start] == start:
-        start += 1
-    end = n - 1
-    while end >= start and order[end] == end:
-        end -= 1
-    middle = order[start : end + 1]
-    if not middle:
-        return True
-    size = len(middle)
-    shift = middle[0] - start
-    return all(middle[t] == start + (shift + t) % size for t in range(size))

@@ -39,6 +39,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_DIR = "/usr/share/wordnet"
 ENV_DIR = "LLMCACHE_WORDNET_DIR"
 _NEGATING_PREFIXES = ("un", "dis", "non")
+_PREFIXES_WORDNET_CONFIRMS = ("non", "un", "in", "im", "il", "ir", "dis", "anti", "a")
+"""Prefixes that may negate a word; only WordNet's antonymy says whether one does (`install` is not `stall`)."""
 _CACHED_WORDS = 65_536
 _DEGREE_WORDS = frozenset({"more", "most", "less", "least", "fewer", "fewest"})
 
@@ -103,8 +105,12 @@ class WordNet:
         self.wider = lru_cache(maxsize=_CACHED_WORDS)(self._wider)
         self.opposites = lru_cache(maxsize=_CACHED_WORDS)(self._opposites)
         self.lemmas = lru_cache(maxsize=_CACHED_WORDS)(self._lemmas)
+        self.parts_of_speech = lru_cache(maxsize=_CACHED_WORDS)(self._parts_of_speech)
+        self.negated_stem = lru_cache(maxsize=_CACHED_WORDS)(self._negated_stem)
+        self.degree = lru_cache(maxsize=_CACHED_WORDS)(self._degree)
+        self.verb_form = lru_cache(maxsize=_CACHED_WORDS)(self._verb_form)
 
-    def degree(self, word: str) -> str | None:
+    def _degree(self, word: str) -> str | None:
         """The adjective or adverb that `word` is the comparative or superlative of (`largest` -> `large`)."""
         if word in _DEGREE_WORDS:
             return word
@@ -114,13 +120,31 @@ class WordNet:
                 return str(base)
         return None
 
-    def verb_form(self, word: str) -> bool:
+    def _verb_form(self, word: str) -> bool:
         """`word` is an inflected form of a verb (approved, written, shared)."""
         base = self._reader.morphy(word, "v")
         return base is not None and base != word
 
     def known(self, word: str) -> bool:
         return bool(self.lemmas(word))
+
+    def person(self, word: str) -> bool:
+        """`word` can name a kind of person (`nurse`, `vegan`, `beginner`): WordNet's noun.person."""
+        return any(synset.lexname() == "noun.person" for synset in self._reader.synsets(word, "n"))
+
+    def noun(self, word: str) -> bool:
+        """`word` can be a noun (`root`, `foods`, `while`), as written or as a plural."""
+        return "n" in self.parts_of_speech(word)
+
+    def modifier(self, word: str) -> bool:
+        """`word` can stand before a noun and narrow it: an adjective, a noun, or a participle (`injured`)."""
+        pos = self.parts_of_speech(word)
+        return "a" in pos or "n" in pos or (word.endswith(("ed", "en", "ing")) and self.verb_form(word))
+
+    def adverb_only(self, word: str) -> bool:
+        """`kindly`, `widely`, `jointly`: WordNet knows `word` as an adverb and as nothing else that modifies a noun."""
+        pos = self.parts_of_speech(word)
+        return pos == frozenset("r") or (word.endswith("ly") and "r" in pos and "n" not in pos)
 
     def synonyms(self, x: str, y: str) -> bool:
         if x == y:
@@ -138,6 +162,23 @@ class WordNet:
         if negated(x, y) and not self.synonyms(x, y):
             return True
         return bool(self.opposites(x) & self.lemmas(y)) or bool(self.opposites(y) & self.lemmas(x))
+
+    def _negated_stem(self, word: str) -> str | None:
+        """The word that `word` negates with a prefix, when WordNet records the two as antonyms.
+
+        `nontoxic` -> `toxic`, `unresponsive` -> `responsive`, `illegal` -> `legal`; `install`,
+        `disease` and `income` negate nothing: WordNet has no antonymy between them and a stem.
+        """
+        for prefix in _PREFIXES_WORDNET_CONFIRMS:
+            stem = word[len(prefix) :]
+            lemmas = self.lemmas(stem) if word.startswith(prefix) and len(stem) >= 4 else frozenset()
+            if lemmas and self.opposites(word) & ({stem} | lemmas):
+                return stem
+        return None
+
+    def _parts_of_speech(self, word: str) -> frozenset[str]:
+        """`n`, `v`, `a` (satellites included) and `r`: what WordNet knows `word` as."""
+        return frozenset("a" if synset.pos() == "s" else synset.pos() for synset in self._reader.synsets(word))
 
     def _lemmas(self, word: str) -> frozenset[str]:
         """The dictionary forms `word` can be an inflection of (children -> child, faster -> fast)."""

@@ -10,13 +10,14 @@ from __future__ import annotations
 import aiohttp
 
 from llmcache_sidecar.telemetry.labels import MAX_MODELS, OTHER, LabelCap
-from tests.conftest import Otel, Sidecar, Upstream
+from tests.conftest import Otel, SidecarFactory, Upstream
 from tests.e2e.test_telemetry import scrape
 
 
 async def test_made_up_model_names_beyond_the_cap_are_counted_as_other(
-    sidecar: Sidecar, upstream: Upstream, otel: Otel
+    make_sidecar: SidecarFactory, upstream: Upstream, otel: Otel
 ) -> None:
+    sidecar = await make_sidecar(telemetry={"traceSampleRatio": 1})  # every request traced: spans are checked
     extra = 20
     async with aiohttp.ClientSession() as http:
         for i in range(MAX_MODELS + extra):

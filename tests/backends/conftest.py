@@ -40,8 +40,9 @@ BACKENDS = [
     "dual-redis",
     "dual-s3",
 ]
-# Generous: these tests check answers, not speed, on a 2-core machine running all servers.
-TIMEOUT_MS = 2000
+# Generous: these tests check answers, not speed, on a 2-core machine running all servers
+# (at 2000 the S3 emulator missed it under a load of 8-13 and a contract test failed).
+TIMEOUT_MS = 5000
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -137,6 +138,15 @@ def test_the_command_refuses_a_bad_config_at_start_naming_the_key(tmp_path: Path
 
 def test_variables_the_command_reads_itself_are_not_taken_for_settings() -> None:
     env = {"LLMCACHE_CONFIG": "/etc/llmcache/config.yaml", "LLMCACHE_LOG_LEVEL": "DEBUG", "LLMCACHE_OPERATOR_X": "1"}
+    assert config.load(None, env=env) == config.load(None, env={})
+
+
+def test_the_sidecar_image_sets_no_variable_the_sidecar_refuses() -> None:
+    """The image's `ENV` reaches every sidecar: an `LLMCACHE_*` name the config does not know
+    made every injected sidecar exit at start (LLMCACHE_WORDNET_DIR, found on a real node)."""
+    dockerfile = (Path(__file__).parents[2] / "sidecar" / "Dockerfile").read_text()
+    env = dict(re.findall(r"\b(LLMCACHE_[A-Z0-9_]+)=(\S+)", dockerfile))
+    assert "LLMCACHE_WORDNET_DIR" in env
     assert config.load(None, env=env) == config.load(None, env={})
 
 

@@ -19,7 +19,13 @@ from llmcache_sidecar.config.fields import ConfigError, is_settings_class, setti
 from llmcache_sidecar.config.root import BUILTIN_PROVIDERS, Settings
 
 ENV_PREFIX = "LLMCACHE_"
-_NOT_SETTINGS = frozenset({"LLMCACHE_CONFIG", "LLMCACHE_LOG_LEVEL"})  # read by the command itself
+_NOT_SETTINGS = frozenset(
+    {
+        "LLMCACHE_CONFIG",  # read by the command itself
+        "LLMCACHE_LOG_LEVEL",  # read by the command itself
+        "LLMCACHE_WORDNET_DIR",  # read by semantic.wordnet; the sidecar image sets it
+    }
+)
 
 
 def apply_env(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:

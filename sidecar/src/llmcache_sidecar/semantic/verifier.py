@@ -23,8 +23,13 @@ by checking that the two prompts agree on everything that a one-word edit can ch
    swapped word is a synonym or a different thing is exactly what cannot be told;
 10. the shared words keep their order up to one moved block: moving a clause
     (`In Python, how do I...` / `How do I ... in Python`) is fine, a swap around a
-    pivot (`Alice owes Bob` / `Bob owes Alice`) is not.
+    pivot (`Alice owes Bob` / `Bob owes Alice`) is not; a passive clause is read in
+    its active order first (`voice`);
+11. no antonym (WordNet) or comparative replaces its counterpart, the scope and the
+    roles agree, and no qualifier is inserted into the request (`the brown rice` for
+    `the rice` narrows it).
 
+`Reason` names every rule, in the order they are checked (docs/semantic.md explains each).
 Any failed rule rejects, and its name is the rejection reason that is counted. The
 rules err on the side of rejecting: a paraphrase that is rejected costs one upstream
 call; a near-miss that is accepted serves a wrong answer.

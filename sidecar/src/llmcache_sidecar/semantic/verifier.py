@@ -29,7 +29,7 @@ by checking that the two prompts agree on everything that a one-word edit can ch
     roles agree, and no qualifier is inserted into the request (`the brown rice` for
     `the rice` narrows it).
 
-`Reason` names every rule, in the order they are checked (docs/semantic.md explains each).
+`Reason` names every rule (docs/semantic.md explains each).
 Any failed rule rejects, and its name is the rejection reason that is counted. The
 rules err on the side of rejecting: a paraphrase that is rejected costs one upstream
 call; a near-miss that is accepted serves a wrong answer.

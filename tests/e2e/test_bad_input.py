@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+
 import aiohttp
 
 from tests.conftest import Sidecar, SidecarFactory, Upstream
@@ -18,6 +20,42 @@ async def test_a_body_that_is_not_json_passes_through_uncached(sidecar: Sidecar,
     ):
         assert resp.headers["Cache-Status"] == "llmcache; fwd=bypass; detail=not-json"
         assert resp.status == 400  # the provider's own answer to a malformed body
+    assert upstream.fake.received[-1].body == b"{not json"
+
+
+async def test_a_gzip_compressed_body_goes_upstream_decoded_and_is_cached(sidecar: Sidecar, upstream: Upstream) -> None:
+    # aiohttp's server decodes a compressed request body; what goes upstream is that
+    # decoded body, so it must not still be labelled gzip (the provider would fail to decode it).
+    body = b'{"model": "m", "messages": [{"role": "user", "content": "compressed"}]}'
+    statuses = []
+    async with aiohttp.ClientSession() as http:
+        for _ in range(2):
+            async with http.post(
+                f"{sidecar.url}/openai/v1/chat/completions",
+                data=gzip.compress(body),
+                headers={"Authorization": "Bearer k", "Content-Type": "application/json", "Content-Encoding": "gzip"},
+            ) as resp:
+                assert resp.status == 200, await resp.text()
+                statuses.append(resp.headers["Cache-Status"])
+    assert statuses == ["llmcache; fwd=miss; stored", "llmcache; hit"]
+    assert upstream.fake.count() == 1
+    assert upstream.fake.received[-1].body == body
+    assert "content-encoding" not in upstream.fake.received[-1].headers
+
+
+async def test_a_gzip_compressed_body_that_is_not_cacheable_goes_upstream_decoded(
+    sidecar: Sidecar, upstream: Upstream
+) -> None:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            f"{sidecar.url}/openai/v1/chat/completions",
+            data=gzip.compress(b"{not json"),
+            headers={"Authorization": "Bearer k", "Content-Type": "application/json", "Content-Encoding": "gzip"},
+        ) as resp,
+    ):
+        assert resp.headers["Cache-Status"] == "llmcache; fwd=bypass; detail=not-json"
+        assert resp.status == 400  # the provider's own answer to a malformed body, not a decoding failure
     assert upstream.fake.received[-1].body == b"{not json"
 
 

@@ -136,6 +136,23 @@ def test_the_command_refuses_a_bad_config_at_start_naming_the_key(tmp_path: Path
     assert "backend.redis.timeoutMS: unknown key; did you mean timeoutMs?" in result.stderr
 
 
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_an_unknown_log_level_is_refused_naming_the_levels(
+    how: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It used to reach logging.setLevel and end the process with a traceback (exit status 1)."""
+    from llmcache_sidecar import cli
+
+    monkeypatch.delenv("LLMCACHE_CONFIG", raising=False)
+    argv = ["--log-level", "verbose"] if how == "flag" else []
+    if how == "env":
+        monkeypatch.setenv("LLMCACHE_LOG_LEVEL", "verbose")
+    with pytest.raises(SystemExit) as exited:
+        cli.main(argv)
+    assert exited.value.code == 2
+    assert "expected one of DEBUG, INFO, WARNING, ERROR, CRITICAL, got 'verbose'" in capsys.readouterr().err
+
+
 def test_variables_the_command_reads_itself_are_not_taken_for_settings() -> None:
     env = {"LLMCACHE_CONFIG": "/etc/llmcache/config.yaml", "LLMCACHE_LOG_LEVEL": "DEBUG", "LLMCACHE_OPERATOR_X": "1"}
     assert config.load(None, env=env) == config.load(None, env={})

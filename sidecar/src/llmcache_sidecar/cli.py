@@ -78,6 +78,9 @@ async def serve(
         handles.shutdown()
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="llmcache-sidecar", description="Cache proxy for LLM APIs.")
     parser.add_argument(
@@ -92,9 +95,17 @@ def main(argv: list[str] | None = None) -> int:
         help="settings (YAML or JSON text) to serve with, uncached, while the --config file does not exist;"
         " the file is loaded when it appears. Without this, a missing file is an error",
     )
-    parser.add_argument("--log-level", default=os.environ.get("LLMCACHE_LOG_LEVEL", "INFO"))
+    parser.add_argument(
+        "--log-level",
+        default=os.environ.get("LLMCACHE_LOG_LEVEL", "INFO"),
+        help=f"{', '.join(LOG_LEVELS)} (default: $LLMCACHE_LOG_LEVEL, else INFO)",
+    )
     parser.add_argument("--version", action="version", version=__version__)
     args = parser.parse_args(argv)
+    if args.log_level.upper() not in LOG_LEVELS:
+        parser.error(
+            f"--log-level (or $LLMCACHE_LOG_LEVEL): expected one of {', '.join(LOG_LEVELS)}, got {args.log_level!r}"
+        )
     if args.fallback_config is not None and args.config is None:
         parser.error("--fallback-config needs --config (the file to wait for)")
     found = args.fallback_config is None or args.config.exists()

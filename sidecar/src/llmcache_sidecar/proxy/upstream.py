@@ -89,11 +89,15 @@ def url(base: str, raw_tail: str, raw_query: str) -> str:
 
 
 def request_headers(headers: CIMultiDictProxy[str], *, cacheable: bool) -> CIMultiDict[str]:
-    """The caller's headers as they go upstream."""
+    """The caller's headers as they go upstream.
+
+    Without `Content-Encoding`: aiohttp's server has already decoded a compressed request
+    body (gzip, deflate, br), and the decoded body is what goes upstream.
+    """
     out: CIMultiDict[str] = CIMultiDict()
     for name, value in headers.items():
         lower = name.lower()
-        if lower in HOP_BY_HOP or lower.startswith("x-llmcache-"):
+        if lower in HOP_BY_HOP or lower == "content-encoding" or lower.startswith("x-llmcache-"):
             continue
         if cacheable and lower == "accept-encoding":
             continue

@@ -55,12 +55,12 @@ async def test_a_recording_exported_and_imported_replays_every_answer_without_th
     make_sidecar: SidecarFactory, upstream: Upstream
 ) -> None:
     rules = [{"when": "true", "action": "bypass", "reason": "never-in-live-mode"}]  # record stores regardless
-    recorder = await make_sidecar(recording="record", rules=rules, namespace="laptop")
+    recorder = await make_sidecar(entryTransfer=True, recording="record", rules=rules, namespace="laptop")
     recorded = await suite(recorder, "sk-real-key")
     calls = upstream.fake.count()
     status, exported = await admin_export(recorder)
 
-    replayer = await make_sidecar(recording="replay", isolation="namespace", namespace="ci")
+    replayer = await make_sidecar(entryTransfer=True, recording="replay", isolation="namespace", namespace="ci")
     imported_status, imported = await admin_import(replayer, exported)
     replayed = await suite(replayer, "sk-ci-dummy")
 
@@ -73,12 +73,12 @@ async def test_a_recording_exported_and_imported_replays_every_answer_without_th
 async def test_a_replay_miss_is_a_504_the_sdk_raises_at_once_with_the_key_and_what_differs(
     make_sidecar: SidecarFactory, upstream: Upstream
 ) -> None:
-    recorder = await make_sidecar(recording="record", isolation="namespace")
+    recorder = await make_sidecar(entryTransfer=True, recording="record", isolation="namespace")
     async with client(recorder, "sk-a") as c:
         await c.chat.completions.create(model="gpt-4o-mini", messages=QUESTION, temperature=0)
     await recorder.state.drain(5)
     _, exported = await admin_export(recorder)
-    replayer = await make_sidecar(recording="replay", isolation="namespace")
+    replayer = await make_sidecar(entryTransfer=True, recording="replay", isolation="namespace")
     await admin_import(replayer, exported)
     calls = upstream.fake.count()
 
@@ -102,7 +102,7 @@ async def test_a_replay_miss_is_a_504_the_sdk_raises_at_once_with_the_key_and_wh
 async def test_replay_sends_nothing_upstream_even_what_it_could_never_cache(
     make_sidecar: SidecarFactory, upstream: Upstream
 ) -> None:
-    replayer = await make_sidecar(recording="replay")
+    replayer = await make_sidecar(entryTransfer=True, recording="replay")
     async with client(replayer, "sk-b") as c:
         with pytest.raises(openai.APIStatusError) as listing:
             await c.models.list()
@@ -122,7 +122,7 @@ async def test_replay_sends_nothing_upstream_even_what_it_could_never_cache(
 async def test_record_mode_stores_what_the_caller_asked_not_to_store(
     make_sidecar: SidecarFactory, upstream: Upstream
 ) -> None:
-    recorder = await make_sidecar(recording="record")
+    recorder = await make_sidecar(entryTransfer=True, recording="record")
     async with client(recorder, "sk-a") as c:
         raw = await c.chat.completions.with_raw_response.create(
             model="gpt-4o-mini", messages=QUESTION, extra_headers={"Cache-Control": "no-store"}
@@ -139,8 +139,8 @@ async def test_export_lists_a_redis_namespace_and_nothing_of_another(
     make_sidecar: SidecarFactory, upstream: Upstream, redis_server: RedisServer
 ) -> None:
     backend = {"type": "redis", "redis": {"url": redis_server.url, "timeoutMs": 5000}}  # no write dropped under load
-    ours = await make_sidecar(backend=backend, namespace="export-ours", recording="record")
-    theirs = await make_sidecar(backend=backend, namespace="export-ours-too")
+    ours = await make_sidecar(entryTransfer=True, backend=backend, namespace="export-ours", recording="record")
+    theirs = await make_sidecar(entryTransfer=True, backend=backend, namespace="export-ours-too")
     for sidecar, text in ((ours, "one"), (ours, "two"), (theirs, "three")):
         async with client(sidecar, "sk-a") as c:
             await c.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": text}])
@@ -159,7 +159,7 @@ async def test_export_lists_a_redis_namespace_and_nothing_of_another(
 async def test_a_bad_line_is_refused_with_its_number_and_the_others_are_imported(
     make_sidecar: SidecarFactory, upstream: Upstream
 ) -> None:
-    recorder = await make_sidecar(recording="record")
+    recorder = await make_sidecar(entryTransfer=True, recording="record")
     async with client(recorder, "sk-a") as c:
         await c.chat.completions.create(model="gpt-4o-mini", messages=QUESTION)
     await recorder.state.drain(5)
@@ -167,7 +167,7 @@ async def test_a_bad_line_is_refused_with_its_number_and_the_others_are_imported
     good = exported.strip()
     forged = json.loads(good) | {"status": 500}
 
-    replayer = await make_sidecar(recording="replay")
+    replayer = await make_sidecar(entryTransfer=True, recording="replay")
     status, result = await admin_import(replayer, b"\n".join([b"{not json", json.dumps(forged).encode(), good]))
 
     assert status == 422
@@ -176,7 +176,7 @@ async def test_a_bad_line_is_refused_with_its_number_and_the_others_are_imported
 
 
 async def test_export_from_a_backend_that_cannot_list_says_so(make_sidecar: SidecarFactory, tmp_path) -> None:
-    sidecar = await make_sidecar(backend={"type": "disk", "disk": {"path": str(tmp_path)}})
+    sidecar = await make_sidecar(entryTransfer=True, backend={"type": "disk", "disk": {"path": str(tmp_path)}})
     async with aiohttp.ClientSession() as http, http.get(f"{sidecar.admin_url}/cache/export") as resp:
         assert resp.status == 501
         assert "cannot list" in (await resp.json())["error"]
@@ -185,7 +185,7 @@ async def test_export_from_a_backend_that_cannot_list_says_so(make_sidecar: Side
 async def test_an_imported_line_cannot_bring_headers_a_stored_entry_would_not_keep(
     make_sidecar: SidecarFactory, upstream: Upstream
 ) -> None:
-    recorder = await make_sidecar(recording="record", isolation="namespace")
+    recorder = await make_sidecar(entryTransfer=True, recording="record", isolation="namespace")
     async with client(recorder, "sk-a") as c:
         recorded = await c.chat.completions.create(model="gpt-4o-mini", messages=QUESTION)
     await recorder.state.drain(5)
@@ -193,7 +193,7 @@ async def test_an_imported_line_cannot_bring_headers_a_stored_entry_would_not_ke
     line = json.loads(exported)
     line["headers"] += [["Content-Length", "2"], ["Set-Cookie", "session=stolen"], ["Transfer-Encoding", "chunked"]]
 
-    replayer = await make_sidecar(recording="replay", isolation="namespace")
+    replayer = await make_sidecar(entryTransfer=True, recording="replay", isolation="namespace")
     await admin_import(replayer, json.dumps(line).encode())
     async with client(replayer, "sk-b") as c:
         raw = await c.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=QUESTION)
@@ -201,3 +201,13 @@ async def test_an_imported_line_cannot_bring_headers_a_stored_entry_would_not_ke
     assert raw.parse().choices[0].message.content == recorded.choices[0].message.content
     assert "set-cookie" not in raw.headers
     assert raw.headers["cache-status"] == "llmcache; hit"
+
+
+async def test_export_and_import_are_off_unless_configured(make_sidecar: SidecarFactory, upstream: Upstream) -> None:
+    """They cross tenants: any container of the pod could read and overwrite another API key's answers."""
+    sidecar = await make_sidecar(recording="record")
+    await suite(sidecar, "sk-victim")
+    status, body = await admin_export(sidecar)
+    assert status == 403 and b"entryTransfer: true" in body
+    imported_status, imported = await admin_import(sidecar, b"{}")
+    assert imported_status == 403 and "entryTransfer: true" in imported["error"]

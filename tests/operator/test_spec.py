@@ -65,10 +65,10 @@ from tests.operator.caches import MODELS, SHARED
         ({"namespace": "team a"}, "spec.namespace: use letters, digits, '.', '_' and '-' (at most 63)"),
         (
             {"listen": "0.0.0.0:80"},
-            "spec.listen: unknown key; known keys: backend, coalesce, customProviders, flush, interception,"
-            " isolation, keyParams, maxBodyBytes, maxResponseBytes, mode, namespace, podSelector, providers, recording,"
-            " recordingTtl, replay, rules, semantic, shareStreamEntries, sidecar, staleIfError, telemetry, transparent,"
-            " ttl",
+            "spec.listen: unknown key; known keys: backend, coalesce, customProviders, entryTransfer, flush,"
+            " interception, isolation, keyParams, maxBodyBytes, maxResponseBytes, mode, namespace, podSelector,"
+            " providers, recording, recordingTtl, replay, rules, semantic, shareStreamEntries, sidecar, staleIfError,"
+            " telemetry, transparent, ttl",
         ),
         ({"podSelektor": {}}, "spec.podSelektor: unknown key; did you mean podSelector?"),
         ({"interception": "iptables"}, "spec.interception: iptables needs mode: transparent"),

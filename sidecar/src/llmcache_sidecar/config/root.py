@@ -192,6 +192,13 @@ class CacheSettings:
         default=30 * 86400.0,
         duration=True,
     )
+    entry_transfer: bool = setting(
+        "entryTransfer",
+        "Whether the admin port's GET /cache/export and POST /cache/import work. They read and write every"
+        " tenant's entries of the namespace, for whoever reaches the admin port (any container of the pod):"
+        " turn on only where all its callers may see each other's answers, such as a recording job or CI.",
+        default=False,
+    )
     semantic: SemanticSettings = setting(
         "semantic",
         "Semantic caching: near-duplicate prompts answered from the cache, verified.",

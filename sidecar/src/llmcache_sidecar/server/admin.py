@@ -233,6 +233,8 @@ EXPORT_LIMIT = 1_000_000
 async def export_entries(request: web.Request) -> web.StreamResponse:
     """This sidecar's namespace (and its sub-namespaces) as JSON lines, one entry a line (docs/policy.md)."""
     state = request.app[STATE]
+    if not state.runtime.settings.entry_transfer:
+        return _transfer_off("export")
     try:
         limit = min(int(request.query.get("limit", EXPORT_LIMIT)), EXPORT_LIMIT)
     except ValueError:
@@ -254,6 +256,8 @@ async def export_entries(request: web.Request) -> web.StreamResponse:
 async def import_entries(request: web.Request) -> web.Response:
     """Store exported JSON lines in this sidecar's namespace, each for `recordingTtl` (or `?ttl=`)."""
     state = request.app[STATE]
+    if not state.runtime.settings.entry_transfer:
+        return _transfer_off("import")
     raw: str | float = request.query.get("ttl") or state.runtime.settings.recording_ttl
     try:
         ttl = parse_duration(float(raw) if isinstance(raw, str) and raw.isdigit() else raw, "ttl")
@@ -274,4 +278,15 @@ async def import_entries(request: web.Request) -> web.Response:
             "ttl": ttl,
         },
         200 if not loaded.failed else 422,
+    )
+
+
+def _transfer_off(what: str) -> web.Response:
+    """Export and import cross tenants: off unless the configuration turns them on (docs/security.md)."""
+    return _json(
+        {
+            "error": f"{what} is off: it reads and writes every tenant's entries, for anyone who reaches this port;"
+            " set entryTransfer: true where all callers of this sidecar may see each other's answers"
+        },
+        403,
     )

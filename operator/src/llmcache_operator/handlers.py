@@ -280,9 +280,10 @@ async def count_injected_fn(
     """Keep status.injectedPods of the pod's cache current; writes only when the count moves."""
     injected_pods: PodsIndex = kwargs["injected_pods"]
     rt, key = shared(memo), (namespace or "", annotations[INJECTED_ANNOTATION])
-    count = len(injected_pods.get(key, []))
-    if rt.injected_counts.get(key) != count and await rt.api.patch_status(*key, {"injectedPods": count}):
-        rt.injected_counts[key] = count
+    async with rt.count_writes.setdefault(key, asyncio.Lock()):
+        count = len(injected_pods.get(key, []))  # read under the lock: the index as it is now
+        if rt.injected_counts.get(key) != count and await rt.api.patch_status(*key, {"injectedPods": count}):
+            rt.injected_counts[key] = count
 
 
 def _parse(raw: Mapping[str, Any], name: str, namespace: str) -> Cache:

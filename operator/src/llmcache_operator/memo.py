@@ -22,6 +22,9 @@ class Shared:
     policy: injection.Policy
     injected_counts: dict[tuple[str, str], int] = field(default_factory=dict)
     """The injectedPods value last written per (namespace, cache), to write only changes."""
+    count_writes: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
+    """One injectedPods write at a time per cache: pods' events run in parallel workers, and
+    a count read before another pod's write must not land after it."""
     ca_checks: asyncio.Task[None] | None = None
     """The loop that rotates the interception CAs (handlers.check_transparent_caches)."""
     savings_reads: asyncio.Task[None] | None = None

@@ -119,3 +119,20 @@ async def test_an_unreachable_upstream_gives_a_502_that_sdks_can_read(make_sidec
         assert resp.status == 502
         error = (await resp.json())["error"]
     assert error["code"] == "upstream_unreachable"
+
+
+async def test_a_body_that_says_gzip_and_is_not_gets_a_clear_400(sidecar: Sidecar, upstream: Upstream) -> None:
+    """It cannot be decoded, so nothing could be forwarded that the provider would read either."""
+    before = upstream.fake.count()
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            f"{sidecar.url}/openai/v1/chat/completions",
+            data=b'{"model": "m", "messages": []}',
+            headers={"Authorization": "Bearer k", "Content-Type": "application/json", "Content-Encoding": "gzip"},
+        ) as resp,
+    ):
+        assert resp.status == 400
+        error = (await resp.json())["error"]
+    assert "gzip" in error["message"] and error["code"] == "undecodable_body"
+    assert upstream.fake.count() == before

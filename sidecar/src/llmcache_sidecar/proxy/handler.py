@@ -107,7 +107,12 @@ async def _serve_cacheable(
     request: web.Request, state: State, rt: Runtime, route: Route, tail: str, raw_tail: str, tel: RequestTrace
 ) -> web.StreamResponse:
     """Read, key and look up a cacheable request; past a miss, `miss.answer` takes over."""
-    body, complete = await _read_capped(request, rt.settings.max_body_bytes)
+    try:
+        body, complete = await _read_capped(request, rt.settings.max_body_bytes)
+    except web.RequestPayloadError as exc:  # a body its Content-Encoding does not describe
+        encoding = request.headers.get("Content-Encoding", "none")
+        message = f"llmcache: the request body cannot be decoded as its Content-Encoding ({encoding}) says: {exc}"
+        return respond.error(400, "undecodable_body", message)
     if not complete:
         return await _bypass(request, route, raw_tail, relay.chain(body, request.content), "too-large", tel)
     key_headers = tuple(request.headers.get(h) for h in route.kind.key_headers)

@@ -117,6 +117,8 @@ async def test_an_unreachable_upstream_gives_a_502_that_sdks_can_read(make_sidec
         ) as resp,
     ):
         assert resp.status == 502
+        assert resp.headers["Cache-Status"] == "llmcache; fwd=miss; detail=upstream-unreachable"
+        assert resp.headers["x-llmcache-key"].startswith("llmc:")
         error = (await resp.json())["error"]
     assert error["code"] == "upstream_unreachable"
 

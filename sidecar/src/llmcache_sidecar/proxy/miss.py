@@ -83,9 +83,14 @@ async def answer(call: Call, stale: CachedResponse | None = None) -> web.StreamR
                     return answered
             name = call.route.name
             logger.warning("upstream %s unreachable for %s: %s", name, keys.short(key), exc)
-            return respond.error(
+            failed = respond.error(
                 502, "upstream_unreachable", f"llmcache: the {name} upstream could not be reached: {exc}"
             )
+            failed.headers["Cache-Status"] = cache_status.forward(
+                "miss" if ctl.lookup else "request", detail="upstream-unreachable"
+            )
+            failed.headers["x-llmcache-key"] = key
+            return failed
         if stale is not None and not head.ok and freshness.fallback_on(head.status):
             answered = await fallback.stale_on_error(call, stale, status=head.status)
             if answered is not None:

@@ -43,7 +43,7 @@ LINE_FORMAT = 1
 """Version of an exported line; `load` refuses others."""
 MAX_LINE_BYTES = 64 * 2**20
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
-_TENANT = re.compile(r"^[0-9a-z]{1,64}$")
+_TENANT = re.compile(r"^(?:shared|anon|[0-9a-f]{32})$")  # as `wire.keys` makes them
 _SUBNAMESPACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 
 

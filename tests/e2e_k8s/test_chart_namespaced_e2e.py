@@ -65,8 +65,8 @@ def running(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactor
     }
     objs = helm4(workdir).template(values, namespace=RELEASE_NS, kube_version="1.20.2", release=RELEASE)
     ok(plane, "apply", "-f", "-", input=as_list(objs))
-    # The CA loop every second: its list of LLMCaches must work on the namespaced Roles too.
-    loop = {"LLMCACHE_OPERATOR_CA_CHECK_INTERVAL": "1"}
+    # The CA and savings loops every second: their lists of LLMCaches must work on the namespaced Roles too.
+    loop = {"LLMCACHE_OPERATOR_CA_CHECK_INTERVAL": "1", "LLMCACHE_OPERATOR_SAVINGS_INTERVAL": "1"}
     (account,) = [o for o in objs if o["kind"] == "ServiceAccount"]
     kubeconfig = service_account_kubeconfig(plane, account["metadata"]["name"], workdir / "sa", RELEASE_NS)
     log = workdir / "operator.log"
@@ -148,11 +148,16 @@ def test_on_namespaced_roles_the_operator_serves_the_watched_namespace_and_nothi
         return stored if stored["metadata"].get("annotations", {}).get("llmcache.dev/injected") else None
 
     stored = wait_until(injected, "a labelled pod injected through the chart's webhook", log)
+    savings = wait_until(
+        lambda: get(plane, "llmc", "shared", "-n", WATCHED).get("status", {}).get("savings"),
+        "status.savings read from the shared cache's Redis", log,
+    )  # fmt: skip
     apply(plane, pod("elsewhere", UNWATCHED, {"llmcache.dev/enabled": "true"}))
 
     assert (found["InterceptionCA"], found["InterceptionAllowed"]) == ("True", "True")
     assert [c["name"] for c in stored["spec"]["containers"]] == ["llmcache-sidecar", "app"]
     assert [c["name"] for c in get(plane, "pod", "elsewhere", "-n", UNWATCHED)["spec"]["containers"]] == ["app"]
+    assert (savings.get("requests"), savings.get("message")) == (0, None)
     assert "status" not in get(plane, "llmc", "other", "-n", UNWATCHED)  # never served
     assert plane.kubectl("get", "configmap", "llmcache-other", "-n", UNWATCHED).returncode != 0
     denied = [line for line in log.read_text(errors="replace").splitlines() if FORBIDDEN.search(line)]

@@ -6,10 +6,14 @@ import datetime
 import uuid
 from typing import Any
 
+import redis.asyncio as redis_lib
+
 from llmcache_operator import crd, savings
 from llmcache_operator.spec import SecretKeyRef
 from llmcache_sidecar import backends, config
 from llmcache_sidecar.backends import Savings
+from llmcache_sidecar.wire import keys
+from tests.operator.listener import MARKER, listening
 from tests.realparts import RedisServer, free_port
 
 NOW = datetime.datetime(2026, 12, 1, 10, 30, 15, tzinfo=datetime.UTC)
@@ -100,7 +104,7 @@ async def test_a_memory_cache_says_where_its_numbers_are_instead() -> None:
 
 async def test_a_redis_that_does_not_answer_is_said_so() -> None:
     found = await compute({"backend": {"type": "redis", "redis": {"url": f"redis://127.0.0.1:{free_port()}/0"}}})
-    assert found["hitRatio"] is None and found["message"].startswith("Not read: the backend did not answer")
+    assert found["hitRatio"] is None and found["message"].startswith("Not read: cannot connect (ECONNREFUSED")
 
 
 def test_kubectl_get_shows_the_hit_ratio_and_savings_from_the_status_model() -> None:
@@ -110,3 +114,89 @@ def test_kubectl_get_shows_the_hit_ratio_and_savings_from_the_status_model() -> 
     assert columns["Tokens saved"] == ("integer", ".status.savings.tokensSaved")
     assert columns["USD saved"] == ("number", ".status.savings.costSavedUSD")
     assert [c["name"] for c in version["additionalPrinterColumns"]][-1] == "Age"
+
+
+# --- What the author of an LLMCache chooses: where the savings are read from (issue 15, finding 2) ------
+
+
+async def test_status_savings_never_echoes_what_a_backend_answered() -> None:
+    """As the probe's message: a Redis error reply with the author's text is named by its class only."""
+    async with listening() as listener:
+        found = await compute({"backend": {"type": "redis", "redis": {"url": listener.redis_url}}})
+    assert listener.connections >= 1
+    assert found["message"] == "Not read: the backend answered with an error (ResponseError)."
+    assert MARKER not in found["message"]
+
+
+async def test_status_savings_never_echoes_a_reply_that_is_not_the_backends_protocol() -> None:
+    async with listening(reply=f"HTTP/1.1 200 OK\r\nX: {MARKER}\r\n\r\n".encode()) as listener:
+        found = await compute({"backend": {"type": "redis", "redis": {"url": listener.redis_url}}})
+    assert found["message"].startswith("Not read: ") and MARKER not in found["message"]
+    assert "b'" not in found["message"]
+
+
+async def test_status_savings_never_echoes_a_savings_hash_that_is_not_numbers(redis_server: RedisServer) -> None:
+    """Whoever can write the backend (a sidecar's config, another tenant) must not reach the status either."""
+    client = redis_lib.from_url(redis_server.url)
+    try:
+        await client.hset(keys.savings_key("team-a", MINUTE), mapping={"requests": MARKER})
+    finally:
+        await client.aclose()
+    found = await compute({"backend": {"type": "redis", "redis": {"url": redis_server.url}}})
+    assert found["requests"] is None and MARKER not in found["message"]
+
+
+# --- Which caches the operator reads (handlers.read_savings) ----------------------------------------------
+
+
+class FakeApi:
+    """The calls read_savings makes: which namespaces it listed, and the status patches it sent."""
+
+    def __init__(self, caches: list[dict[str, Any]]) -> None:
+        self.caches = caches
+        self.listed: list[tuple[str, ...]] = []
+        self.patched: dict[str, dict[str, Any]] = {}
+
+    async def list_llmcaches(self, namespaces: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+        self.listed.append(tuple(namespaces))
+        return self.caches
+
+    async def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> bool:
+        self.patched[name] = status
+        return True
+
+    async def read_secret_key(self, namespace: str, ref: SecretKeyRef, usable: Any) -> str | None:
+        return None
+
+
+def an_llmcache(name: str, spec: dict[str, Any], *, allowed: str | None, generation: int = 2) -> dict[str, Any]:
+    conditions = [] if allowed is None else [{"type": "Allowed", "status": allowed, "observedGeneration": generation}]
+    return {
+        "metadata": {"name": name, "namespace": "team-a", "generation": 2},
+        "spec": spec,
+        "status": {"conditions": conditions, "configHash": "x"},
+    }
+
+
+async def test_only_allowed_caches_of_the_watched_namespaces_are_read(redis_server: RedisServer) -> None:
+    """The namespaced Roles allow listing only the watched namespaces; a cache the operator has not
+    allowed for its current generation, or that its allowlists refuse now, never has its backend contacted."""
+    from llmcache_operator import handlers, injection
+    from llmcache_operator.memo import Shared
+    from llmcache_operator.options import Options
+
+    async with listening() as listener:
+        elsewhere = {"backend": {"type": "redis", "redis": {"url": listener.redis_url}}}
+        api = FakeApi([
+            an_llmcache("allowed", {"backend": {"type": "redis", "redis": {"url": redis_server.url}}}, allowed="True"),
+            an_llmcache("unchecked", elsewhere, allowed=None),
+            an_llmcache("older-generation", elsewhere, allowed="True", generation=1),
+            an_llmcache("refused", elsewhere, allowed="False"),
+            an_llmcache("beyond-the-allowlist", {**elsewhere, "namespace": "team-b"}, allowed="True"),
+        ])  # fmt: skip
+        options = Options(watch_namespaces=("team-a",))
+        rt = Shared(api=api, options=options, policy=injection.Policy())  # type: ignore[arg-type]
+        await handlers.read_savings(rt)
+    assert api.listed == [("team-a",)]
+    assert list(api.patched) == ["allowed"] and api.patched["allowed"]["savings"]["requests"] == 0
+    assert listener.connections == 0

@@ -236,8 +236,14 @@ async def read_savings(rt: Shared) -> None:
     async def one(obj: Mapping[str, Any]) -> None:
         meta = obj.get("metadata") or {}
         name, namespace = meta["name"], meta["namespace"]
-        if reconcile.refused_by_status(obj.get("status"), meta.get("generation", 0), uses_secrets=True) is not None:
-            return  # a cache pods do not get (not allowed, or its Secrets unchecked): no backend is contacted
+        if not reconcile.condition_true_for(obj.get("status"), reconcile.ALLOWED, meta.get("generation", 0)):
+            return  # not allowed, or not checked yet for this generation (its Secrets): no backend is contacted
+        try:
+            cache = _parse(obj.get("spec") or {}, name, namespace)
+        except ConfigError:
+            return  # reconcile reports it
+        if allowlist.refusal(cache, rt.options.allowlist, rt.options.sidecar_image) is not None:
+            return  # the operator's settings changed since: reconcile reports it
 
         async def read_secret(ref: model.SecretKeyRef) -> str | None:
             return await rt.api.read_secret_key(namespace, ref, secret_refs.USABLE)
@@ -256,7 +262,7 @@ async def read_savings(rt: Shared) -> None:
                 return  # reconcile reports it
             await rt.api.patch_status(namespace, name, {"savings": found})
 
-    caches = await rt.api.list_llmcaches()
+    caches = await rt.api.list_llmcaches(rt.options.watch_namespaces)  # only those: the namespaced Roles allow no more
     for obj, failed in zip(caches, await asyncio.gather(*map(one, caches), return_exceptions=True), strict=True):
         if isinstance(failed, Exception):
             meta = obj.get("metadata") or {}

@@ -76,7 +76,8 @@ async def compute(
             async with asyncio.timeout(call_timeout):
                 found = await ledger.read_savings(settings.namespace, minutes)
         except (BackendError, TimeoutError, OSError) as exc:
-            return status(None, now=now, message=f"Not read: the backend did not answer ({exc or type(exc).__name__}).")
+            # Our words only, as the probe's: the error's text quotes the backend (`probe.failure`).
+            return status(None, now=now, message=f"Not read: {probe.failure(exc, call_timeout)}.")
         return status(found, now=now)
 
 

@@ -34,6 +34,16 @@ from tests.operator.caches import MODELS, SHARED
             "spec.backend.redis.passwordSecretRef.key: required",
         ),
         (
+            {"backend": {"type": "redis", "redis": {"url": "http://redis:6379"}}},
+            "spec.backend.redis.url: expected a URL starting with redis://, rediss://, unix://;"
+            " got 'http://redis:6379'",
+        ),
+        (
+            {"semantic": {"store": {"type": "redis", "redis": {"url": "redis.cache.svc:6379"}}}},
+            "spec.semantic.store.redis.url: expected a URL starting with redis://, rediss://, unix://;"
+            " got 'redis.cache.svc:6379'",
+        ),
+        (
             {"providers": ["openai", "vllm"]},
             "spec.providers[1]: 'vllm' is not built in (openai, anthropic, gemini);"
             " define it under customProviders.vllm",

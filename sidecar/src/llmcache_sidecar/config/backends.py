@@ -39,6 +39,10 @@ class SentinelSettings:
             check_address(address, f"{path}.addresses[{i}]")
 
 
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+"""What redis-py's from_url accepts."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RedisSettings:
     url: str = setting(
@@ -66,6 +70,10 @@ class RedisSettings:
     )
 
     def _check(self, path: str) -> None:
+        if not self.url.startswith(REDIS_SCHEMES):
+            # The client refuses it only when the backend is built: in a pod, after the config was accepted.
+            schemes = ", ".join(REDIS_SCHEMES)
+            raise ConfigError(f"{path}.url", f"expected a URL starting with {schemes}; got {self.url!r}")
         if self.cluster and self.sentinel is not None:
             raise ConfigError(f"{path}.sentinel", "cluster and sentinel exclude each other")
 

@@ -44,6 +44,24 @@ from tests.operator.caches import MODELS, SHARED
             " got 'redis.cache.svc:6379'",
         ),
         (
+            {"backend": {"type": "disk", "disk": {"path": "/etc/llmcache"}}},
+            "spec.backend.disk.path: '/etc/llmcache' overlaps /etc/llmcache, where the operator mounts the sidecar's files",
+        ),
+        (
+            {"backend": {"type": "dual", "dual": {"l2": "disk"}, "disk": {"path": "/var/run/secrets"}}},
+            "spec.backend.disk.path: '/var/run/secrets' overlaps /var/run/secrets/llmcache,"
+            " where the operator mounts the sidecar's files",
+        ),
+        (
+            {"backend": {"type": "disk", "disk": {"path": "cache"}}},
+            "spec.backend.disk.path: expected an absolute, normalized directory other than /, got 'cache'",
+        ),
+        (
+            {"backend": {"type": "disk", "disk": {"path": "/var/cache/../../etc/llmcache"}}},
+            "spec.backend.disk.path: expected an absolute, normalized directory other than /,"
+            " got '/var/cache/../../etc/llmcache'",
+        ),
+        (
             {"providers": ["openai", "vllm"]},
             "spec.providers[1]: 'vllm' is not built in (openai, anthropic, gemini);"
             " define it under customProviders.vllm",

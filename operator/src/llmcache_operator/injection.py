@@ -34,7 +34,7 @@ DEFAULT_CONTAINER_ANNOTATION = "kubectl.kubernetes.io/default-container"
 OWN_LABEL = ("app.kubernetes.io/part-of", "llmcache")
 SIDECAR_NAME = "llmcache-sidecar"
 CONFIG_VOLUME = "llmcache-config"
-CONFIG_DIR = "/etc/llmcache"
+CONFIG_DIR = spec.CONFIG_DIR
 DISK_VOLUME = "llmcache-disk"
 SIDECAR_UID = 65531
 """The sidecar's UID and GID (the image's USER), in both variants; the iptables rule exempts it.

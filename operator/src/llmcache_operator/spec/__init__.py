@@ -10,6 +10,7 @@ the sidecar will read. `status` is what the operator writes back.
 
 from llmcache_operator.spec.cache import (
     CA_DIR,
+    CONFIG_DIR,
     IPTABLES_PORT,
     SALT_DIR,
     SALT_KEY,
@@ -44,6 +45,7 @@ from llmcache_operator.spec.view import SECRET_ROOT, KubernetesView, SecretMount
 __all__ = [
     "API_VERSION",
     "CA_DIR",
+    "CONFIG_DIR",
     "GROUP",
     "IPTABLES_PORT",
     "KIND",

@@ -8,6 +8,7 @@ transparent mode's CA). Errors are `ConfigError`s whose path starts at `spec.`.
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,8 @@ from llmcache_sidecar import config
 from llmcache_sidecar.config import CacheSettings, ConfigError, ProviderSettings, Settings
 
 SIDECAR_HOST = "127.0.0.1"
+CONFIG_DIR = "/etc/llmcache"
+"""Where the sidecar's ConfigMap is mounted (and, for transparent mode, the apps' trust bundle below it)."""
 CA_DIR = f"{SECRET_ROOT}/ca"
 """Where a transparent cache's CA (tls.crt, tls.key) is mounted in the sidecar, and only there."""
 SALT_DIR = f"{SECRET_ROOT}/tenant-salt"
@@ -99,6 +102,7 @@ def parse(raw: Mapping[str, Any] | None, *, name: str, namespace: str, secret_ro
         # Settings' own checks speak of the sidecar's file: name what the user wrote instead.
         path = exc.path if exc.path.startswith("spec") else f"spec.{exc.path}".rstrip(".")
         raise ConfigError(in_spec_words(path), in_spec_words(exc.message)) from exc
+    _check_disk_path(settings)
     return Cache(
         name=name,
         namespace=namespace,
@@ -109,6 +113,24 @@ def parse(raw: Mapping[str, Any] | None, *, name: str, namespace: str, secret_ro
         mode=spec.mode,
         interception=spec.interception,
     )
+
+
+def _check_disk_path(settings: Settings) -> None:
+    """The disk backend's directory becomes a volume mount of the sidecar: it must be one the pod accepts.
+
+    A relative path, or one that is, contains or lies inside a directory the operator mounts
+    (the config, the Secrets), would make the API server refuse the injected pod (mount paths
+    must be unique) or the kubelet fail its container: the pod, not just its cache, would not run.
+    """
+    backend = settings.backend
+    if (backend.dual.l2 if backend.type == "dual" else backend.type) != "disk":
+        return
+    path, where = backend.disk.path, "spec.backend.disk.path"
+    if not path.startswith("/") or posixpath.normpath(path) != path or path == "/":
+        raise ConfigError(where, f"expected an absolute, normalized directory other than /, got {path!r}")
+    for reserved in (CONFIG_DIR, SECRET_ROOT):
+        if path == reserved or path.startswith(reserved + "/") or reserved.startswith(path + "/"):
+            raise ConfigError(where, f"{path!r} overlaps {reserved}, where the operator mounts the sidecar's files")
 
 
 def _secret_files(settings: object) -> Iterator[str]:

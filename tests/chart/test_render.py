@@ -283,6 +283,19 @@ def test_with_the_webhook_off_the_operator_serves_none_and_nothing_is_registered
     assert "webhook-tls" not in json.dumps([o["metadata"]["name"] for o in objs])
 
 
+def test_with_watched_namespaces_the_webhook_is_sent_only_their_pods(helm: Helm) -> None:
+    """Else every pod spec of the cluster, env values included, reaches an operator that serves a few namespaces."""
+
+    def selector(option_set: str) -> list[dict[str, Any]]:
+        (config,) = by_kind(rendered(helm, option_set), "MutatingWebhookConfiguration")
+        expressions: list[dict[str, Any]] = config["webhooks"][0]["namespaceSelector"]["matchExpressions"]
+        return expressions
+
+    name_in = {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["team-a", "team-b"]}
+    assert name_in in selector("watch-namespaces")
+    assert not [e for e in selector("defaults") if e["operator"] == "In" and e["key"] == name_in["key"]]
+
+
 # --- The operator Deployment ---------------------------------------------------------------------------
 
 

@@ -37,7 +37,7 @@ def documented_acl(namespace: str, password: str) -> list[str]:
     """The `ACL SETUSER` line of docs/security.md, for `namespace`, as arguments."""
     line = next(line for line in DOCS.read_text().splitlines() if line.startswith(f"ACL SETUSER {DOCUMENTED_USER} "))
     line = line.replace(DOCUMENTED_USER, f"llmcache-{namespace}").replace(">CHANGE-ME", f">{password}")
-    line = re.sub(rf"~llmc:2:{DOCUMENTED_NAMESPACE}([:/])", rf"~llmc:2:{namespace}\1", line)
+    line = re.sub(rf"~llmc:2:{DOCUMENTED_NAMESPACE}([:/.])", rf"~llmc:2:{namespace}\1", line)
     return line.split()[1:]  # SETUSER ...
 
 

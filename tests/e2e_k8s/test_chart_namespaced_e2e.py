@@ -57,7 +57,9 @@ def running(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactor
     ok(plane, "apply", "-f", str(ROOT / "charts" / "llmcache" / "crds"))
     ok(plane, "wait", "--for=condition=Established", "--timeout=30s", "crd/llmcaches.llmcache.dev")
     for name in (RELEASE_NS, WATCHED, UNWATCHED):
-        apply(plane, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+        # The name label Kubernetes 1.21+ sets by itself, by hand on this 1.20 server (chart README).
+        labels = {"kubernetes.io/metadata.name": name}
+        apply(plane, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}})
     port = free_port()
     values = {
         "webhook": {"url": f"https://127.0.0.1:{port}/inject-sidecar"},

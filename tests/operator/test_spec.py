@@ -253,3 +253,11 @@ def test_a_rule_that_does_not_compile_is_refused_with_its_index_in_the_spec() ->
         spec.parse(raw, name="policy", namespace="apps")
     assert refused.value.path == "spec.rules[1].when"
     assert refused.value.message.startswith("at 1:18: Syntax error: token recognition error at: '= '")
+
+
+def test_a_name_longer_than_a_label_value_is_refused_before_anything_is_made() -> None:
+    """The ConfigMap and Secrets made for a cache carry its name as a label value (63 characters at most)."""
+    assert spec.parse(None, name="c" * 63, namespace="team-a").name == "c" * 63
+    with pytest.raises(ConfigError) as caught:
+        spec.parse(None, name="c" * 64, namespace="team-a")
+    assert str(caught.value).startswith("metadata.name: at most 63 characters")

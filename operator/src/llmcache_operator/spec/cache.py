@@ -19,6 +19,8 @@ from llmcache_sidecar import config
 from llmcache_sidecar.config import CacheSettings, ConfigError, ProviderSettings, Settings
 
 SIDECAR_HOST = "127.0.0.1"
+MAX_NAME = 63
+"""An LLMCache's name is the `llmcache.dev/cache` label of its ConfigMap and Secrets: a label value."""
 CONFIG_DIR = "/etc/llmcache"
 """Where the sidecar's ConfigMap is mounted (and, for transparent mode, the apps' trust bundle below it)."""
 CA_DIR = f"{SECRET_ROOT}/ca"
@@ -80,6 +82,10 @@ def parse(raw: Mapping[str, Any] | None, *, name: str, namespace: str, secret_ro
     `secret_root` is where referenced Secrets are found as files: the pod's mount
     directory by default, a scratch directory when the operator itself probes the backend.
     """
+    if len(name) > MAX_NAME:
+        raise ConfigError(
+            "metadata.name", f"at most {MAX_NAME} characters: it is a label value on the objects made for it"
+        )
     view = KubernetesView(secret_root)
     spec = config.parse(LLMCacheSpec, _quantities_as_strings(raw), "spec", view)
     shared = {s.key for s in config.settings_of(CacheSettings)}

@@ -210,11 +210,7 @@ def status_after_invalid(
     old = read_status(previous)
     ready = Condition(type=READY, status="False", reason="InvalidSpec", message=str(error))
     conditions = with_condition(old.conditions, ready, now=now, generation=generation)
-    if not any(c.type == BACKEND_REACHABLE for c in conditions):
-        unknown = Condition(
-            type=BACKEND_REACHABLE, status="Unknown", reason="NotChecked", message="The spec is invalid."
-        )
-        conditions = with_condition(conditions, unknown, now=now, generation=generation)
+    conditions = _backend_not_checked(conditions, "The spec is invalid.", now=now, generation=generation)
     return {"conditions": [config.to_mapping(c) for c in conditions], "observedGeneration": generation}
 
 
@@ -235,12 +231,18 @@ def status_after_refusal(
     )
     conditions = with_condition(old.conditions, ready, now=now, generation=generation)
     conditions = with_condition(conditions, allowed_condition(refusal), now=now, generation=generation)
-    if not any(c.type == BACKEND_REACHABLE for c in conditions):
-        unknown = Condition(
-            type=BACKEND_REACHABLE, status="Unknown", reason="NotChecked", message="The spec is not allowed."
-        )
-        conditions = with_condition(conditions, unknown, now=now, generation=generation)
+    conditions = _backend_not_checked(conditions, "The spec is not allowed.", now=now, generation=generation)
     return {"conditions": [config.to_mapping(c) for c in conditions], "observedGeneration": generation}
+
+
+def _backend_not_checked(
+    conditions: tuple[Condition, ...], why: str, *, now: str, generation: int
+) -> tuple[Condition, ...]:
+    """`conditions` with BackendReachable Unknown (`why`) when there is none yet: it was never probed."""
+    if any(c.type == BACKEND_REACHABLE for c in conditions):
+        return conditions
+    unknown = Condition(type=BACKEND_REACHABLE, status="Unknown", reason="NotChecked", message=why)
+    return with_condition(conditions, unknown, now=now, generation=generation)
 
 
 def status_after_conflict(

@@ -30,7 +30,7 @@ from llmcache_sidecar.config import Settings, parse
 from llmcache_sidecar.proxy.runtime import response_limit
 from tests.conftest import SidecarFactory
 from tests.fakes.large_answers import DELTA, EMBEDDINGS, LargeAnswers, make_large_provider
-from tests.realparts import free_port
+from tests.realparts import free_port, until_healthy
 
 MiB = 2**20
 TOO_LARGE = "llmcache; fwd=miss; detail=response-too-large"
@@ -163,15 +163,7 @@ async def running_sidecar(config: dict[str, object], tmp_path: Path) -> AsyncIte
     with (tmp_path / "sidecar.log").open("wb") as log:
         proc = await asyncio.create_subprocess_exec(COMMAND, "--config", str(file), stderr=log)
         try:
-            async with aiohttp.ClientSession() as http:
-                for _ in range(100):
-                    try:
-                        async with http.get(f"http://{admin}/healthz") as r:
-                            if r.status == 200:
-                                break
-                    except aiohttp.ClientError:
-                        pass
-                    await asyncio.sleep(0.1)
+            await until_healthy(f"http://{admin}")
             yield f"http://{listen}", proc.pid
         finally:
             proc.send_signal(signal.SIGTERM)

@@ -17,7 +17,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from tests.conftest import Upstream
-from tests.realparts import free_port
+from tests.realparts import free_port, until_healthy
 
 PROMPT = "please keep this prompt out of telemetry"
 
@@ -101,14 +101,8 @@ async def test_the_sidecar_exports_spans_and_metrics_over_otlp_and_logs_json_wit
         stderr=subprocess.PIPE,
     )
     try:
+        await until_healthy(f"http://127.0.0.1:{admin}", tries=50)
         async with aiohttp.ClientSession() as http:
-            for _ in range(50):
-                try:
-                    async with http.get(f"http://127.0.0.1:{admin}/healthz") as r:
-                        if r.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    await asyncio.sleep(0.1)
             statuses = []
             for _ in range(2):
                 async with http.post(

@@ -27,7 +27,7 @@ from llmcache_sidecar import config, telemetry
 from llmcache_sidecar.telemetry import Aggregates, PriceBook, RequestTrace
 from tests.conftest import Otel, SidecarFactory, Upstream
 from tests.e2e.test_otlp_and_logs import Receiver
-from tests.realparts import free_port
+from tests.realparts import free_port, until_healthy
 
 SAMPLED = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 UNSAMPLED = "00-5bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"
@@ -66,14 +66,7 @@ async def cli_sidecar(
         stderr=subprocess.PIPE,
     )
     try:
-        async with aiohttp.ClientSession() as http:
-            for _ in range(100):
-                try:
-                    async with http.get(f"http://127.0.0.1:{admin}/healthz") as r:
-                        if r.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    await asyncio.sleep(0.1)
+        await until_healthy(f"http://127.0.0.1:{admin}")
         yield f"http://127.0.0.1:{port}"
     finally:
         proc.send_signal(signal.SIGTERM)

@@ -8,7 +8,7 @@ fixtures built on them (`redis_server`, `redis_with_password`, `s3_server`, ...)
 """
 
 from tests.realparts.ports import free_port, free_ports
-from tests.realparts.processes import Servers
+from tests.realparts.processes import Servers, until_healthy
 from tests.realparts.redis_servers import RedisServer, redis, redis_cluster, redis_sentinel
 from tests.realparts.storage import BUCKET, azurite, azurite_connection_string, gcs_emulator, moto_s3
 from tests.realparts.tls import TLS, make_tls
@@ -28,4 +28,5 @@ __all__ = [
     "redis",
     "redis_cluster",
     "redis_sentinel",
+    "until_healthy",
 ]

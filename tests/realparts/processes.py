@@ -7,6 +7,7 @@ kind of outage (a refused connection fails fast; a silent one has to time out).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
@@ -17,6 +18,8 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import aiohttp
 
 ROOT = Path(__file__).resolve().parents[2]
 INSTALL_HINT = "make test installs it (scripts/install-test-servers.sh, apt-get install redis-server)"
@@ -91,3 +94,16 @@ def http_answers(port: int, path: str = "/") -> bool:
     with socket.create_connection(("127.0.0.1", port), timeout=2) as conn:
         conn.sendall(f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n".encode())
         return conn.recv(16).startswith(b"HTTP/")
+
+
+async def until_healthy(admin_url: str, tries: int = 100) -> None:
+    """Poll a sidecar process's `/healthz` every 0.1 s until it answers 200 (at most `tries` times)."""
+    async with aiohttp.ClientSession() as http:
+        for _ in range(tries):
+            try:
+                async with http.get(f"{admin_url}/healthz") as r:
+                    if r.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)

@@ -202,6 +202,26 @@ def app_deployment(name: str, namespace: str, image: str, *, replicas: int = 1, 
     }
 
 
+def labelled_pod(name: str, namespace: str, image: str) -> dict[str, object]:
+    """A bare idle pod with the label the docs name: what the webhook would inject."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": namespace, "labels": {"llmcache.dev/enabled": "true"}},
+        "spec": {
+            "terminationGracePeriodSeconds": 1,
+            "containers": [
+                {
+                    "name": "app",
+                    "image": image,
+                    "imagePullPolicy": "Never",
+                    "command": ["python", "-c", "import signal; signal.pause()"],
+                }
+            ],
+        },
+    }
+
+
 def rolled_out(kube: Kube, namespace: str, name: str, replicas: int = 1) -> list[dict[str, object]]:
     """Wait until the Deployment's pods are all Ready; its pods."""
     kube.kubectl("rollout", "status", f"deployment/{name}", "-n", namespace, "--timeout=180s", timeout=200)

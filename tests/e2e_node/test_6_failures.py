@@ -13,6 +13,7 @@ from tests.e2e_node.conftest import (
     app_deployment,
     ask,
     container_names,
+    labelled_pod,
     path_of,
     rolled_out,
 )
@@ -66,22 +67,7 @@ def test_with_the_operator_at_zero_new_pods_start_and_running_ones_keep_serving(
     scale(kube, "deployment", OPERATOR, 0)
     try:
         assert ask(kube, APP_NS, app, "while the operator is away").cache == "llmcache; hit"
-        newcomer = {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": "newcomer", "namespace": APP_NS, "labels": {"llmcache.dev/enabled": "true"}},
-            "spec": {
-                "terminationGracePeriodSeconds": 1,
-                "containers": [
-                    {
-                        "name": "app",
-                        "image": release.built.app,
-                        "imagePullPolicy": "Never",
-                        "command": ["python", "-c", "import signal; signal.pause()"],
-                    }
-                ],
-            },
-        }
+        newcomer = labelled_pod("newcomer", APP_NS, release.built.app)
         kube.kubectl("apply", "-f", "-", input=json.dumps(newcomer))  # failurePolicy Ignore: not refused
         kube.kubectl("wait", "--for=condition=Ready", "pod/newcomer", "-n", APP_NS, "--timeout=120s", timeout=150)
         assert container_names(kube.get("pod", "newcomer", APP_NS)) == ["app"]  # as documented: uninjected

@@ -15,7 +15,6 @@ It acts only on what the operator has allowed: a cache whose status does not say
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import logging
 from collections.abc import Mapping, Sequence
@@ -97,15 +96,6 @@ async def write_transparent_conditions(
             current = await store.read_llmcache(namespace, name)
     logger.info("%s/%s: the status kept changing; its CA conditions are written next round", namespace, name)
     return False
-
-
-async def check_forever(rt: Shared) -> None:
-    while True:
-        await asyncio.sleep(rt.options.ca_check_interval)
-        try:
-            await check_transparent_caches(rt)
-        except Exception:  # the next round tries again; kopf's own handlers are unaffected
-            logger.exception("checking the interception CAs failed")
 
 
 def _now() -> str:

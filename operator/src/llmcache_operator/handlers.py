@@ -22,6 +22,7 @@ from llmcache_operator import (
     applying,
     ca_checks,
     k8s,
+    loops,
     probe,
     reconcile,
     savings,
@@ -67,8 +68,12 @@ async def startup_fn(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: k
     settings.admission.server = webhook.server(options.webhook)
     version = await api.server_version()
     memo[MEMO_KEY] = rt = Shared(api=api, options=options, policy=options.policy(version))
-    rt.ca_checks = asyncio.create_task(ca_checks.check_forever(rt), name="llmcache-ca-checks")
-    rt.savings_reads = asyncio.create_task(_savings_forever(rt), name="llmcache-savings")
+    checks = loops.every(
+        rt.options.ca_check_interval, lambda: ca_checks.check_transparent_caches(rt), "checking the interception CAs"
+    )
+    rt.ca_checks = asyncio.create_task(checks, name="llmcache-ca-checks")
+    readings = loops.every(rt.options.savings_interval, lambda: read_savings(rt), "reading what the caches saved")
+    rt.savings_reads = asyncio.create_task(readings, name="llmcache-savings")
     logger.info("API server %s; native sidecars: %s", version, memo[MEMO_KEY].policy.native_sidecars)
 
 
@@ -172,7 +177,7 @@ async def reconcile_fn(
         spec,
         name=name,
         namespace=namespace,
-        read_secret=lambda ref: rt.api.read_secret_key(namespace, ref, secret_refs.USABLE),
+        read_secret=_usable_secrets(rt, namespace),
         ping_timeout=rt.options.backend_timeout,
     )
     if backend.reachable and reconcile.flush_requested(status, cache):
@@ -202,7 +207,7 @@ async def _flush_shared(rt: Shared, body: kopf.Body, raw: Mapping[str, Any], nam
             raw,
             name=name,
             namespace=namespace,
-            read_secret=lambda ref: rt.api.read_secret_key(namespace, ref, secret_refs.USABLE),
+            read_secret=_usable_secrets(rt, namespace),
             flush_timeout=rt.options.backend_timeout,
         )
     except probe.FlushError as exc:
@@ -245,16 +250,13 @@ async def read_savings(rt: Shared) -> None:
         if allowlist.refusal(cache, rt.options.allowlist, rt.options.sidecar_image) is not None:
             return  # the operator's settings changed since: reconcile reports it
 
-        async def read_secret(ref: model.SecretKeyRef) -> str | None:
-            return await rt.api.read_secret_key(namespace, ref, secret_refs.USABLE)
-
         async with gate:
             try:
                 found = await savings.compute(
                     obj.get("spec"),
                     name=name,
                     namespace=namespace,
-                    read_secret=read_secret,
+                    read_secret=_usable_secrets(rt, namespace),
                     call_timeout=rt.options.backend_timeout,
                     now=now,
                 )
@@ -269,16 +271,6 @@ async def read_savings(rt: Shared) -> None:
             kopf_logger.warning("savings of %s/%s not written: %s", meta.get("namespace"), meta.get("name"), failed)
 
 
-async def _savings_forever(rt: Shared) -> None:
-    """A loop of the operator's own, not a kopf timer (see `check_transparent_caches`)."""
-    while True:
-        await asyncio.sleep(rt.options.savings_interval)
-        try:
-            await read_savings(rt)
-        except Exception:  # the next round tries again; kopf's own handlers are unaffected
-            kopf_logger.exception("reading what the caches saved failed")
-
-
 @kopf.on.event("v1", "pods", annotations={INJECTED_ANNOTATION: kopf.PRESENT})
 async def count_injected_fn(
     namespace: str | None, annotations: kopf.Annotations, memo: kopf.Memo, **kwargs: Any
@@ -290,6 +282,11 @@ async def count_injected_fn(
         count = len(injected_pods.get(key, []))  # read under the lock: the index as it is now
         if rt.injected_counts.get(key) != count and await rt.api.patch_status(*key, {"injectedPods": count}):
             rt.injected_counts[key] = count
+
+
+def _usable_secrets(rt: Shared, namespace: str) -> probe.SecretReader:
+    """What the operator may read of `namespace`'s Secrets: the values of those labelled usable."""
+    return lambda ref: rt.api.read_secret_key(namespace, ref, secret_refs.USABLE)
 
 
 def _parse(raw: Mapping[str, Any], name: str, namespace: str) -> Cache:

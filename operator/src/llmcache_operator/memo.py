@@ -26,7 +26,7 @@ class Shared:
     """One injectedPods write at a time per cache: pods' events run in parallel workers, and
     a count read before another pod's write must not land after it."""
     ca_checks: asyncio.Task[None] | None = None
-    """The loop that rotates the interception CAs (handlers.check_transparent_caches)."""
+    """The loop that rotates the interception CAs (ca_checks.check_transparent_caches, run by loops.every)."""
     savings_reads: asyncio.Task[None] | None = None
     """The loop that writes what each cache saved (handlers.read_savings)."""
     tasks: set[asyncio.Task[None]] = field(default_factory=set)

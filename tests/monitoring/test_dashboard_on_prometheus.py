@@ -39,7 +39,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.conftest import Upstream
 from tests.monitoring.conftest import DASHBOARD, RULES
 from tests.monitoring.prometheus import Target, running_prometheus
-from tests.realparts import free_port
+from tests.realparts import free_port, until_healthy
 from tests.realparts import redis as real_redis
 from tests.semantic.test_judge import FakeJudge
 
@@ -173,17 +173,8 @@ async def sidecar(tmp_path: Path, name: str, settings: dict[str, Any]) -> AsyncI
     with (tmp_path / f"{name}.log").open("wb") as log:
         proc = await asyncio.create_subprocess_exec(COMMAND, "--config", str(config), stderr=log)
     try:
-        async with aiohttp.ClientSession() as http:
-            for _ in range(STARTUP_POLLS):
-                try:
-                    async with http.get(f"http://127.0.0.1:{admin}/readyz") as r:
-                        if r.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.1)
-            else:
-                raise AssertionError(f"{name} never became ready: {(tmp_path / f'{name}.log').read_text()[-2000:]}")
+        if not await until_healthy(f"http://127.0.0.1:{admin}", STARTUP_POLLS, path="/readyz"):
+            raise AssertionError(f"{name} never became ready: {(tmp_path / f'{name}.log').read_text()[-2000:]}")
         yield f"http://127.0.0.1:{port}", f"http://127.0.0.1:{admin}", f"127.0.0.1:{metrics}"
     finally:
         proc.send_signal(signal.SIGTERM)

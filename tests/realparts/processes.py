@@ -96,14 +96,15 @@ def http_answers(port: int, path: str = "/") -> bool:
         return conn.recv(16).startswith(b"HTTP/")
 
 
-async def until_healthy(admin_url: str, tries: int = 100) -> None:
-    """Poll a sidecar process's `/healthz` every 0.1 s until it answers 200 (at most `tries` times)."""
+async def until_healthy(admin_url: str, tries: int = 100, path: str = "/healthz") -> bool:
+    """Poll a sidecar process's admin `path` every 0.1 s until it answers 200 (True), at most `tries` times."""
     async with aiohttp.ClientSession() as http:
         for _ in range(tries):
             try:
-                async with http.get(f"{admin_url}/healthz") as r:
+                async with http.get(f"{admin_url}{path}") as r:
                     if r.status == 200:
-                        return
+                        return True
             except aiohttp.ClientError:
                 pass
             await asyncio.sleep(0.1)
+    return False
